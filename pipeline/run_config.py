@@ -1,0 +1,54 @@
+"""Configuration of ``mcmt run`` / ``mcmt associate`` (defaults mirror configs/run.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pipeline.association_config import AssociationConfig
+from trackers.config import TrackerConfig
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    stride: int = 1                    # analyse every k-th frame
+    offsets: dict[str, float] = field(default_factory=dict)  # camera -> time offset (s)
+    max_frames: Optional[int] = None   # stop each camera after this many frames
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    model: str = "yolo11n.pt"          # anything ultralytics loads
+    conf: float = 0.1                  # keep low-score boxes for ByteTrack's second stage
+    iou: float = 0.7
+    imgsz: int = 640
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    batch: int = 8
+
+
+@dataclass(frozen=True)
+class ReIDRunConfig:
+    checkpoint: str = "default"        # our .pt, "default", an .onnx or OpenVINO .xml
+    device: str = "auto"
+    batch_size: int = 32
+    every_k_frames: int = 5            # embed a track at most every k frames
+    min_box_height: int = 40
+    min_score: float = 0.5
+    max_overlap: float = 0.3           # skip crops overlapped by another box more than this (IoA)
+    gallery_size: int = 10             # best features kept per tracklet
+    thumbnails: int = 4
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    save_video: bool = False
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    video: VideoConfig = field(default_factory=VideoConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    reid: ReIDRunConfig = field(default_factory=ReIDRunConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
