@@ -1,20 +1,57 @@
-"""Cross-camera association settings (see pipeline/association.py)."""
+"""Cross-camera association settings (see pipeline/association.py).
+
+Short tracklets (``n_boxes < min_tracklet_length``) and tracklets without appearance features
+are handled per ``short_tracklets``:
+
+- ``keep``:  clustered like any other tracklet.
+- ``flag``:  clustered like any other tracklet, and marked ``flagged`` in the result.
+- ``merge``: flagged; kept out of the clustering of the long tracklets (their noisy features
+  never bridge two people), then each is attached to the nearest identity within
+  ``threshold`` that no constraint forbids, or gets an identity of its own.
+- ``drop``:  flagged and given global id 0 (no identity; writers skip them).
+
+A tracklet with no appearance features can never be matched: it is flagged and gets its own identity
+(or id 0 with ``drop``).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
+LINKAGES = ("average", "single", "complete")
+APPEARANCE_MODES = ("mean", "pairwise_mean", "topk")
+SHORT_POLICIES = ("keep", "flag", "merge", "drop")
+
 
 @dataclass(frozen=True)
 class AssociationConfig:
-    enabled: bool = True               # false: each camera's ids are kept separate
-    threshold: float = 0.5             # stop merging clusters above this fused distance
+    enabled: bool = True               # false: every tracklet is its own identity
+    threshold: float = 0.45            # stop merging clusters above this fused distance
     linkage: str = "average"           # average | single | complete
-    attribute_weight: float = 0.2      # weight of attribute disagreement in the fused distance
-    rerank: bool = False               # k-reciprocal re-ranking of the appearance distances
+    appearance: str = "mean"           # mean: cosine of the weighted mean features;
+    #                                    pairwise_mean: mean cosine over all gallery pairs;
+    #                                    topk: mean of the topk best gallery pairs (slower)
+    topk: int = 3                      # pairs averaged by appearance=topk
+    attribute_weight: float = 0.2      # fused = (1 - w) * appearance + w * attribute disagreement
+    rerank: bool = False               # k-reciprocal re-ranking of appearance (for ~50+ tracklets; retune threshold)
     rerank_k1: int = 20
     rerank_k2: int = 6
     rerank_lambda: float = 0.3
-    min_tracklet_length: int = 5       # shorter tracklets are handled per `short_tracklets`
-    short_tracklets: str = "keep"      # keep | drop | flag
-    topology: Optional[str] = None     # camera topology YAML (allowed transitions, travel times)
+    min_tracklet_length: int = 5       # fewer boxes than this: a short tracklet
+    short_tracklets: str = "keep"      # keep | flag | merge | drop (see module docstring)
+    topology: Optional[str] = None     # camera topology YAML (see pipeline/topology.py)
+
+    def __post_init__(self):
+        for name, value, valid in (("linkage", self.linkage, LINKAGES),
+                                   ("appearance", self.appearance, APPEARANCE_MODES),
+                                   ("short_tracklets", self.short_tracklets, SHORT_POLICIES)):
+            if value not in valid:
+                raise ValueError(f"association.{name} must be one of {', '.join(valid)}, got {value!r}")
+        if not 0.0 <= self.attribute_weight <= 1.0:
+            raise ValueError(f"association.attribute_weight must be in [0, 1], got {self.attribute_weight}")
+        if self.threshold < 0:
+            raise ValueError(f"association.threshold must be >= 0, got {self.threshold}")
+        if self.topk < 1 or self.rerank_k1 < 1 or self.rerank_k2 < 1:
+            raise ValueError("association.topk, rerank_k1 and rerank_k2 must be >= 1")
+        if not 0.0 <= self.rerank_lambda <= 1.0:
+            raise ValueError(f"association.rerank_lambda must be in [0, 1], got {self.rerank_lambda}")

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcmt",
         description="Multi-camera multi-target person tracking with a multi-task ReID network.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest="top_verbose",
+                        help="more output (also accepted after the command)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, dest="top_quiet", help="less output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -84,10 +87,12 @@ def load_command_config(module, args) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet)
     if not args.command:
         parser.print_help()
         return 2
+    args.verbose += args.top_verbose
+    args.quiet += args.top_quiet
+    setup_logging(args.verbose, args.quiet)
     try:
         load_command_config(args._module, args)
         return int(args._module.main(args) or 0)

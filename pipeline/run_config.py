@@ -12,7 +12,16 @@ from trackers.config import TrackerConfig
 class VideoConfig:
     stride: int = 1                    # analyse every k-th frame
     offsets: dict[str, float] = field(default_factory=dict)  # camera -> time offset (s)
-    max_frames: Optional[int] = None   # stop each camera after this many frames
+    max_frames: Optional[int] = None   # stop each camera after this many analysed frames
+    default_fps: float = 25.0          # frame folders without a seqinfo.ini (frameRate), broken containers
+
+    def __post_init__(self):
+        if self.stride < 1:
+            raise ValueError(f"video.stride must be >= 1, got {self.stride}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"video.max_frames must be >= 1 or null, got {self.max_frames}")
+        if self.default_fps <= 0:
+            raise ValueError(f"video.default_fps must be > 0, got {self.default_fps}")
 
 
 @dataclass(frozen=True)
@@ -22,26 +31,28 @@ class DetectorConfig:
     iou: float = 0.7
     imgsz: int = 640
     device: str = "auto"               # auto | cpu | cuda | cuda:N
-    batch: int = 8
+    batch: int = 8                     # frames per predict call (all cameras' frames of a step go together)
+    score_scale: Optional[float] = None  # --detections: divide file scores by this (null: by the max if > 1)
 
 
 @dataclass(frozen=True)
 class ReIDRunConfig:
-    checkpoint: str = "default"        # our .pt, "default", an .onnx or OpenVINO .xml
+    checkpoint: str = "default"        # our .pt, "default", an .onnx or OpenVINO .xml; "none": no ReID
     device: str = "auto"
     batch_size: int = 32
-    every_k_frames: int = 5            # embed a track at most every k frames
+    every_k_frames: int = 3            # embed a track at most every k analysed frames
+    min_hits: int = 2                  # a track is embedded once it has this many boxes (confirmed)
     min_box_height: int = 40
     min_score: float = 0.5
-    max_overlap: float = 0.3           # skip crops overlapped by another box more than this (IoA)
+    max_overlap: float = 0.1           # skip crops overlapped by another box more than this (IoA)
     gallery_size: int = 10             # best features kept per tracklet
-    thumbnails: int = 4
+    thumbnails: int = 4                # thumbnails kept per tracklet (and per identity and camera)
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    save_video: bool = False
-    report: bool = True
+    save_video: bool = False           # videos/<camera>.mp4 with global ids drawn
+    report: bool = True                # report.html
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tests never reach the network: keep ultralytics from probing its hub.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
 
 def shared_root() -> Path:
     return Path(os.environ.get("MCMT_SHARED", REPO.parent / "shared"))

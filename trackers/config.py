@@ -1,7 +1,8 @@
 """Tracker settings: one frozen dataclass shared by all registered trackers.
 
 Owned by trackers/; the pipeline passes ``dataclasses.asdict(cfg)`` minus ``name`` to
-``build_tracker(cfg.name, **params)``.
+``build_tracker(cfg.name, **params)``. Fields a tracker does not use (e.g. the appearance
+settings for ``bytetrack``) are accepted by ``build_tracker`` and ignored for that tracker.
 """
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    name: str = "bytetrack"            # registry name (see trackers.TRACKERS)
+    name: str = "bytetrack"            # registry name (see trackers.TRACKERS): bytetrack | botsort
     track_high_thresh: float = 0.5     # first-stage detection score threshold
-    track_low_thresh: float = 0.1      # detections below are dropped entirely
+    track_low_thresh: float = 0.1      # detections at or below are dropped entirely
     new_track_thresh: float = 0.6      # min score to start a new track
-    match_thresh: float = 0.8          # max (1 - IoU) cost accepted in the first stage
+    match_thresh: float = 0.8          # max cost accepted in the first (high-score) stage
+    low_match_thresh: float = 0.5      # max 1 - IoU accepted in the second (low-score) stage
+    unconfirmed_match_thresh: float = 0.7  # max cost for a one-frame-old track to match again
     track_buffer: int = 30             # frames a lost track is kept (scaled by frame_rate / 30)
     frame_rate: float = 30.0
     fuse_score: bool = True            # multiply IoU similarity by detection score
-    min_box_area: float = 10.0
+    min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)
+    duplicate_iou: float = 0.85        # a tracked and a lost track overlapping more are duplicates
     # appearance-aware (BoT-SORT style) tracker only
-    appearance_thresh: float = 0.25    # max cosine distance for an appearance match
+    appearance_thresh: float = 0.25    # max cosine distance / 2 for an appearance match
     proximity_thresh: float = 0.5      # min IoU for the appearance term to be considered
+    reacquire_thresh: float = 0.2      # max cosine distance / 2 to re-find a lost track by appearance
+                                       # alone (Kalman-gated); 0 disables that stage
     ema_alpha: float = 0.9             # feature EMA momentum
-    gmc: str = "none"                  # camera-motion compensation: none | sparse
+    gmc: str = "none"                  # camera-motion compensation: none | sparse (see trackers.gmc)

@@ -1,22 +1,148 @@
 """Detect, track and identify people across several camera videos.
 
-Example:
-  mcmt run --videos cam1.mp4 cam2.mp4 --out runs/x
+Each --videos entry is one camera: a video file or a folder of frames (e.g. MOTChallenge img1/).
+Writes to --out: mot/<camera>.txt (global ids), mtmc.txt, identities.json, thumbs/, report.html,
+videos/ (with --save-video) and cache/ (rerunning with the same inputs and settings reuses it;
+'mcmt associate --run DIR' redoes only the association and outputs).
+
+The default ReID checkpoint is not shipped yet: pass --reid with a model file, e.g. an OpenVINO
+person-reidentification-retail-0286.xml or an OSNet .onnx, or --reid none (no appearance: every
+camera track is its own identity).
+
+Examples:
+  mcmt run --videos cam1.mp4 cam2.mp4 --out runs/x --reid osnet_x0_25_msmt17.onnx
+  mcmt run --videos seq/img1 --detections seq/det/det.txt --reid none
+  mcmt run --videos a.mp4 b.mp4 --detector yolov8n_full_integer_quant.tflite --set video.offsets.b=2.5
 """
-from pipeline.commands._stub import not_built
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from pipeline.errors import UserError
 from pipeline.run_config import RunConfig
 
 CONFIG_CLASS = RunConfig
+log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
     p.add_argument("--videos", nargs="+", required=True, metavar="VIDEO",
                    help="video files (or folders of frames), one per camera")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="camera names (default: the file stems)")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
+    p.add_argument("--detections", nargs="+", metavar="DET_TXT",
+                   help="MOTChallenge detection files, one per video, instead of the detector")
+    p.add_argument("--detector", metavar="MODEL", help="detector model (sets detector.model)")
+    p.add_argument("--reid", metavar="MODEL",
+                   help="ReID model: our .pt, .onnx, OpenVINO .xml, 'default' or 'none' (sets reid.checkpoint)")
+    p.add_argument("--device", metavar="DEV", help="auto | cpu | cuda | cuda:N for detector and ReID")
+    p.add_argument("--stride", type=int, metavar="K", help="analyse every K-th frame (sets video.stride)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each camera after N analysed frames")
+    p.add_argument("--topology", metavar="YAML", help="camera topology file (sets association.topology)")
+    p.add_argument("--save-video", action="store_true", help="also write videos/<camera>.mp4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def apply_cli(cfg: RunConfig, args) -> RunConfig:
+    """Fold the command-line options into the config (they win over --config and --set)."""
+    rep = dataclasses.replace
+    video, det, reid, out, assoc = cfg.video, cfg.detector, cfg.reid, cfg.output, cfg.association
+    try:
+        if args.stride is not None:
+            video = rep(video, stride=args.stride)
+        if args.max_frames is not None:
+            video = rep(video, max_frames=args.max_frames)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.detector:
+        det = rep(det, model=args.detector)
+    if args.device:
+        det, reid = rep(det, device=args.device), rep(reid, device=args.device)
+    if args.reid:
+        reid = rep(reid, checkpoint=args.reid)
+    if args.save_video:
+        out = rep(out, save_video=True)
+    if args.topology:
+        assoc = rep(assoc, topology=args.topology)
+    return rep(cfg, video=video, detector=det, reid=reid, output=out, association=assoc)
+
+
+def load_encoder(checkpoint: str, device: str, batch_size: int = 32):
+    """The ReID encoder, or None for 'none'; a clear error when the model cannot be used."""
+    if checkpoint.lower() == "none":
+        return None
+    if checkpoint != "default" and not Path(checkpoint).exists():
+        raise UserError(f"ReID model not found: {checkpoint} (pass --reid path/to/model.pt|.onnx|.xml, "
+                        "or --reid none to run without appearance features)")
+    try:
+        from reid import ReIDEncoder
+    except ImportError:
+        raise UserError("the ReID encoder is not available in this version; run with --reid none") from None
+    from pipeline.detector import resolve_device
+    return ReIDEncoder.from_checkpoint(checkpoint, device=resolve_device(device), batch_size=batch_size)
+
+
+def default_out() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
 def main(args) -> int:
-    from pipeline.inputs import check_videos
+    from pipeline.detector import FileDetections, YoloDetector, detection_files
+    from pipeline.outputs import associate_and_write, write_run_file
+    from pipeline.runner import run_cameras
+    from pipeline.video import open_sources
 
-    check_videos(args.videos)
-    raise not_built("run", "the detection/tracking pipeline")
+    cfg = apply_cli(args.cfg, args)
+    t0 = time.perf_counter()
+    # every input is checked before any work starts
+    sources = open_sources(args.videos, args.names, stride=cfg.video.stride, offsets=cfg.video.offsets,
+                           max_frames=cfg.video.max_frames, default_fps=cfg.video.default_fps)
+    det_files = detection_files(args.detections, [s.name for s in sources]) if args.detections else None
+    files = FileDetections(det_files, cfg.detector.score_scale) if det_files else None
+    if cfg.association.topology and not Path(cfg.association.topology).is_file():
+        raise UserError(f"topology file not found: {cfg.association.topology}")
+    if files is None:
+        from pipeline.detector import check_model_path
+        check_model_path(cfg.detector.model)
+    encoder = load_encoder(cfg.reid.checkpoint, cfg.reid.device, cfg.reid.batch_size)
+    out = Path(args.out) if args.out else default_out()
+    out.mkdir(parents=True, exist_ok=True)
+
+    d = cfg.detector
+
+    def make_detector():
+        return YoloDetector(d.model, conf=d.conf, iou=d.iou, imgsz=d.imgsz, device=d.device, batch=d.batch)
+
+    try:
+        stats = run_cameras(sources, cfg, out, detector_factory=make_detector, files=files,
+                            det_files=det_files, encoder=encoder, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
+                    "to continue from them", out / "cache")
+        raise
+    cameras = [{"name": s.name, "video": str(s.path), "fps": s.fps,
+                "frames": int(stats.per_camera[s.name].get("frames", 0)),
+                "analysed_frames": int(stats.per_camera[s.name].get("analysed_frames", 0)),
+                "corrupt_frames": int(stats.per_camera[s.name].get("corrupt", 0)),
+                "offset": s.offset, "stride": s.stride, "width": s.width, "height": s.height} for s in sources]
+    run_stats = {"frames": stats.frames, "corrupt_frames": stats.corrupt,
+                 "stage_seconds": round(stats.seconds, 3), "detect_seconds": round(stats.detect_seconds, 3),
+                 "reid_seconds": round(stats.reid_seconds, 3), "detected_frames": stats.detected_frames,
+                 "embedded_crops": stats.embedded_crops, "reused_cameras": stats.reused_cameras,
+                 "reid_model": getattr(encoder, "name", cfg.reid.checkpoint) if encoder else "none",
+                 "detector": files.name if files else cfg.detector.model}
+    write_run_file(out, cameras, cfg, {"stats": run_stats})
+    summary = associate_and_write(out, cfg, cameras, sources=sources, stats=run_stats)
+    wall = time.perf_counter() - t0
+    all_reused = len(stats.reused_cameras) == len(sources)
+    speed = "all from the cache" if all_reused else \
+        f"{stats.frames / stats.seconds if stats.seconds > 0 else 0.0:.1f} frames/s"
+    reused = f" (cache reused: {', '.join(stats.reused_cameras)})" if stats.reused_cameras and not all_reused else ""
+    corrupt = f", {stats.corrupt} corrupt skipped" if stats.corrupt else ""
+    print(f"mcmt run: {len(sources)} cameras, {stats.frames} frames{corrupt}, {speed}, "
+          f"{summary['tracklets']} tracklets, {summary['identities']} identities in {wall:.1f} s{reused} "
+          f"-> {out}")
+    return 0

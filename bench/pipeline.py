@@ -1,0 +1,170 @@
+"""Benchmark of ``mcmt run`` on two cameras against detection alone and ultralytics' own tracking.
+
+Two camera views are cut from PETS09-S2L1 ``vtest.avi`` (left x 0..352 and right x 416..768, as in
+tests/test_run_pipeline.py). Each measurement runs in its own process (clean peak memory, ru_maxrss)
+with the same offline detector (int8 TFLite YOLOv8n) on the same videos:
+
+* ``mcmt run``     : decode + detect + ByteTrack + ReID (OpenVINO 0286) + association + all outputs
+* ``mcmt botsort`` : the same with ``tracker.name=botsort`` (every high-score detection embedded)
+* ``detect only``  : decode + our batched YOLO calls, nothing else
+* ``ultralytics``  : ``model.track(frame, persist=True, tracker="bytetrack.yaml")``, one model per camera
+
+frames/s = frames of both cameras / wall time of the job (model loading included for all three).
+Peak memory of ``mcmt run`` is measured for the clip and for a 4x longer input: it must stay flat.
+
+Usage: python bench/pipeline.py [--frames 100] [--shared ../shared] [--skip-long]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# this file is named pipeline.py: keep bench/ off the import path so `import pipeline` is the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+VIEWS = {"left": (0, 352), "right": (416, 768)}
+
+
+def make_views(video: Path, frames: int, out: Path) -> list[Path]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    writers = {n: cv2.VideoWriter(str(out / f"{n}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (x1 - x0, 576))
+               for n, (x0, x1) in VIEWS.items()}
+    for _ in range(frames):
+        ok, img = cap.read()
+        if not ok:
+            break
+        for n, (x0, x1) in VIEWS.items():
+            writers[n].write(img[:, x0:x1].copy())
+    for w in writers.values():
+        w.release()
+    cap.release()
+    return [out / f"{n}.avi" for n in VIEWS]
+
+
+# ---- children: one measurement each ------------------------------------------------------------
+def child_pipeline(videos, det, reid, out, tracker: str = "bytetrack") -> dict:
+    from pipeline.cli import main
+
+    t0 = time.perf_counter()
+    code = main(["run", "--videos", *videos, "--out", out, "--detector", det, "--reid", reid, "--device", "cpu",
+                 "--no-progress", "-q", "--set", f"tracker.name={tracker}"])
+    wall = time.perf_counter() - t0
+    stats = json.loads((Path(out) / "run.json").read_text())["stats"]
+    return {"code": code, "wall": wall, "frames": stats["frames"], "detect_s": stats["detect_seconds"],
+            "reid_s": stats["reid_seconds"], "crops": stats["embedded_crops"]}
+
+
+def child_detect(videos, det) -> dict:
+    from pipeline.detector import YoloDetector
+    from pipeline.video import open_sources
+
+    t0 = time.perf_counter()
+    detector = YoloDetector(det, device="cpu")
+    iters = [iter(s) for s in open_sources(videos)]
+    frames = 0
+    while True:
+        batch = [f.image for f in (next(it, None) for it in iters) if f is not None]
+        if not batch:
+            break
+        detector(batch)
+        frames += len(batch)
+    return {"code": 0, "wall": time.perf_counter() - t0, "frames": frames}
+
+
+def child_ultralytics(videos, det) -> dict:
+    import cv2
+    from ultralytics import YOLO
+
+    t0 = time.perf_counter()
+    models = [YOLO(det, task="detect") for _ in videos]          # one tracker state per camera
+    caps = [cv2.VideoCapture(v) for v in videos]
+    frames = 0
+    while True:
+        active = 0
+        for model, cap in zip(models, caps):
+            ok, img = cap.read()
+            if not ok:
+                continue
+            model.track(img, persist=True, tracker="bytetrack.yaml", classes=[0], conf=0.1, device="cpu",
+                        verbose=False)
+            frames += 1
+            active += 1
+        if not active:
+            break
+    return {"code": 0, "wall": time.perf_counter() - t0, "frames": frames}
+
+
+def run_child(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode or not lines:
+        raise RuntimeError(f"child {args[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", type=int, default=100, help="frames per camera of the clip")
+    p.add_argument("--shared", default=os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
+    p.add_argument("--skip-long", action="store_true", help="skip the 4x longer memory run")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    shared = Path(a.shared)
+    det = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
+    reid = str(shared / "models/openvino/person-reidentification-retail-0286/FP16/person-reidentification-retail-0286.xml")
+    if a.child:
+        kind, *rest = a.child
+        videos = rest[0].split(",")
+        out = {"pipeline": lambda: child_pipeline(videos, det, reid, rest[1]),
+               "pipeline_botsort": lambda: child_pipeline(videos, det, reid, rest[1], "botsort"),
+               "detect": lambda: child_detect(videos, det),
+               "ultralytics": lambda: child_ultralytics(videos, det)}[kind]()
+        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return 0
+    video = shared / "data/pets09-s2l1/vtest.avi"
+    if not video.is_file():
+        print(f"needs {video} (set --shared)")
+        return 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name, n in [("clip", a.frames)] + ([] if a.skip_long else [("4x", 4 * a.frames)]):
+            d = tmp / name
+            d.mkdir()
+            vids = ",".join(map(str, make_views(video, n, d)))
+            kinds = (["pipeline", "pipeline_botsort", "detect", "ultralytics"] if name == "clip"
+                     else ["pipeline", "ultralytics"])
+            for kind in kinds:
+                r = run_child([kind, vids, str(d / f"run_{kind}")])
+                rows.append((name, kind, r))
+    print(f"\ntwo cameras ({', '.join(f'{k} x{v[0]}..{v[1]}' for k, v in VIEWS.items())}), "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; detector int8 TFLite YOLOv8n, ReID OpenVINO 0286")
+    print(f"{'input':6} {'job':12} {'frames':>6} {'wall s':>7} {'frames/s':>9} {'peak MB':>8}  notes")
+    base = {n: r for n, k, r in rows if k == "ultralytics"}
+    for name, kind, r in rows:
+        fps = r["frames"] / r["wall"]
+        note = f"{fps / (base[name]['frames'] / base[name]['wall']):.2f}x ultralytics"
+        if kind.startswith("pipeline"):
+            note += f"; detect {r['detect_s']:.1f} s, reid {r['reid_s']:.1f} s ({r['crops']} crops)"
+        label = {"pipeline": "mcmt run", "pipeline_botsort": "mcmt botsort", "detect": "detect only",
+                 "ultralytics": "ultralytics"}[kind]
+        print(f"{name:6} {label:12} {r['frames']:6d} {r['wall']:7.1f} {fps:9.1f} {r['peak_mb']:8.0f}  {note}")
+    mem = {n: r["peak_mb"] for n, k, r in rows if k == "pipeline"}
+    if "4x" in mem:
+        print(f"mcmt run peak memory 4x / clip: {mem['4x'] / mem['clip']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

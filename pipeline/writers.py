@@ -1,0 +1,186 @@
+"""Outputs of a run folder (all written atomically).
+
+``mot/<camera>.txt`` (MOTChallenge, global ids), ``mtmc.txt`` (AI City, camera_id = 1-based index in
+``identities.json`` "cameras"), ``identities.json``, ``thumbs/<gid>_<camera>_<k>.jpg`` and, on request,
+``videos/<camera>.mp4`` with boxes drawn in each identity's colour.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from pipeline.cache import atomic_write_json
+from pipeline.tracklet import Tracklet
+
+log = logging.getLogger(__name__)
+
+
+def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int]) -> np.ndarray:
+    """(N, 7) frame0, local id, x1, y1, x2, y2, score -> (M, 10) MOT rows with global ids, 1-based frames.
+
+    Boxes whose local id has no global id (dropped tracklets) are left out.
+    """
+    if len(boxes) == 0:
+        return np.zeros((0, 10), np.float64)
+    gids = np.array([gid_of.get(int(t), 0) for t in boxes[:, 1]], np.int64)
+    keep = gids > 0
+    b = boxes[keep]
+    rows = np.full((len(b), 10), -1.0)
+    rows[:, 0] = b[:, 0] + 1
+    rows[:, 1] = gids[keep]
+    rows[:, 2:4] = b[:, 2:4]
+    rows[:, 4:6] = b[:, 4:6] - b[:, 2:4]
+    rows[:, 6] = b[:, 6]
+    return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+
+
+def write_mot_rows(path: Path, rows: np.ndarray) -> None:
+    """MOTChallenge file via engineer C's ``write_mot`` when present, else the same format here."""
+    try:
+        from pipeline.mot_io import write_mot
+    except ImportError:
+        write_mot = None
+    if write_mot is not None:
+        write_mot(path, rows)
+        return
+    lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.4g},-1,-1,-1"
+             for r in rows]
+    _atomic_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tracks(run_dir: Path, cameras: Sequence[str], boxes: Mapping[str, np.ndarray],
+                 gid_maps: Mapping[str, Mapping[int, int]]) -> dict[str, np.ndarray]:
+    """Write ``mot/<camera>.txt`` and ``mtmc.txt``; returns the MOT rows per camera."""
+    from pipeline.mtmc_io import mot_to_mtmc, write_mtmc
+
+    mot = {cam: local_to_mot(boxes[cam], gid_maps.get(cam, {})) for cam in cameras}
+    for cam in cameras:
+        write_mot_rows(Path(run_dir) / "mot" / f"{cam}.txt", mot[cam])
+    write_mtmc(Path(run_dir) / "mtmc.txt", mot_to_mtmc(mot, list(cameras)))
+    return mot
+
+
+def attribute_summary(names: Sequence[str], probs: Optional[np.ndarray], limit: int = 8) -> list[str]:
+    """Readable attributes: binary ones with p >= 0.5 ("female 0.93"), and the most likely class of
+    each multi-class group ("upper_color: white 0.88"), most confident first."""
+    if probs is None or len(names) == 0:
+        return []
+    items: list[tuple[float, str]] = []
+    groups: dict[str, tuple[float, str]] = {}
+    for name, p in zip(names, np.asarray(probs, np.float64)):
+        if ":" in name:
+            group, cls = name.split(":", 1)
+            if p > groups.get(group, (-1.0, ""))[0]:
+                groups[group] = (float(p), cls)
+        elif p >= 0.5:
+            items.append((float(p), f"{name} {p:.2f}"))
+    items += [(p, f"{g}: {c} {p:.2f}") for g, (p, c) in groups.items()]
+    return [text for _, text in sorted(items, key=lambda x: -x[0])[:limit]]
+
+
+def _mean_attributes(tracklets: Sequence[Tracklet]) -> Optional[np.ndarray]:
+    """Box-count-weighted mean of the tracklets' attribute means; None when none has attributes."""
+    with_attrs = [t for t in tracklets if t.attributes is not None and t.attributes.size]
+    if not with_attrs:
+        return None
+    w = np.array([max(t.n_boxes, 1) for t in with_attrs], np.float64)
+    return (np.stack([t.attributes for t in with_attrs]) * w[:, None]).sum(0) / w.sum()
+
+
+def copy_thumbnails(run_dir: Path, gid: int, members: Sequence[Tracklet], thumbs: Mapping[tuple, list[str]],
+                    cache_thumb_dirs: Mapping[str, Path], per_camera: int) -> dict[str, list[str]]:
+    """Copy up to ``per_camera`` thumbnails per camera (from the longest tracklets first)."""
+    out: dict[str, list[str]] = {}
+    for t in sorted(members, key=lambda t: -t.n_boxes):
+        names = out.setdefault(t.camera, [])
+        for src in thumbs.get(t.key, []):
+            if len(names) >= per_camera:
+                break
+            rel = f"thumbs/{gid}_{t.camera}_{len(names)}.jpg"
+            src_path = cache_thumb_dirs[t.camera] / src
+            if src_path.is_file():
+                dst = Path(run_dir) / rel
+                tmp = dst.with_name(f".{dst.name}.tmp")
+                shutil.copyfile(src_path, tmp)
+                os.replace(tmp, dst)
+                names.append(rel)
+    return {cam: v for cam, v in out.items() if v}
+
+
+def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gids: np.ndarray,
+                     thumbnails: Mapping[int, dict[str, list[str]]], attribute_names: Sequence[str],
+                     summary: dict) -> dict:
+    """The ``identities.json`` document (see the agreed run-folder layout)."""
+    identities = []
+    for gid in sorted(set(int(g) for g in gids if g > 0)):
+        members = [t for t, g in zip(tracklets, gids) if int(g) == gid]
+        cams = [c["name"] for c in cameras if any(t.camera == c["name"] for t in members)]
+        spans = {cam: [min(t.start_time for t in members if t.camera == cam),
+                       max(t.end_time for t in members if t.camera == cam)] for cam in cams}
+        attrs = _mean_attributes(members)
+        identities.append({
+            "global_id": gid, "cameras": cams,
+            "tracklets": [{"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
+                           "end_frame": t.end_frame, "start_time": round(t.start_time, 3),
+                           "end_time": round(t.end_time, 3), "n_boxes": t.n_boxes, "flagged": t.flagged}
+                          for t in sorted(members, key=lambda t: (t.start_time, t.camera))],
+            "time_spans": {c: [round(a, 3), round(b, 3)] for c, (a, b) in spans.items()},
+            "box_count": int(sum(t.n_boxes for t in members)),
+            "attributes": ({n: round(float(p), 4) for n, p in zip(attribute_names, attrs)}
+                           if attrs is not None else {}),
+            "attribute_summary": attribute_summary(attribute_names, attrs),
+            "thumbnails": thumbnails.get(gid, {}),
+        })
+    return {"cameras": list(cameras), "attribute_names": list(attribute_names), "identities": identities,
+            "summary": summary}
+
+
+def write_identities(run_dir: Path, doc: dict) -> Path:
+    path = Path(run_dir) / "identities.json"
+    atomic_write_json(path, doc)
+    return path
+
+
+def write_videos(run_dir: Path, sources: Sequence, mot: Mapping[str, np.ndarray]) -> list[Path]:
+    """``videos/<camera>.mp4``: every analysed frame with its global-id boxes drawn (a second decode)."""
+    import cv2
+
+    from pipeline.draw import draw_tracks
+
+    out = []
+    for src in sources:
+        rows = mot.get(src.name, np.zeros((0, 10)))
+        by_frame = {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])} if len(rows) else {}
+        path = Path(run_dir) / "videos" / f"{src.name}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.mp4")
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), src.fps / src.stride,
+                                 (src.width, src.height))
+        try:
+            for frame in src:
+                r = by_frame.get(frame.index + 1, np.zeros((0, 10)))
+                boxes = np.column_stack([r[:, 2:4], r[:, 2:4] + r[:, 4:6]]) if len(r) else np.zeros((0, 4))
+                writer.write(draw_tracks(frame.image, boxes, r[:, 1].astype(np.int64)))
+        finally:
+            writer.release()
+        os.replace(tmp, path)
+        out.append(path)
+    return out

@@ -1,0 +1,141 @@
+"""The paper's multi-task ReID network (Section III-B, Fig. 2).
+
+::
+
+    image (N,3,H,W)
+      └─ trunk: ResNet-50 up to and including res_conv4_1 (torchvision layer3[0]), shared
+           ├─ global branch: res_conv4_2.. + res_conv5 (own copy), global max pooling
+           │     f_I^G  (identity + global attributes)      f_V^G  (verification / triplet)
+           └─ part branch: res_conv4_2.. + res_conv5 with stride 1 in res_conv5_1 (own copy)
+                 map split into upper / lower halves, each max pooled:
+                 f_I^U (identity + upper-body attributes)   f_I^L (identity + lower-body attributes)
+                 whole map max pooled: f_V^P (verification / triplet)
+
+Identity classifiers: one linear layer on each of f_I^G, f_I^U, f_I^L. Attribute classifiers:
+global attributes from f_I^G, upper-body from f_I^U, lower-body from f_I^L (Table 1, driven by
+the :class:`~reid.schema.AttributeSchema`).
+
+In training mode ``forward`` returns :class:`ReIDTrainOutput` (features and logits; the model
+does not know the loss). In eval mode it returns :class:`ReIDInference`: the concatenation of
+the five FC features (not normalised) and the attribute probabilities.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, NamedTuple
+
+import torch
+from torch import nn
+
+from pipeline.errors import UserError
+from reid.backbones import BACKBONES, build_backbone, make_part_branch
+from reid.heads import AttributeHeads, FCFeature, attribute_probs, classifier
+from reid.schema import AttributeSchema
+
+# default input (H, W) per backbone: the paper's 384x128 for ResNet-50, 256x128 for CPU backbones
+DEFAULT_INPUT_SIZE = {"resnet50": (384, 128), "resnet34": (256, 128), "resnet18": (256, 128),
+                      "mobilenetv2": (256, 128), "efficientnet_lite0": (256, 128)}
+FEATURE_NAMES = ("f_ig", "f_vg", "f_iu", "f_il", "f_vp")  # order of the inference embedding
+
+
+class ReIDTrainOutput(NamedTuple):
+    f_ig: torch.Tensor          # (N, d) f_I^G  global identity/attribute feature
+    f_vg: torch.Tensor          # (N, d) f_V^G  global verification feature
+    f_iu: torch.Tensor          # (N, d) f_I^U  upper-body identity/attribute feature
+    f_il: torch.Tensor          # (N, d) f_I^L  lower-body identity/attribute feature
+    f_vp: torch.Tensor          # (N, d) f_V^P  part verification feature
+    id_logits: tuple            # 3 x (N, num_ids) from f_I^G, f_I^U, f_I^L (empty when num_ids == 0)
+    attr_logits: torch.Tensor   # (N, num_outputs) attribute logits in schema column order
+
+
+class ReIDInference(NamedTuple):
+    embedding: torch.Tensor     # (N, 5*d) concat(f_I^G, f_V^G, f_I^U, f_I^L, f_V^P), not normalised
+    attributes: torch.Tensor    # (N, num_outputs) probabilities, or (N, 0) without a schema
+
+
+def _as_schema(schema: AttributeSchema | Mapping | None) -> AttributeSchema | None:
+    if schema is None or isinstance(schema, AttributeSchema):
+        return schema
+    return AttributeSchema.from_dict(schema)
+
+
+class MultiTaskReID(nn.Module):
+    """See the module docstring. Build it with :func:`build_model`."""
+
+    def __init__(self, backbone: str = "resnet50", num_ids: int = 0, schema: AttributeSchema | None = None,
+                 feat_dim: int = 256, pretrained: str = "imagenet",
+                 input_size: tuple[int, int] | None = None):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise UserError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
+        if num_ids < 0 or feat_dim < 1:
+            raise ValueError(f"num_ids must be >= 0 and feat_dim >= 1, got {num_ids}, {feat_dim}")
+        input_size = tuple(int(v) for v in (input_size or DEFAULT_INPUT_SIZE[backbone]))
+        if len(input_size) != 2 or input_size[0] % 32 or input_size[1] % 32:
+            raise UserError(f"input_size must be (height, width), both multiples of 32, got {input_size}")
+        self.schema = _as_schema(schema)
+        parts = build_backbone(backbone, pretrained)
+        c = parts.out_channels
+        self.trunk = parts.trunk
+        self.global_branch = parts.branch
+        self.part_branch = make_part_branch(parts.branch, parts)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc_ig, self.fc_vg = FCFeature(c, feat_dim), FCFeature(c, feat_dim)
+        self.fc_iu, self.fc_il, self.fc_vp = FCFeature(c, feat_dim), FCFeature(c, feat_dim), FCFeature(c, feat_dim)
+        self.id_classifiers = nn.ModuleList([classifier(feat_dim, num_ids) for _ in range(3)] if num_ids else [])
+        self.attr_heads = AttributeHeads(self.schema, feat_dim)
+        self.config: dict[str, Any] = {
+            "backbone": backbone, "num_ids": int(num_ids), "feat_dim": int(feat_dim),
+            "input_size": list(input_size), "mean": list(parts.mean), "std": list(parts.std),
+            "schema": self.schema.to_dict() if self.schema is not None else None,
+        }
+
+    @property
+    def embedding_dim(self) -> int:
+        return 5 * self.config["feat_dim"]
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        return self.schema.output_names if self.schema is not None else ()
+
+    def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,3,H,W) -> global map (N,C,H/32,W/32), part map (N,C,H/16,W/16)."""
+        shared = self.trunk(x)
+        return self.global_branch(shared), self.part_branch(shared)
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The five FC features, each (N, d)."""
+        g_map, p_map = self.feature_maps(x)
+        upper, lower = torch.chunk(p_map, 2, dim=2)          # split the height in halves
+        pool = lambda m: self.pool(m).flatten(1)             # noqa: E731  (N,C,h,w) -> (N,C)
+        g, p = pool(g_map), pool(p_map)
+        return {"f_ig": self.fc_ig(g), "f_vg": self.fc_vg(g), "f_iu": self.fc_iu(pool(upper)),
+                "f_il": self.fc_il(pool(lower)), "f_vp": self.fc_vp(p)}
+
+    def forward(self, x: torch.Tensor):
+        f = self.features(x)
+        attr_logits = self.attr_heads({"global": f["f_ig"], "upper": f["f_iu"], "lower": f["f_il"]})
+        if not self.training:
+            emb = torch.cat([f[k] for k in FEATURE_NAMES], dim=1)
+            return ReIDInference(emb, attribute_probs(attr_logits, self.schema))
+        id_logits = tuple(clf(f[k]) for clf, k in zip(self.id_classifiers, ("f_ig", "f_iu", "f_il")))
+        return ReIDTrainOutput(*(f[k] for k in FEATURE_NAMES), id_logits, attr_logits)
+
+
+def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeSchema | Mapping | None = None,
+                feat_dim: int = 256, pretrained: str = "imagenet",
+                input_size: tuple[int, int] | None = None, mean: Any = None, std: Any = None) -> MultiTaskReID:
+    """Build the multi-task ReID network.
+
+    ``input_size`` (H, W) defaults to the backbone's (384x128 for resnet50, 256x128 otherwise).
+    ``pretrained``: "imagenet", "none" or a state-dict path (see :mod:`reid.backbones`).
+    ``model.config`` is a plain dict with which ``build_model(**config, pretrained="none")``
+    rebuilds the same architecture (``mean``/``std`` are accepted and ignored: they follow from
+    the backbone).
+    """
+    return MultiTaskReID(backbone, num_ids, schema, feat_dim, pretrained, input_size)
+
+
+def clone_for_inference(model: MultiTaskReID) -> MultiTaskReID:
+    """An eval-mode deep copy (so that exporting or embedding never changes the caller's model)."""
+    return copy.deepcopy(model).eval()

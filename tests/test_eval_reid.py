@@ -1,0 +1,89 @@
+"""Evaluation protocols (reid/evaluate.py) and `mcmt eval-reid` on real models and data."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from pipeline.cli import main as cli_main
+from reid.data import Sample
+from reid.evaluate import average_splits, euclidean_distance, pool_tracklets, rank_scores
+
+OV_0286 = ("models", "openvino", "person-reidentification-retail-0286")
+
+
+def test_euclidean_distance_of_unit_vectors():
+    a = np.array([[1, 0], [0, 1]], np.float32)
+    b = np.array([[1, 0], [-1, 0], [np.sqrt(0.5), np.sqrt(0.5)]], np.float32)
+    d = euclidean_distance(a, b)
+    np.testing.assert_allclose(d, [[0, 2, np.sqrt(2 - np.sqrt(2))], [np.sqrt(2), np.sqrt(2), np.sqrt(2 - np.sqrt(2))]],
+                               atol=1e-6)
+
+
+def test_pool_tracklets_means_per_tracklet_in_first_seen_order():
+    samples = [Sample("a", 1, 1, None, 7), Sample("b", 2, 1, None, 3), Sample("c", 1, 1, None, 7),
+               Sample("d", 1, 2, None, 9)]
+    feats = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)
+    reps, pooled = pool_tracklets(samples, feats)
+    assert [r.path for r in reps] == ["a", "b", "d"]
+    np.testing.assert_allclose(pooled, [[np.sqrt(0.5), np.sqrt(0.5)], [0, 1], [1, 0]], atol=1e-6)
+
+
+def test_rank_scores_in_percent_and_average_of_splits():
+    q = np.array([[1, 0], [0, 1]], np.float32)
+    g = np.array([[0, 1], [1, 0]], np.float32)
+    scores, dist = rank_scores(q, g, [1, 2], [1, 2], [0, 0], [1, 1], max_rank=2)
+    assert scores["rank1"] == 0.0 and scores["rank5"] == 100.0 and scores["mAP"] == 50.0
+    avg = average_splits([{**scores, "attributes": None}, {**scores, "rank1": 50.0, "attributes": None}])
+    assert avg["rank1"] == 25.0 and avg["rank1_std"] == 25.0 and len(avg["splits"]) == 2
+
+
+def test_eval_reid_openvino_on_market_mini(tmp_path, capsys):
+    model = shared_path(*OV_0286)
+    data = shared_path("data", "market1501-mini")
+    out = tmp_path / "m.json"
+    assert cli_main(["eval-reid", "--checkpoint", str(model), "--dataset", "market1501", "--data-root", str(data),
+                     "--json", str(out), "--no-progress", "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    # a strong external model (Market-1501 rank-1 94.8 reported) must rank most of the 16 queries right
+    assert res["rank1"] >= 75.0 and res["rank1"] <= res["rank5"] <= res["rank10"] <= 100.0
+    assert 0 < res["mAP"] <= 100 and res["attributes"] is None      # external model: no attributes
+    assert res["num_query"] == 32 and res["protocol"]["rerank"] is None
+    assert res["model"]["dim"] == 256 and "rank-1" in capsys.readouterr().out
+
+
+def test_eval_reid_mars_tracklets_and_clustering(tmp_path):
+    model = shared_path("models", "osnet_x0_25_msmt17.onnx")
+    data = shared_path("data", "mars-mini")
+    out = tmp_path / "mars.json"
+    assert cli_main(["eval-reid", "--checkpoint", str(model), "--dataset", "mars", "--data-root", str(data),
+                     "--option", "test_folder=bbox_train", "--option", "max_per_tracklet=3", "--json", str(out),
+                     "--no-progress", "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    assert res["protocol"]["level"].startswith("tracklet") and res["rank1"] >= 50.0
+    clus = res["clustering"]
+    assert clus["identities"] == 16 and 1 <= clus["clusters"] <= 32
+    assert 0 < clus["purity"] <= 1 and 0 < clus["pair_f1"] <= 1
+
+
+def test_eval_reid_bad_option_is_a_user_error(tmp_path, capsys):
+    data = shared_path("data", "market1501-mini")
+    model = shared_path(*OV_0286)
+    assert cli_main(["eval-reid", "--checkpoint", str(model), "--dataset", "market1501", "--data-root", str(data),
+                     "--option", "nosuch=1"]) == 2
+    assert "nosuch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_viper_ten_splits_reference_numbers(tmp_path):
+    """The first external reference point (see the closing note of issue 4)."""
+    model = shared_path(*OV_0286)
+    data = shared_path("data", "peta", "VIPeR")
+    out = tmp_path / "v.json"
+    assert cli_main(["eval-reid", "--checkpoint", str(model), "--dataset", "viper", "--data-root", str(data),
+                     "--json", str(out), "--no-progress", "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    print(f"VIPeR 10 splits, OpenVINO 0286: rank-1 {res['rank1']:.2f} rank-5 {res['rank5']:.2f} "
+          f"rank-10 {res['rank10']:.2f} mAP {res['mAP']:.2f}")
+    assert len(res["splits"]) == 10 and res["num_query"] == res["num_gallery"] == 316
+    assert 60.0 <= res["rank1"] <= 72.0

@@ -1,0 +1,145 @@
+"""Losses: batch-hard triplet vs brute force, attribute loss (binary, multi-class, missing), ablations."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from reid.losses import MultiTaskLoss, attribute_part_loss, batch_hard_triplet_loss, pairwise_euclidean
+from reid.model import build_model
+from reid.schema import AttributeGroup, AttributeSchema
+
+SCHEMA = AttributeSchema("toy", (
+    AttributeGroup("female", "global"),
+    AttributeGroup("age", "global", ("young", "teen", "adult", "old")),
+    AttributeGroup("up_color", "upper", ("white", "red", "blue")),
+    AttributeGroup("downlong", "lower"),
+))
+
+
+def brute_force_batch_hard(feats, pids, margin):
+    n = len(feats)
+    losses = []
+    for a in range(n):
+        pos = [math.dist(feats[a].tolist(), feats[p].tolist()) for p in range(n) if pids[p] == pids[a]]
+        neg = [math.dist(feats[a].tolist(), feats[q].tolist()) for q in range(n) if pids[q] != pids[a]]
+        if neg:
+            losses.append(max(0.0, max(pos) - min(neg) + margin))
+    return sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_hard_matches_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    pids = torch.tensor([3, 3, 3, 3, 7, 7, 7, 7, 9, 9, 9, 9, 5])     # P x K plus a singleton identity
+    feats = torch.randn(len(pids), 6, generator=g)
+    for margin in (0.3, 1.2, 5.0):
+        got = batch_hard_triplet_loss(feats, pids, margin)
+        assert got.item() == pytest.approx(brute_force_batch_hard(feats, pids.tolist(), margin), rel=1e-5, abs=1e-6)
+
+
+def test_batch_hard_gradients_finite_and_edge_cases():
+    feats = torch.randn(4, 3, requires_grad=True)
+    pids = torch.tensor([0, 0, 1, 1])
+    feats_dup = torch.cat([feats, feats[:1]])                       # zero distance pair
+    loss = batch_hard_triplet_loss(feats_dup, torch.tensor([0, 0, 1, 1, 0]), 1.2)
+    loss.backward()
+    assert torch.isfinite(feats.grad).all()
+    assert batch_hard_triplet_loss(feats, torch.zeros(4, dtype=torch.long), 1.2).item() == 0.0  # no negatives
+    d = pairwise_euclidean(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    torch.testing.assert_close(d, torch.tensor([[0.0, 5.0], [5.0, 0.0]]))
+    assert batch_hard_triplet_loss(feats, pids, 1.2).item() == pytest.approx(
+        brute_force_batch_hard(feats.detach(), pids.tolist(), 1.2), rel=1e-5)
+
+
+def _bce(z, y):
+    p = 1 / (1 + math.exp(-z))
+    return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def _ce(zs, k):
+    return -(zs[k] - math.log(sum(math.exp(z) for z in zs)))
+
+
+def test_attribute_loss_binary_multiclass_missing():
+    # columns: female | age x4 | up_color x3 | downlong
+    logits = torch.tensor([[0.5, 1.0, 2.0, 0.0, -1.0, 0.3, 0.2, 0.1, -2.0],
+                           [-1.5, 0.0, 0.0, 3.0, 0.0, 1.0, -1.0, 0.5, 0.7]])
+    targets = torch.tensor([[1, 3, -1, 0],      # age class 3 (> 1: must go to softmax, not BCE); colour unknown
+                            [0, 1, 2, -1]])
+    glob = attribute_part_loss(logits, targets, SCHEMA, SCHEMA.part_groups("global"), "mean")
+    terms = [_bce(0.5, 1), _bce(-1.5, 0), _ce([1.0, 2.0, 0.0, -1.0], 3), _ce([0.0, 0.0, 3.0, 0.0], 1)]
+    assert glob.item() == pytest.approx(sum(terms) / 4, rel=1e-5)
+    glob_sum = attribute_part_loss(logits, targets, SCHEMA, SCHEMA.part_groups("global"), "sum")
+    assert glob_sum.item() == pytest.approx(sum(terms[:2]) / 2 + sum(terms[2:]) / 2, rel=1e-5)
+    upper = attribute_part_loss(logits, targets, SCHEMA, SCHEMA.part_groups("upper"))
+    assert upper.item() == pytest.approx(_ce([1.0, -1.0, 0.5], 2), rel=1e-5)   # only the labelled row
+    lower = attribute_part_loss(logits, targets, SCHEMA, SCHEMA.part_groups("lower"))
+    assert lower.item() == pytest.approx(_bce(-2.0, 0), rel=1e-5)
+
+    # nothing labelled: 0 and no NaN, no gradient
+    z = logits.clone().requires_grad_(True)
+    none = attribute_part_loss(z, torch.full_like(targets, -1), SCHEMA, (0, 1, 2, 3))
+    none.backward()
+    assert none.item() == 0.0 and torch.count_nonzero(z.grad) == 0
+    # the unknown colour of row 0 gets no gradient
+    z.grad = None
+    attribute_part_loss(z, targets, SCHEMA, SCHEMA.part_groups("upper")).backward()
+    assert torch.count_nonzero(z.grad[0]) == 0 and torch.count_nonzero(z.grad[1, 5:8]) == 3
+
+
+@pytest.fixture(scope="module")
+def real_outputs():
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_ids=4, schema=SCHEMA, feat_dim=16, pretrained="none", input_size=(64, 32))
+    x = torch.randn(8, 3, 64, 32)
+    pids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    targets = torch.tensor([[i % 2, i % 4, (i + 1) % 3, -1 if i == 0 else 1] for i in range(8)])
+    return model.train(), x, pids, targets
+
+
+def test_total_and_ablation_switches(real_outputs):
+    model, x, pids, targets = real_outputs
+    out = model(x)
+    base = MultiTaskLoss(SCHEMA, lambda_attr=0.5, lambda_trip=2.0, label_smoothing=0.1)
+    total, parts = base(out, pids, targets)
+    assert all(v > 0 for v in parts.values())
+    assert total.item() == pytest.approx(parts["id"] + 0.5 * parts["attr"] + 2.0 * parts["trip"], rel=1e-5)
+    id_ref = sum(torch.nn.functional.cross_entropy(lo, pids, label_smoothing=0.1) for lo in out.id_logits)
+    assert parts["id"] == pytest.approx(id_ref.item(), rel=1e-5)
+    trip_ref = batch_hard_triplet_loss(out.f_vg, pids, 1.2) + batch_hard_triplet_loss(out.f_vp, pids, 1.2)
+    assert parts["trip"] == pytest.approx(trip_ref.item(), rel=1e-5)
+
+    cases = {  # switch -> terms kept
+        "use_id_loss": ("attr", "trip"), "use_attr_loss": ("id", "trip"),
+        "identification": ("trip",), "verification": ("id", "attr"),
+    }
+    weights = {"id": 1.0, "attr": 0.5, "trip": 2.0}
+    for switch, kept in cases.items():
+        fn = MultiTaskLoss(SCHEMA, lambda_attr=0.5, lambda_trip=2.0, label_smoothing=0.1, **{switch: False})
+        t, p = fn(out, pids, targets)
+        for name in ("id", "attr", "trip"):
+            assert p[name] == (pytest.approx(parts[name], rel=1e-5) if name in kept else 0.0), (switch, name)
+        assert t.item() == pytest.approx(sum(weights[k] * parts[k] for k in kept), rel=1e-5), switch
+
+
+def test_without_verification_no_gradient_to_verification_features(real_outputs):
+    model, x, pids, targets = real_outputs
+    model.zero_grad()
+    out = model(x)
+    total, _ = MultiTaskLoss(SCHEMA, verification=False)(out, pids, targets)
+    total.backward()
+    assert model.fc_vg[0].weight.grad is None or torch.count_nonzero(model.fc_vg[0].weight.grad) == 0
+    assert torch.count_nonzero(model.fc_ig[0].weight.grad) > 0
+    model.zero_grad()
+    total, _ = MultiTaskLoss(SCHEMA, identification=False)(model(x), pids, targets)
+    total.backward()
+    assert model.fc_ig[0].weight.grad is None or torch.count_nonzero(model.fc_ig[0].weight.grad) == 0
+    assert torch.count_nonzero(model.fc_vp[0].weight.grad) > 0
+
+
+def test_bad_attribute_targets_shape(real_outputs):
+    model, x, pids, targets = real_outputs
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        MultiTaskLoss(SCHEMA)(model(x), pids, targets[:, :2])

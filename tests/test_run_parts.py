@@ -1,0 +1,161 @@
+"""Parts of the run loop without video: crop selection, bounded tracklet store, stage cache, writers, config."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
+from pipeline.crops import CropPolicy, crop, crop_quality, ioa_matrix, select_for_embedding, track_overlap
+from pipeline.tracklet import Tracklet
+from pipeline.tracklet_store import TrackletStore
+from pipeline.writers import attribute_summary, local_to_mot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_ioa_matrix_hand_computed():
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [0, 0, 20, 20]], float)
+    m = ioa_matrix(boxes)
+    # box0 (area 100) meets box1 in 5x10=50 -> 0.5; box0 lies inside box2 -> 1.0
+    # box2 (area 400) meets box0 in 100 -> 0.25 and box1 in 100 -> 0.25
+    expected = np.array([[0, 0.5, 1.0], [0.5, 0, 1.0], [0.25, 0.25, 0]])
+    np.testing.assert_allclose(m, expected)
+
+
+def test_track_overlap_ignores_own_detection():
+    dets = np.array([[0, 0, 10, 10, .9, 0], [100, 100, 110, 120, .9, 0], [5, 0, 15, 10, .3, 0]], float)
+    tracks = np.array([[0, 0, 10, 10, 1, .9, 0, 0], [100, 100, 110, 120, 2, .9, 0, 1]], float)
+    # track 1 overlaps its own detection 0 fully (ignored) and detection 2 by half; track 2 nothing
+    np.testing.assert_allclose(track_overlap(tracks, dets), [0.5, 0.0])
+
+
+def test_select_for_embedding_rules():
+    policy = CropPolicy(every_k=5, min_height=40, min_score=0.5, max_overlap=0.3, min_hits=2)
+    tracks = np.array([
+        [0, 0, 20, 100, 1, .9, 0, 0],     # good
+        [0, 0, 20, 30, 2, .9, 0, 1],      # too small (30 px)
+        [0, 0, 20, 100, 3, .4, 0, 2],     # low score
+        [0, 0, 20, 100, 4, .9, 0, 3],     # overlapped
+        [0, 0, 20, 100, 5, .9, 0, 4],     # not confirmed yet (1 hit)
+        [0, 0, 20, 100, 6, .9, 0, 5],     # embedded 2 frames ago
+        [0, 0, 20, 100, 7, .9, 0, 6],     # embedded 5 frames ago -> due again
+    ], float)
+    hits = np.array([3, 3, 3, 3, 1, 3, 3])
+    last = np.array([-10 ** 9, -10 ** 9, -10 ** 9, -10 ** 9, -10 ** 9, 8, 5])
+    overlap = np.array([0, 0, 0, 0.5, 0, 0, 0])
+    mask = select_for_embedding(tracks, hits, last, 10, overlap, policy)
+    assert mask.tolist() == [True, False, False, False, False, False, True]
+    q = crop_quality(tracks[:2], np.array([0.0, 0.5]), policy)
+    # quality = score * min(1, h / 80) * (1 - overlap): 0.9 * 1 * 1, 0.9 * 30/80 * 0.5
+    np.testing.assert_allclose(q, [0.9, 0.9 * 30 / 80 * 0.5], rtol=1e-6)
+
+
+def test_crop_is_clipped_to_the_image():
+    img = np.arange(10 * 20 * 3, dtype=np.uint8).reshape(10, 20, 3)
+    assert crop(img, np.array([-5, -5, 4, 3])).shape == (3, 4, 3)
+    assert crop(img, np.array([18.2, 8.5, 40, 40])).shape == (2, 2, 3)
+    assert crop(img, np.array([30, 30, 40, 40])).shape == (1, 1, 3)     # never empty
+
+
+def _tracks(frame_ids, box_h=100):
+    return np.array([[10 * i, 0, 10 * i + 40, box_h, tid, 0.9, 0, i] for i, tid in enumerate(frame_ids)], float)
+
+
+def test_store_memory_is_bounded_over_10k_frames(tmp_path):
+    store = TrackletStore("cam", fps=10.0, offset=100.0, gallery_size=5, thumbnails=2,
+                          box_path=tmp_path / "boxes.csv", thumb_dir=tmp_path / "thumbs", attribute_names=("a", "b"))
+    rng = np.random.default_rng(0)
+    img = np.full((100, 40, 3), 128, np.uint8)
+    for f in range(10_000):
+        tracks = _tracks([1, 2])
+        store.add_tracks(f, tracks)
+        feats = rng.normal(size=(2, 8)).astype(np.float32)
+        quality = np.array([f / 10_000, 0.5], np.float32)
+        store.add_features(f, f, [1, 2], feats, np.array([[1.0, 0.0], [0.0, 1.0]]), quality, [img, img])
+        live = store.live[1]
+        assert len(live.features) <= 5 and len(live.thumbs) <= 2
+    (t1, t2) = store.close_all()
+    assert (t1.start_frame, t1.end_frame, t1.n_boxes) == (0, 9999, 10_000)
+    assert t1.start_time == 100.0 and t1.end_time == pytest.approx(100.0 + 9999 / 10)
+    assert t1.features.shape == (5, 8)
+    # the gallery keeps the 5 best-quality features: those of the last 5 frames of track 1
+    np.testing.assert_allclose(np.sort(t1.weights), np.arange(9995, 10_000) / 10_000, rtol=1e-6)
+    np.testing.assert_allclose(t1.attributes, [1.0, 0.0])
+    assert t2.attribute_names == ("a", "b")
+    assert store.thumb_paths[1] == ["1_0.jpg", "1_1.jpg"] and (tmp_path / "thumbs" / "1_1.jpg").is_file()
+    rows = np.loadtxt(tmp_path / "boxes.csv", delimiter=",")
+    assert rows.shape == (20_000, 7) and set(rows[:, 1]) == {1.0, 2.0}
+
+
+def test_store_closes_finished_tracks_only():
+    store = TrackletStore("cam", fps=5.0)
+    store.add_tracks(0, _tracks([1, 2]))
+    store.add_tracks(1, _tracks([2]))
+    (done,) = store.close([1, 99])            # unknown ids are ignored
+    assert done.track_id == 1 and done.n_boxes == 1 and not done.has_features and done.attributes is None
+    assert list(store.live) == [2]
+
+
+def test_tracklets_roundtrip_through_cache(tmp_path):
+    t = [Tracklet("c", 3, 5, 9, 0.5, 0.9, 5, np.eye(2, 4, dtype=np.float32), np.array([0.2, 0.8], np.float32),
+                  np.array([0.1, 0.9], np.float32), ("x", "y"), True),
+         Tracklet("c", 4, 0, 1, 0.0, 0.1, 2)]
+    save_tracklets(tmp_path, t, {3: ["3_0.jpg"]})
+    back, thumbs = load_tracklets(tmp_path)
+    assert back[0].key == ("c", 3) and back[0].flagged and back[0].attribute_names == ("x", "y")
+    np.testing.assert_array_equal(back[0].features, t[0].features)
+    np.testing.assert_array_equal(back[0].attributes, t[0].attributes)
+    assert back[1].attributes is None and not back[1].has_features
+    assert thumbs == {3: ["3_0.jpg"], 4: []}
+
+
+def test_detection_cache_resumes_after_interruption(tmp_path):
+    cache = CameraCache(tmp_path, "cam")
+    w = DetectionWriter(cache, "k1", {}, every=2)
+    dets = {f: np.array([[f, 0, f + 10, 20, 0.5, 0]], np.float32) for f in range(5)}
+    dets[2] = np.zeros((0, 6), np.float32)
+    for f in range(5):
+        w.add(f, dets[f])
+    w._file.flush()          # a crash here: frame 4 written but not yet recorded as done
+    reused = CameraCache(tmp_path, "cam").cached_detections("k1")
+    assert sorted(reused) == [0, 1, 2, 3]             # progress recorded every 2 frames
+    np.testing.assert_allclose(reused[3], dets[3])
+    assert reused[2].shape == (0, 6)
+    assert cache.cached_detections("other-key") == {}
+    w2 = DetectionWriter(cache, "k1", reused)         # the next run continues from frame 4
+    w2.add(3, dets[3])                                # already done: ignored
+    w2.add(4, dets[4])
+    w2.close(complete=True)
+    again = cache.cached_detections("k1")
+    assert sorted(again) == [0, 1, 2, 3, 4] and cache.detect_complete("k1")
+    assert len(np.loadtxt(cache.dets, delimiter=",", ndmin=2)) == 4      # no duplicated rows
+
+
+def test_stage_key_changes_with_settings():
+    assert stage_key({"a": 1, "b": [1, 2]}) == stage_key({"b": [1, 2], "a": 1})
+    assert stage_key({"a": 1}) != stage_key({"a": 2})
+
+
+def test_local_to_mot_maps_global_ids_and_drops_unassigned():
+    boxes = np.array([[0, 7, 10, 20, 30, 60, 0.9], [1, 8, 0, 0, 5, 5, 0.5], [1, 7, 12, 20, 32, 60, 0.8]])
+    rows = local_to_mot(boxes, {7: 3})             # local 8 has no identity (dropped tracklet)
+    np.testing.assert_allclose(rows, [[1, 3, 10, 20, 20, 40, 0.9, -1, -1, -1],
+                                      [2, 3, 12, 20, 20, 40, 0.8, -1, -1, -1]])
+
+
+def test_attribute_summary_readable():
+    names = ["female", "backpack", "age:young", "age:adult", "upper:white", "upper:black"]
+    probs = np.array([0.93, 0.2, 0.3, 0.7, 0.88, 0.12])
+    assert attribute_summary(names, probs) == ["female 0.93", "upper: white 0.88", "age: adult 0.70"]
+    assert attribute_summary([], None) == []
+
+
+def test_run_yaml_mirrors_the_defaults():
+    from pipeline.config import load_config, read_yaml, to_dict
+    from pipeline.run_config import RunConfig
+
+    path = REPO / "configs" / "run.yaml"
+    assert read_yaml(path) == to_dict(RunConfig())      # every key present with the default value
+    assert load_config(RunConfig, path) == RunConfig()

@@ -1,0 +1,283 @@
+"""Tracker contract tests, parametrised over the registry, plus appearance and GMC behaviour."""
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from trackers import TRACKERS, build_tracker
+from trackers.config import TrackerConfig
+from trackers.gmc import SparseFlowGMC, build_gmc
+
+NAMES = sorted(TRACKERS)
+
+
+def box(x, y=100.0, w=40.0, h=100.0, score=0.9, cls=0.0):
+    return [x, y, x + w, y + h, score, cls]
+
+
+def dets(*rows):
+    return np.array(rows, dtype=float).reshape(-1, 6)
+
+
+def embeds_for(n, seed=0, dim=16):
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_empty_input_gives_0x8(name):
+    t = build_tracker(name)
+    for d in (np.zeros((0, 6)), np.empty((0, 6), dtype=np.float32), []):
+        out = t.update(d)
+        assert out.shape == (0, 8)
+    t.update(dets(box(10)))
+    t.update(dets(box(12)))
+    assert t.update(np.zeros((0, 6))).shape == (0, 8)   # a lost track is not output
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steady_box_keeps_id_and_det_idx(name):
+    t = build_tracker(name)
+    ids = []
+    for f in range(60):
+        out = t.update(dets(box(10 + 4 * f)))
+        assert out.shape == (1, 8)
+        ids.append(out[0, 4])
+        assert out[0, 7] == 0
+        assert abs(out[0, 0] - (10 + 4 * f)) < 3          # Kalman box follows the detection
+    assert set(ids) == {1.0}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gap_shorter_than_buffer_keeps_id_longer_gives_new(name):
+    t = build_tracker(name, track_buffer=10, frame_rate=30)
+    x = 10.0
+    for _ in range(10):
+        out = t.update(dets(box(x)))
+        x += 3
+    first = out[0, 4]
+    for _ in range(8):                                    # 8 missed frames < buffer of 10
+        assert t.update(np.zeros((0, 6))).shape == (0, 8)
+        x += 3
+    out = t.update(dets(box(x)))
+    assert out[0, 4] == first and t.pop_finished() == []
+    for _ in range(12):                                   # 12 missed frames > buffer
+        t.update(np.zeros((0, 6)))
+        x += 3
+    assert t.pop_finished() == [first]                    # the finished id is handed out once
+    assert t.pop_finished() == []
+    t.update(dets(box(x)))
+    out = t.update(dets(box(x + 3)))
+    assert out.shape == (1, 8) and out[0, 4] != first
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_buffer_scales_with_frame_rate(name):
+    assert build_tracker(name, track_buffer=30, frame_rate=10).max_lost == 10
+    assert build_tracker(name, track_buffer=30, frame_rate=60).max_lost == 60
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_instances_have_independent_ids(name):
+    a, b = build_tracker(name), build_tracker(name)
+    for f in range(5):
+        out_a = a.update(dets(box(10 + f), box(200 + f), box(400 + f)))
+        out_b = b.update(dets(box(50 + f)))
+    assert sorted(out_a[:, 4]) == [1, 2, 3]
+    assert out_b[:, 4].tolist() == [1]
+    a.reset()                                             # a new video on the same camera
+    assert a.update(dets(box(10)))[:, 4].tolist() == [1] and len(a.tracks) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_det_idx_points_at_the_detection(name):
+    rng = np.random.default_rng(0)
+    t = build_tracker(name)
+    xs = np.array([10.0, 150.0, 300.0, 450.0])
+    for f in range(30):
+        rows = [box(x + 2 * f, score=0.8 + 0.01 * i) for i, x in enumerate(xs)]
+        rows.append(box(600, score=0.05))                  # below track_low_thresh: ignored
+        d = dets(*rows)[rng.permutation(5)]
+        emb = embeds_for(5, seed=f)
+        out = t.update(d, emb if name == "botsort" else None)
+        for row in out:
+            src = d[int(row[7])]
+            assert src[4] == pytest.approx(row[5]) and src[4] > 0.1
+            assert abs(row[0] - src[0]) < 4 and abs(row[2] - src[2]) < 4
+    assert len(out) == 4 and len(set(out[:, 4])) == 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_bounded_over_10000_frames_with_churn(name):
+    rng = np.random.default_rng(1)
+    t = build_tracker(name, track_buffer=30, frame_rate=30)
+    people = {}                     # person -> (x, y, vx, frames left)
+    next_person, finished, max_live, max_id = 0, 0, 0, 0
+    for f in range(10_000):
+        if rng.random() < 0.1 and len(people) < 8:
+            people[next_person] = (rng.uniform(0, 500), rng.uniform(0, 400), rng.uniform(-3, 3),
+                                   int(rng.integers(5, 60)))
+            next_person += 1
+        rows = []
+        for p, (x, y, vx, left) in list(people.items()):
+            if left <= 0:
+                del people[p]
+                continue
+            people[p] = (x + vx, y, vx, left - 1)
+            rows.append(box(x, y, 30, 80, score=rng.uniform(0.2, 1.0)))
+        d = dets(*rows) if rows else np.zeros((0, 6))
+        out = t.update(d, embeds_for(len(d), seed=f) if name == "botsort" else None)
+        finished += len(t.pop_finished())
+        max_live = max(max_live, len(t.tracks))
+        if len(out):
+            max_id = max(max_id, out[:, 4].max())
+    assert max_live <= 8 * 3                # live + lost tracks stay bounded
+    assert len(t.tracks) <= max_live and len(t._finished) == 0
+    assert finished >= 0.8 * next_person    # tracks that ended were handed out
+    assert max_id <= next_person * 2        # ids are not wasted on flickers
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inputs_not_modified_and_validated(name):
+    t = build_tracker(name)
+    d = dets(box(10), box(100))
+    keep = d.copy()
+    t.update(d)
+    np.testing.assert_array_equal(d, keep)
+    bad = dets(box(10), box(100), box(200))
+    bad[0, 0], bad[1, 4], bad[2, 2] = np.nan, np.nan, np.inf
+    assert t.update(bad).shape == (0, 8)                   # non-finite boxes/scores are ignored
+    with pytest.raises(ValueError, match=r"\(N, 6\)"):
+        t.update(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="embeds"):
+        t.update(d, np.zeros((3, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_config_field_is_accepted(name):
+    params = asdict(TrackerConfig())
+    params.pop("name")
+    tracker = build_tracker(name, **params)
+    assert tracker.update(dets(box(10))).shape == (1, 8)
+
+
+def test_registry_errors_list_valid_names():
+    with pytest.raises(ValueError, match="botsort.*bytetrack|bytetrack.*botsort"):
+        build_tracker("sort")
+    with pytest.raises(ValueError, match="match_thresh"):
+        build_tracker("bytetrack", match_threshold=0.3)
+
+
+def _occlusion_scene(tracker, emb_before, emb_after):
+    """A person walks right, is hidden for 10 frames and reappears where it stopped (far from the
+    Kalman prediction, no IoU with it). Returns (id before, id after)."""
+    x = 100.0
+    for _ in range(20):
+        out = tracker.update(dets(box(x)), emb_before[None])
+        x += 6
+    before = out[0, 4]
+    for _ in range(10):
+        tracker.update(np.zeros((0, 6)), np.zeros((0, emb_before.size), np.float32))
+    tracker.update(dets(box(x)), emb_after[None])
+    out = tracker.update(dets(box(x)), emb_after[None])
+    return before, out[0, 4]
+
+
+def test_appearance_tracker_reacquires_after_occlusion():
+    me, other = embeds_for(2, seed=5)
+    before, after = _occlusion_scene(build_tracker("botsort"), me, me)
+    assert after == before
+    before, after = _occlusion_scene(build_tracker("botsort"), me, other)
+    assert after != before                      # a different person is not glued to the lost track
+    before, after = _occlusion_scene(build_tracker("bytetrack"), me, me)
+    assert after != before                      # IoU-only ByteTrack cannot re-find it
+
+
+def test_appearance_cost_prefers_same_person():
+    """Two people swap positions between frames: IoU alone would keep the boxes, features fix ids."""
+    a, b = embeds_for(2, seed=7)
+    t = build_tracker("botsort", match_thresh=0.9, proximity_thresh=0.2)
+    for _ in range(5):
+        out = t.update(dets(box(100), box(120)), np.stack([a, b]))
+    id_a = out[np.argmin(out[:, 0]), 4]
+    out = t.update(dets(box(104), box(116)), np.stack([b, a]))   # a is now the right-hand box
+    assert out[out[:, 7] == 1, 4][0] == id_a
+
+
+def test_gmc_warp_keeps_ids_under_camera_pan():
+    t = build_tracker("botsort")
+    shift = np.array([[1.0, 0, -35], [0, 1, 0]])             # camera pans: image content moves 35 px left
+    ids = set()
+    for f in range(15):
+        x = 400 - 35 * f
+        out = t.update(dets(box(x, w=25), box(x + 120, w=25)), warp=shift if f else None)
+        ids |= set(out[:, 4].tolist())
+    assert ids == {1.0, 2.0}
+    b = build_tracker("bytetrack")                          # without compensation no box overlaps its
+    rows = [len(b.update(dets(box(400 - 35 * f, w=25), box(520 - 35 * f, w=25)))) for f in range(15)]
+    assert rows[0] == 2 and sum(rows[1:]) <= 2             # prediction: tracks are lost, rarely re-found
+
+
+def test_sparse_flow_gmc_recovers_translation():
+    rng = np.random.default_rng(0)
+    texture = (rng.random((240, 320)) * 255).astype(np.uint8)
+    import cv2
+    texture = cv2.GaussianBlur(texture, (5, 5), 1.0)
+    gmc = build_gmc("sparse")
+    assert isinstance(gmc, SparseFlowGMC) and build_gmc("none") is None
+    np.testing.assert_allclose(gmc.apply(texture), np.eye(2, 3))
+    moved = np.roll(np.roll(texture, 6, axis=1), -4, axis=0)   # content moves +6 x, -4 y
+    warp = gmc.apply(moved)
+    np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.02)
+    np.testing.assert_allclose(warp[:, 2], [6, -4], atol=0.5)
+    with pytest.raises(ValueError, match="sparse"):
+        build_gmc("orb")
+
+
+def _pets09_frames(seq):
+    from pipeline.mot_io import read_mot
+    det = read_mot(seq / "det" / "det.txt")
+    scores = np.clip(det[:, 6] / det[:, 6].max(), 0, None)           # ACF scores -> [0, 1]
+    rows = np.column_stack([det[:, 2:4], det[:, 2:4] + det[:, 4:6], scores, np.zeros(len(det))])
+    return [rows[det[:, 0] == f] for f in range(1, int(det[:, 0].max()) + 1)]
+
+
+def _to_mot(outputs):
+    rows = [np.column_stack([np.full(len(o), f + 1), o[:, 4], o[:, :2], o[:, 2:4] - o[:, :2],
+                             np.ones((len(o), 1)), -np.ones((len(o), 3))]) for f, o in enumerate(outputs) if len(o)]
+    return np.concatenate(rows)
+
+
+def test_pets09_public_detections_real_scores(shared_dir):
+    """Real benchmark: ByteTracker on MOT15 PETS09-S2L1 public detections, scored on its ground truth,
+    at least as good as ultralytics' BYTETracker with the same settings."""
+    from types import SimpleNamespace
+
+    from pipeline.mot_eval import evaluate_mot
+    from pipeline.mot_io import read_mot
+
+    seq = shared_dir / "data" / "pets09-s2l1"
+    frames = _pets09_frames(seq)
+    gt = read_mot(seq / "gt" / "gt.txt")
+    settings = dict(track_high_thresh=0.3, track_low_thresh=0.1, new_track_thresh=0.4, match_thresh=0.8,
+                    track_buffer=30, frame_rate=7.0, fuse_score=True)
+    ours = build_tracker("bytetrack", **settings)
+    m = evaluate_mot(gt, _to_mot([ours.update(d) for d in frames]))
+    assert m["MOTA"] > 70 and m["IDF1"] > 55 and m["HOTA"] > 43
+
+    pytest.importorskip("ultralytics")
+    from ultralytics.trackers.byte_tracker import BYTETracker
+
+    class Boxes:  # the part of ultralytics' Boxes that BYTETracker reads
+        def __init__(self, d):
+            self.data, self.conf, self.cls = d, d[:, 4], d[:, 5]
+            self.xywh = np.column_stack([(d[:, :2] + d[:, 2:4]) / 2, d[:, 2:4] - d[:, :2]])
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, mask):
+            return Boxes(self.data[mask])
+
+    ultra = BYTETracker(SimpleNamespace(**{**settings, "track_buffer": ours.max_lost}))
+    u = evaluate_mot(gt, _to_mot([ultra.update(Boxes(d)).reshape(-1, 8) for d in frames]))
+    assert m["IDF1"] >= u["IDF1"] - 1e-6 and m["HOTA"] >= u["HOTA"] - 1e-6

@@ -1,0 +1,120 @@
+"""VideoSource: frame folders and video files, fps/timestamps/offsets, stride, corrupt frames, bad inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from pipeline.errors import UserError
+from pipeline.video import VideoSource, camera_name, camera_names, open_sources
+
+
+def _frame(value: int, h: int = 48, w: int = 64) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = (value * 10) % 250          # the frame's number is readable back from its pixels
+    return img
+
+
+def _value(img: np.ndarray) -> int:
+    return int(round(float(img.mean()) / 10))
+
+
+def make_folder(root: Path, n: int, fps: float | None = None) -> Path:
+    img1 = root / "SEQ-01" / "img1"
+    img1.mkdir(parents=True)
+    for i in range(n):                   # 1..n without zero padding: natural order matters
+        cv2.imwrite(str(img1 / f"{i + 1}.png"), _frame(i))
+    if fps is not None:
+        (root / "SEQ-01" / "seqinfo.ini").write_text(f"[Sequence]\nname=SEQ-01\nframeRate={fps}\n")
+    return img1
+
+
+def make_video(path: Path, n: int, fps: float = 5.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(n):
+        writer.write(_frame(i))
+    writer.release()
+    return path
+
+
+def test_folder_natural_order_stride_fps_offset(tmp_path):
+    folder = make_folder(tmp_path, 12, fps=4)
+    src = VideoSource(folder, "cam", offset=10.0, stride=3)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 3, 6, 9]
+    assert [_value(f.image) for f in frames] == [0, 3, 6, 9]          # 10.png is after 9.png
+    assert [f.time for f in frames] == [10.0, 10.75, 11.5, 12.25]     # offset + index / 4 fps
+    assert src.fps == 4 and src.num_frames == 4 and src.corrupt == 0
+    assert camera_name(folder) == "SEQ-01"
+
+
+def test_folder_corrupt_frame_is_skipped_and_counted(tmp_path, caplog):
+    folder = make_folder(tmp_path, 6)
+    (folder / "3.png").write_bytes(b"not an image")
+    src = VideoSource(folder, "cam", default_fps=25.0)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 1, 3, 4, 5]
+    assert src.corrupt == 1 and src.fps == 25.0
+    assert "could not be decoded" in caplog.text
+
+
+def test_video_file_stride_and_max_frames(tmp_path):
+    path = make_video(tmp_path / "walk.avi", 10, fps=5.0)
+    src = VideoSource(path, camera_name(path), stride=3)
+    frames = list(src)
+    assert src.name == "walk" and src.fps == pytest.approx(5.0) and src.total_frames == 10
+    assert [f.index for f in frames] == [0, 3, 6, 9]
+    assert [_value(f.image) for f in frames] == [0, 3, 6, 9]
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.6, 1.2, 1.8])
+    limited = VideoSource(path, "walk", max_frames=4)
+    assert [f.index for f in limited] == [0, 1, 2, 3] and limited.num_frames == 4
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "video not found"), ("empty_file", "video file is empty"),
+    ("text_file", "cannot read a frame"), ("empty_folder", "folder has no images"),
+])
+def test_bad_inputs_name_the_file_before_any_work(tmp_path, kind, message):
+    good = make_video(tmp_path / "good.avi", 3)
+    bad = tmp_path / f"bad_{kind}.mp4"
+    if kind == "empty_file":
+        bad.write_bytes(b"")
+    elif kind == "text_file":
+        bad.write_text("hello, I am not a video\n" * 50)
+    elif kind == "empty_folder":
+        bad = tmp_path / "bad_folder"
+        bad.mkdir()
+    with pytest.raises(UserError, match=message) as err:
+        open_sources([str(good), str(bad)])
+    assert bad.name in str(err.value)
+
+
+def test_camera_names_checks():
+    assert camera_names(["a/cam1.mp4", "b/cam2.mp4"]) == ["cam1", "cam2"]
+    assert camera_names(["x.mp4", "y.mp4"], ["left", "right"]) == ["left", "right"]
+    with pytest.raises(UserError, match="same camera name 'cam'"):
+        camera_names(["a/cam.mp4", "b/cam.mp4"])
+    with pytest.raises(UserError, match="one per video"):
+        camera_names(["a.mp4", "b.mp4"], ["only"])
+    with pytest.raises(UserError, match="not usable as a file name"):
+        camera_names(["a.mp4"], ["bad/name"])
+
+
+def test_offsets_must_name_known_cameras(tmp_path):
+    path = make_video(tmp_path / "one.avi", 2)
+    with pytest.raises(UserError, match="'two'"):
+        open_sources([str(path)], offsets={"two": 1.0})
+    (src,) = open_sources([str(path)], offsets={"one": 2.0})
+    assert next(iter(src)).time == 2.0
+
+
+def test_real_pets_video_properties():
+    path = shared_path("data", "pets09-s2l1", "vtest.avi")
+    src = VideoSource(path, "pets", max_frames=3, stride=2)
+    frames = list(src)
+    assert (src.width, src.height, src.fps, src.total_frames) == (768, 576, 10.0, 795)
+    assert [f.index for f in frames] == [0, 2, 4] and frames[0].image.shape == (576, 768, 3)
+    assert src.describe()["frames"] == 795

@@ -1,0 +1,114 @@
+"""Appearance-aware ByteTrack (BoT-SORT style), registered as "botsort".
+
+Differences from :class:`ByteTracker`, all by overriding a few methods:
+- first-stage cost: IoU distance fused with half the cosine distance of the track's feature EMA
+  and the detection's embedding (appearance only counts near the track: IoU >= proximity_thresh
+  and distance <= appearance_thresh), as in BoT-SORT;
+- an extra "reacquire" stage: lost tracks vs the remaining high-score detections on appearance
+  alone, gated by the Kalman Mahalanobis distance, to re-find people after an occlusion;
+- per-track feature EMA (momentum ``ema_alpha``);
+- optional camera-motion compensation from a ``warp`` passed to ``update`` (see trackers.gmc).
+Without embeddings it behaves exactly like ByteTracker.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from trackers import kalman
+from trackers.byte_tracker import ByteTracker, Frame, Stage
+from trackers.gmc import build_gmc, warp_states
+from trackers.matching import embedding_distance, fuse_score, gate
+
+
+class AppearanceTracker(ByteTracker):
+    """ByteTracker + appearance (see the module docstring); extra arguments are the appearance settings."""
+
+    def __init__(self, track_high_thresh: float = 0.5, track_low_thresh: float = 0.1,
+                 new_track_thresh: float = 0.6, match_thresh: float = 0.8, low_match_thresh: float = 0.5,
+                 unconfirmed_match_thresh: float = 0.7, track_buffer: int = 30, frame_rate: float = 30.0,
+                 fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
+                 appearance_thresh: float = 0.25, proximity_thresh: float = 0.5,
+                 reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none"):
+        if not 0.0 <= ema_alpha <= 1.0:
+            raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
+        self.appearance_thresh = appearance_thresh
+        self.proximity_thresh = proximity_thresh
+        self.reacquire_thresh = reacquire_thresh
+        self.ema_alpha = ema_alpha
+        self.gmc = build_gmc(gmc)  # per-camera motion estimator for the caller, or None
+        super().__init__(track_high_thresh, track_low_thresh, new_track_thresh, match_thresh,
+                         low_match_thresh, unconfirmed_match_thresh, track_buffer, frame_rate,
+                         fuse_score, min_box_area, duplicate_iou)
+
+    def reset(self) -> None:
+        super().reset()
+        if self.gmc is not None:
+            self.gmc.reset()
+
+    def build_stages(self, match_thresh, low_match_thresh, unconfirmed_match_thresh):
+        high, low, unconfirmed = super().build_stages(match_thresh, low_match_thresh, unconfirmed_match_thresh)
+        stages = [high, low]
+        if self.reacquire_thresh > 0:
+            stages.append(Stage("reacquire", "lost", "high", "reacquire_cost", self.reacquire_thresh))
+        return (*stages, unconfirmed)
+
+    # ------------------------------------------------------------------ costs
+    def _appearance(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray | None:
+        """Half cosine distance (n, m) between track feature EMAs and detection embeddings, 1 where a
+        track has no feature yet; None without embeddings."""
+        if frame.embeds is None:
+            return None
+        ts = self.tracks
+        ts.ensure_feature_dim(frame.embeds.shape[1])
+        dist = embedding_distance(ts.features[t_idx], frame.embeds[d_idx]) / 2.0
+        dist[~ts.has_feat[t_idx]] = 1.0
+        return dist
+
+    def motion_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
+        iou_cost = self.iou_cost(frame, t_idx, d_idx)
+        cost = fuse_score(iou_cost, frame.scores[d_idx]) if self.fuse_score else iou_cost
+        emb = self._appearance(frame, t_idx, d_idx)
+        if emb is None:
+            return cost
+        emb[(emb > self.appearance_thresh) | (iou_cost > 1.0 - self.proximity_thresh)] = 1.0
+        return np.minimum(cost, emb)
+
+    def reacquire_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
+        emb = self._appearance(frame, t_idx, d_idx)
+        if emb is None:
+            return np.full((len(t_idx), len(d_idx)), np.inf)
+        ts = self.tracks
+        z = kalman.xyxy_to_xyah(frame.det_boxes[d_idx])
+        maha = kalman.gating_distance(ts.means[t_idx], ts.covs[t_idx], z)
+        return gate(emb, maha, kalman.CHI2_95[4])
+
+    # ------------------------------------------------------------------ hooks
+    def compensate_motion(self, means, covs, warp):
+        warp = np.asarray(warp, dtype=np.float64)
+        if warp.shape != (2, 3):
+            raise ValueError(f"warp must be a (2, 3) affine matrix, got shape {warp.shape}")
+        return warp_states(means, covs, warp)
+
+    def on_matched(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> None:
+        if frame.embeds is None:
+            return
+        ts = self.tracks
+        ts.ensure_feature_dim(frame.embeds.shape[1])
+        new = _normalise(frame.embeds[d_idx])                              # (K, D)
+        old = np.where(ts.has_feat[t_idx, None], ts.features[t_idx], new)
+        ts.features[t_idx] = _normalise(self.ema_alpha * old + (1.0 - self.ema_alpha) * new)
+        ts.has_feat[t_idx] = True
+
+    def on_started(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> None:
+        if frame.embeds is None:
+            return
+        ts = self.tracks
+        ts.ensure_feature_dim(frame.embeds.shape[1])
+        ts.features[t_idx] = _normalise(frame.embeds[d_idx])
+        ts.has_feat[t_idx] = True
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows of x (N, D) scaled to unit L2 norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,97 @@
+"""Track state as a structure of arrays (one row per track), so every step is vectorised.
+
+:class:`TrackSet` holds all live tracks of one tracker; every array is created in
+``__init__`` and all share the first dimension T. :class:`Track` is a read-only snapshot of one
+row for inspection and tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from trackers.kalman import xyah_to_xyxy
+
+
+class TrackState(IntEnum):
+    TRACKED = 1   # matched in the latest frame
+    LOST = 2      # not matched recently, kept for ``max_lost`` frames to be re-found
+    REMOVED = 3   # finished: dropped at the end of the frame
+
+
+_ROW_ARRAYS = ("ids", "means", "covs", "state", "score", "cls", "det_idx", "start", "last", "hits",
+               "features", "has_feat")
+
+
+class TrackSet:
+    """All live tracks of one tracker: row i of every array describes track i.
+
+    ``ids`` is 0 until a track is confirmed (matched in a second frame, or born in the first
+    frame), so the ids handed out are consecutive and never belong to one-frame flickers.
+    """
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)          # (T,) track id, 0 = unconfirmed
+        self.means = np.zeros((0, 8))                   # (T, 8) Kalman x, y, a, h, vx, vy, va, vh
+        self.covs = np.zeros((0, 8, 8))                 # (T, 8, 8)
+        self.state = np.zeros(0, dtype=np.int64)        # (T,) TrackState
+        self.score = np.zeros(0)                        # (T,) score of the last matched detection
+        self.cls = np.zeros(0)                          # (T,) class of the last matched detection
+        self.det_idx = np.zeros(0, dtype=np.int64)      # (T,) row of that detection in its frame's input
+        self.start = np.zeros(0, dtype=np.int64)        # (T,) frame of the first detection
+        self.last = np.zeros(0, dtype=np.int64)         # (T,) frame of the last matched detection
+        self.hits = np.zeros(0, dtype=np.int64)         # (T,) number of matched detections
+        self.features = np.zeros((0, 0), dtype=np.float32)  # (T, D) smoothed L2-normalised embeddings
+        self.has_feat = np.zeros(0, dtype=bool)         # (T,) whether features[i] is set
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the rows where mask (T,) is True."""
+        for name in _ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[mask])
+
+    def extend(self, other: "TrackSet") -> None:
+        """Append the rows of ``other`` (its feature width may be 0 when it has no features)."""
+        if other.features.shape[1] != self.features.shape[1]:
+            dim = max(other.features.shape[1], self.features.shape[1])
+            self.ensure_feature_dim(dim)
+            other.ensure_feature_dim(dim)
+        for name in _ROW_ARRAYS:
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+
+    def ensure_feature_dim(self, dim: int) -> None:
+        """Give ``features`` width ``dim`` (zeros, unset) if it has none; a different width is an error."""
+        have = self.features.shape[1]
+        if have == dim:
+            return
+        if have and self.has_feat.any():
+            raise ValueError(f"embedding size changed from {have} to {dim}: use one ReID model per tracker")
+        self.features = np.zeros((len(self), dim), dtype=np.float32)
+
+    def track(self, i: int) -> "Track":
+        """Read-only snapshot of row i."""
+        return Track(int(self.ids[i]), xyah_to_xyxy(self.means[i:i + 1])[0], TrackState(int(self.state[i])),
+                     float(self.score[i]), float(self.cls[i]), int(self.det_idx[i]), int(self.start[i]),
+                     int(self.last[i]), int(self.hits[i]))
+
+
+@dataclass(frozen=True)
+class Track:
+    """Snapshot of one track (see :meth:`TrackSet.track`)."""
+    track_id: int
+    box: np.ndarray        # (4,) x1, y1, x2, y2 of the current Kalman state
+    state: TrackState
+    score: float
+    cls: float
+    det_idx: int
+    start_frame: int
+    last_frame: int
+    hits: int
+
+    @property
+    def age(self) -> int:
+        """Frames between the first and the last matched detection."""
+        return self.last_frame - self.start_frame
