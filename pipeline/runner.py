@@ -21,6 +21,7 @@ from pipeline.cache import CameraCache, DetectionWriter, input_fingerprint, stag
 from pipeline.config import to_dict
 from pipeline.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.detector import FileDetections
+from pipeline.embedding import Embedder, ReIDQueue
 from pipeline.run_config import RunConfig
 from pipeline.tracklet_store import TrackletStore
 from pipeline.video import Frame, VideoSource
@@ -156,27 +157,6 @@ class _Camera:
         self.store.close_all()
 
 
-class Embedder:
-    """Calls ``encoder.embed`` in chunks of ``batch`` crops; (N, D) features, (N, A) attributes."""
-
-    def __init__(self, encoder, batch: int):
-        self.encoder, self.batch = encoder, max(1, int(batch))
-
-    @property
-    def dim(self) -> int:
-        return int(self.encoder.dim)
-
-    def __call__(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        feats, attrs = [], []
-        for s in range(0, len(crops), self.batch):
-            f, a = self.encoder.embed(list(crops[s:s + self.batch]))
-            feats.append(np.asarray(f, np.float32))
-            attrs.append(np.asarray(a, np.float32))
-        if not feats:
-            return np.zeros((0, self.encoder.dim), np.float32), np.zeros((0, 0), np.float32)
-        return np.concatenate(feats), np.concatenate(attrs)
-
-
 def _detect(frames: dict[str, Frame], cams: dict[str, _Camera], detector, files: Optional[FileDetections],
             stats: RunStats) -> dict[str, np.ndarray]:
     """Detections (N, 6) per camera for this step: cache, detection files, or one detector call."""
@@ -244,11 +224,12 @@ def _crop_box(track: np.ndarray, dets: np.ndarray) -> np.ndarray:
 
 
 def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, files, embed,
-                 policy: CropPolicy, stats: RunStats) -> None:
+                 policy: CropPolicy, stats: RunStats, reid: ReIDQueue) -> None:
     """One analysed frame of each camera in ``frames``: detect, track, embed selected crops, close."""
-    dets = _detect(frames, cams, detector, files, stats)
+    dets = _detect(frames, cams, detector, files, stats)     # overlaps the previous step's ReID call
+    reid.collect()
     det_emb = _embed_detections(frames, cams, dets, embed, stats)
-    pending = []                                   # (camera, frame, track ids, quality, crops | embeddings)
+    pending = []          # (camera, frame, step, track ids, quality, crops, detection embeddings, det idx)
     t0 = time.perf_counter()
     for name, fr in frames.items():
         cam = cams[name]
@@ -260,39 +241,15 @@ def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, f
         idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if embed is not None else ([], [])
         if len(idx):
             crops = [crop(fr.image, _crop_box(tracks[i], dets[name])) for i in idx]
-            pending.append((name, fr, tracks[idx, 4].astype(np.int64), quality[idx], crops,
+            pending.append((name, fr, cam.step, tracks[idx, 4].astype(np.int64), quality[idx], crops,
                             emb, tracks[idx, 7].astype(np.int64)))
     stats.track_seconds += time.perf_counter() - t0
-    _embed_tracks(pending, cams, embed, stats)
+    reid.submit(pending)
     for name, fr in frames.items():
         cam = cams[name]
         cam.store.close(cam.tracker.pop_finished())
         cam.step += 1
         cam.last_index = fr.index
-
-
-def _embed_tracks(pending, cams, embed, stats) -> None:
-    """One ReID call for the selected crops of all cameras (or reuse the detection embeddings)."""
-    fresh = [p for p in pending if p[5] is None]
-    crops = [c for p in fresh for c in p[4]]
-    feats = attrs = None
-    if crops:
-        t0 = time.perf_counter()
-        feats, attrs = embed(crops)
-        stats.reid_seconds += time.perf_counter() - t0
-        stats.embedded_crops += len(crops)
-    s = 0
-    for name, fr, tids, quality, cr, emb, det_idx in pending:
-        if emb is None:
-            f, a = feats[s:s + len(tids)], attrs[s:s + len(tids)]
-            s += len(tids)
-        else:
-            ok = (det_idx >= 0) & (det_idx < len(emb[0]))
-            ok[ok] = np.abs(emb[0][det_idx[ok]]).sum(1) > 0          # that detection was embedded
-            tids, quality, det_idx = tids[ok], quality[ok], det_idx[ok]
-            cr = [c for c, o in zip(cr, ok) if o]
-            f, a = emb[0][det_idx], emb[1][det_idx]
-        cams[name].store.add_features(fr.index, cams[name].step, tids, f, a, quality, cr)
 
 
 def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *,
@@ -337,6 +294,7 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
                         min_score=cfg.reid.min_score, max_overlap=cfg.reid.max_overlap,
                         min_hits=cfg.reid.min_hits)
+    reid = ReIDQueue(embed, cams, stats)
     total = max((c.src.num_frames for c in cams.values()), default=-1)
     bar = tqdm(total=total if total > 0 else None, unit="step", desc="run", disable=not progress,
                leave=False)
@@ -349,13 +307,15 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
                     frames[name] = fr
             if not frames:
                 break
-            process_step(frames, cams, detector, files, embed, policy, stats)
+            process_step(frames, cams, detector, files, embed, policy, stats, reid)
             bar.update(1)
+        reid.collect()
     except BaseException:
         for cam in cams.values():
             cam.abort()
         raise
     finally:
+        reid.close()
         bar.close()
     for cam in cams.values():
         cam.finish()

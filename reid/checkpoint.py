@@ -119,3 +119,36 @@ def _load_state(model: torch.nn.Module, state: dict, path: Path):
                         f"{'; '.join(bad[:3])}")
     result = model.load_state_dict(state, strict=False)
     return list(result.missing_keys), list(result.unexpected_keys)
+
+
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+    """Write an inference-only copy of checkpoint ``src``: no identity classifiers (not used for
+    embedding), weights stored as float16 when ``half`` (loaded back into a float32 model), the
+    training configuration, metrics and extra information kept. Outputs are unchanged up to fp16
+    rounding of the weights."""
+    src = Path(src)
+    payload = _read(src, "cpu")
+    cfg = {**payload["model_config"], "num_ids": 0}
+    state = {k: v for k, v in payload["state_dict"].items() if not k.startswith("id_classifiers.")}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    model = build_model(**{**cfg, "pretrained": "none"})
+    missing, unexpected = _load_state(model, state, src)
+    if missing or unexpected:
+        raise UserError(f"{src}: cannot slim this checkpoint: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    extra = dict(payload.get("extra") or {})
+    extra["slim"] = {"source": src.name, "num_ids_trained": payload["model_config"].get("num_ids"),
+                     "dtype": "float16" if half else "float32"}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    out = {"kind": KIND, "format": FORMAT, "model_config": _plain(cfg), "state_dict": state,
+           "train_config": payload.get("train_config"), "metrics": payload.get("metrics"), "extra": _plain(extra)}
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        torch.save(out, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dst

@@ -89,17 +89,30 @@ def gallery_attribute_scores(probs: np.ndarray, gallery, schema, attribute_names
     """
     if schema is None or probs.shape[1] == 0:
         return None
-    if tuple(attribute_names) != tuple(schema.output_names):
-        log.info("model attributes do not match the %s schema: attribute accuracy skipped", schema.name)
-        return None
     keep = np.array([s.pid > 0 and s.attrs is not None for s in gallery], dtype=bool)
     if not keep.any():
         return None
     targets = np.stack([gallery[i].attrs for i in np.flatnonzero(keep)])
+    if tuple(attribute_names) != tuple(schema.output_names):
+        mapped = _map_to_model_schema(targets, schema, attribute_names)
+        if mapped is None:
+            log.info("model attributes do not match the %s schema: attribute accuracy skipped", schema.name)
+            return None
+        targets, schema = mapped
     acc = attribute_accuracy(probs[keep], targets, schema)
     return {"mean": 100.0 * acc["mean"],
             "per_attribute": {k: 100.0 * v for k, v in acc["per_attribute"].items()},
             "counts": acc["counts"], "num_images": int(keep.sum())}
+
+
+def _map_to_model_schema(targets: np.ndarray, schema, attribute_names: Sequence[str]):
+    """Targets of a data set's schema expressed in the shared 'common' schema when the model
+    predicts that schema (e.g. the default checkpoint evaluated on VIPeR); else None."""
+    from reid.data.schemas import COMMON, TO_COMMON, to_common
+
+    if tuple(attribute_names) != tuple(COMMON.output_names) or schema.name not in TO_COMMON:
+        return None
+    return to_common(targets, schema), COMMON
 
 
 def _labels(samples) -> tuple[np.ndarray, np.ndarray]:

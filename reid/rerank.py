@@ -13,7 +13,7 @@ from scipy import sparse
 
 
 def k_reciprocal_rerank(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int = 20, k2: int = 6,
-                        lambda_value: float = 0.3, chunk_size: int = 1024) -> np.ndarray:
+                        lambda_value: float = 0.3, chunk_size: int = 256) -> np.ndarray:
     """Re-ranked (Q, G) float32 distances from query-gallery, query-query, gallery-gallery distances."""
     q_g, q_q, g_g = (np.asarray(m, dtype=np.float32) for m in (q_g, q_q, g_g))
     num_q, num_g = q_g.shape
@@ -55,7 +55,7 @@ class _DistRows:
             parts.append(np.concatenate([self.q_g[:, s:b - nq].T, self.g_g[s:b - nq]], axis=1))
         d = np.concatenate(parts) if len(parts) > 1 else parts[0]          # (b-a, N)
         d = np.power(d, 2).astype(np.float32)
-        return d / np.max(d, axis=1, keepdims=True)
+        return d / np.maximum(np.max(d, axis=1, keepdims=True), np.float32(1e-12))  # all-zero rows stay 0
 
 
 def _initial_rank(rows: _DistRows, k: int, chunk_size: int) -> np.ndarray:

@@ -87,3 +87,29 @@ def test_viper_ten_splits_reference_numbers(tmp_path):
           f"rank-10 {res['rank10']:.2f} mAP {res['mAP']:.2f}")
     assert len(res["splits"]) == 10 and res["num_query"] == res["num_gallery"] == 316
     assert 60.0 <= res["rank1"] <= 72.0
+
+
+def test_attribute_accuracy_of_a_common_schema_model_on_viper_labels():
+    """A model predicting the shared 'common' schema is scored on a data set of another schema
+    (VIPeR) through the schema mapping: female maps to female, other groups become unlabelled."""
+    import numpy as np
+
+    from reid.data.base import Sample
+    from reid.data.schemas import COMMON, VIPER
+    from reid.evaluate import gallery_attribute_scores
+
+    fem = [g.name for g in VIPER.groups].index("personalFemale") if "personalFemale" in \
+        [g.name for g in VIPER.groups] else None
+    if fem is None:
+        import pytest
+        pytest.skip("VIPeR schema without personalFemale")
+    gallery = []
+    for i, is_f in enumerate([1, 0, 1, 0]):
+        attrs = np.full(VIPER.num_groups, -1, np.int64)
+        attrs[fem] = is_f
+        gallery.append(Sample(f"{i}.png", i + 1, 2, attrs))
+    probs = np.full((4, COMMON.num_outputs), 0.1, np.float32)
+    col = list(COMMON.output_names).index("female")
+    probs[:, col] = [0.9, 0.2, 0.3, 0.1]  # right, right, wrong, right
+    res = gallery_attribute_scores(probs, gallery, VIPER, COMMON.output_names)
+    assert res is not None and abs(res["per_attribute"]["female"] - 75.0) < 1e-6

@@ -87,3 +87,30 @@ def test_shape_mismatch_is_a_clear_error(tmp_path, trained_model):
     torch.save(payload, tmp_path / "missing_key.pt")
     with pytest.raises(UserError, match="missing"):
         load_checkpoint(tmp_path / "missing_key.pt")
+
+
+def test_slim_checkpoint_keeps_embeddings(tmp_path):
+    """The slim inference copy drops the identity classifiers and stores fp16 weights, yet gives the
+    same embedding and attributes up to fp16 rounding, and is much smaller."""
+    import torch
+
+    from reid.checkpoint import load_checkpoint, save_checkpoint, slim_checkpoint
+    from reid.model import build_model
+    from reid.schema import AttributeGroup, AttributeSchema
+
+    schema = AttributeSchema("toy", (AttributeGroup("female", "global"),
+                                     AttributeGroup("upper_color", "upper", ("black", "white", "red"))))
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_ids=500, schema=schema, feat_dim=32, pretrained="none",
+                        input_size=(64, 32)).eval()
+    full = save_checkpoint(tmp_path / "full.pt", model, metrics={"rank1": 1.0})
+    slim = slim_checkpoint(full, tmp_path / "slim.pt")
+    m2, meta = load_checkpoint(slim)
+    assert meta["num_ids"] == 0 and meta["metrics"] == {"rank1": 1.0}
+    assert meta["extra"]["slim"]["num_ids_trained"] == 500
+    x = torch.rand(2, 3, 64, 32)
+    with torch.inference_mode():
+        a, b = model(x), m2(x)
+    assert torch.allclose(a.embedding, b.embedding, atol=5e-2 * a.embedding.abs().max().item())
+    assert torch.allclose(a.attributes, b.attributes, atol=2e-2)
+    assert slim.stat().st_size < 0.6 * full.stat().st_size

@@ -104,3 +104,9 @@ def test_rerank_keeps_or_improves_map_on_clustered_data():
 def test_rerank_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shapes"):
         k_reciprocal_rerank(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_identical_points_give_finite_distances():
+    z = np.zeros((3, 3), np.float32)
+    out = k_reciprocal_rerank(z, z, z, k1=2, k2=1)
+    assert np.isfinite(out).all() and out.shape == (3, 3)

@@ -222,6 +222,16 @@ def test_bad_inputs_give_documented_errors(two_views, tmp_path, capsys, case, me
     assert not out.exists()                               # stopped before any work
 
 
+def test_missing_default_reid_checkpoint_is_explained(two_views, tmp_path, capsys):
+    if (Path(__file__).resolve().parents[1] / "reid" / "weights" / "default.pt").is_file():
+        pytest.skip("the default ReID checkpoint is shipped")
+    det, _ = _models()
+    out = tmp_path / "out"
+    assert mcmt(["run", "--videos", str(two_views["left"]), "--detector", str(det), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "default ReID checkpoint" in err and "not shipped" in err and not out.exists()
+
+
 def test_associate_needs_a_run_folder(tmp_path, capsys):
     assert mcmt(["associate", "--run", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err

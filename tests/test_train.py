@@ -117,6 +117,19 @@ def test_empty_or_single_identity_training_set_is_a_clear_error(tmp_path):
         train(tiny_config(tmp_path / "o2"), data_root=str(one), progress=False)
 
 
+def test_several_training_sets_are_combined_on_the_common_schema():
+    from conftest import shared_path
+    from reid.train_state import load_train_data
+    root = shared_path("data")
+    shared_path("data", "peta", "SARC3D")
+    shared_path("data", "market1501-mini")
+    section = DataSection(train=(DatasetSpec("market1501", "market1501-mini"),
+                                 DatasetSpec("peta", "peta", {"subsets": ["SARC3D"]})))
+    data = load_train_data(section, str(root))
+    # 16 Market-1501 training ids (32 images) + SARC3D's 50 ids (200 images), pids kept apart
+    assert data.schema.name == "common" and data.num_train_pids == 66 and len(data.train) == 232
+
+
 # ---- resume bit for bit -------------------------------------------------------------------------
 def _state(path):
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
@@ -191,9 +204,16 @@ def test_cli_train_resume_and_eval_json(folder_data, tmp_path, capsys):
     assert res["mAP"] == pytest.approx(100 * mAP, abs=1e-3)
     assert res["protocol"]["dataset"] == "folder" and res["num_query"] == 4 and res["num_gallery"] == 8
     assert res["attributes"]["counts"] == {"dark_upper": 8} and 0 <= res["attributes"]["mean"] <= 100
+    # re-ranked, with pictures
+    assert cli_main(["eval-reid", "--checkpoint", str(ckpt), "--dataset", "folder", "--data-root",
+                     str(folder_data), "--json", str(out_json), "--rerank", "--k1", "3", "--k2", "2",
+                     "--visualize", str(tmp_path / "vis"), "--num-queries", "2", "--no-progress"]) == 0
+    res_rr = json.loads(out_json.read_text())
+    assert res_rr["protocol"]["rerank"] == {"k1": 3, "k2": 2, "lambda": 0.3}
+    assert (tmp_path / "vis" / "index.html").is_file()
 
 
-def test_cli_eval_rerank_and_bad_checkpoint(folder_data, tmp_path, capsys):
+def test_cli_eval_bad_checkpoint(folder_data, tmp_path, capsys):
     assert cli_main(["eval-reid", "--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "folder",
                      "--data-root", str(folder_data)]) == 2
     assert "not found" in capsys.readouterr().err
@@ -212,3 +232,31 @@ def test_torchrun_two_process_gloo_ddp_smoke(folder_data, tmp_path):
     assert meta["extra"]["world_size"] == 2 and meta["extra"]["epoch"] == 1
     # 6 ids x 3 images -> 2 chunks of K=2 per id -> 12 chunks -> 4 global batches of P=3 -> 2 per process
     assert meta["extra"]["history"][0]["batches"] == 2
+
+
+# ---- a real learning run ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_training_on_peta_without_viper_improves_viper_rank1(tmp_path):
+    """MobileNetV2 (ImageNet init), 400 P x K batches of PETA subsets (VIPeR and the one-image MIT
+    excluded) at 128x64 on CPU: VIPeR split-0 rank-1 measured before and after. Measured 2026-11-25
+    on 2 shared CPU cores (~3-10 min): rank-1 2.2 -> 10.1, mAP 6.5 -> 16.7."""
+    from conftest import shared_path
+    from reid.train import Trainer
+    peta = shared_path("data", "peta")
+    shared_path("data", "peta", "VIPeR")
+    torch.set_num_threads(2)
+    cfg = TrainConfig(
+        model=ModelSection(backbone="mobilenetv2", feat_dim=64, pretrained="imagenet", input_size=(128, 64)),
+        data=DataSection(train=(DatasetSpec("peta", str(peta), {"exclude": ["VIPeR", "MIT"], "min_images": 2}),),
+                         num_ids=8, num_instances=4, workers=0),
+        optim=OptimSection(name="adam", lr=1e-3),
+        schedule=ScheduleSection(epochs=8, decay="none", iters_per_epoch=50),
+        eval=EvalSection(every=0, batch_size=64, dataset=DatasetSpec("viper", str(peta / "VIPeR"), {"split": 0})),
+        device="cpu", out=str(tmp_path / "peta"), seed=0)
+    trainer = Trainer(cfg, progress=False)
+    before = trainer.evaluate()
+    after = trainer.fit()["eval"]
+    print(f"\nVIPeR split 0, untrained: rank-1 {before['rank1']:.2f} mAP {before['mAP']:.2f}; "
+          f"after 400 PETA batches: rank-1 {after['rank1']:.2f} mAP {after['mAP']:.2f}")
+    assert after["rank1"] >= before["rank1"] + 4.0 and after["rank1"] >= 2 * before["rank1"]
+    assert after["mAP"] >= before["mAP"] + 4.0

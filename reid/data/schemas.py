@@ -140,9 +140,18 @@ def missing() -> Getter:
 
 
 def binary_from(pos: tuple[str, ...], neg: tuple[str, ...]) -> Getter:
-    """1 if any ``pos`` binary is 1, else 0 if any ``neg`` binary is 1, else -1."""
+    """1 if any ``pos`` binary is 1, else 0 if any ``neg`` binary is 1, else -1.
+
+    A schema that keeps only one side of a complementary pair (VIPeR keeps ``personalFemale`` but
+    not ``personalMale``) labels the other side implicitly: a labelled 0 on the only present side
+    is the opposite value."""
     def get(cols, n):
         out = np.full(n, -1, dtype=np.int64)
+        has_pos, has_neg = any(p in cols for p in pos), any(q in cols for q in neg)
+        if has_pos and not has_neg and len(pos) == 1:
+            out[_col(cols, pos[0], n) == 0] = 0
+        if has_neg and not has_pos and len(neg) == 1:
+            out[_col(cols, neg[0], n) == 0] = 1
         for name in neg:
             out[_col(cols, name, n) == 1] = 0
         for name in pos:
