@@ -128,8 +128,8 @@ def main() -> int:
     dist = 1.0 - qf @ gf.T                                                   # (Q, G) cosine distance
     cmc, mAP = evaluate_rank(dist, [s.pid for s in data.query], [s.pid for s in data.gallery],
                              [s.camid for s in data.query], [s.camid for s in data.gallery])
-    print(f"| model | images | embed s | rank-1 | rank-5 | rank-10 | mAP |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| model | images | embed s | rank-1 | rank-5 | rank-10 | mAP |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {enc.name} | {len(data.query) + len(data.gallery)} | {secs:.1f} | {cmc[0] * 100:.1f} | "
           f"{cmc[4] * 100:.1f} | {cmc[9] * 100:.1f} | {mAP * 100:.1f} |")
     schema = enc.schema if ga.shape[1] else None

@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from pipeline.atomic import atomic_write_bytes
 from pipeline.tracklet import Tracklet
 
 CACHE_VERSION = 1
@@ -47,18 +48,6 @@ def input_fingerprint(path: str | Path) -> dict:
     return {"path": str(p), "size": st.st_size, "mtime": st.st_mtime_ns}
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

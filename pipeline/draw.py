@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import colorsys
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
+
+from pipeline.atomic import atomic_write_bytes
 
 # Colours are BGR.
 GREEN = (0, 170, 0)       # same identity as the query / correct
@@ -292,17 +293,7 @@ def encode_image(img: np.ndarray, ext: str = ".png", quality: int = 90) -> bytes
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file next to ``path`` then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data)
 
 
 def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 90) -> Path:

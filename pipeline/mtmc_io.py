@@ -8,14 +8,13 @@ identity; ``xworld yworld`` are -1 when unknown.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.atomic import atomic_write_text
 from pipeline.errors import UserError
 
 MTMC_COLUMNS = ("camera_id", "obj_id", "frame_id", "xmin", "ymin", "width", "height", "xworld", "yworld")
@@ -68,16 +67,7 @@ def write_mtmc(path: str | Path, rows: np.ndarray) -> Path:
         raise ValueError(f"write_mtmc expects (N, 9) rows ({' '.join(MTMC_COLUMNS)}), got {rows.shape}")
     rows = rows.reshape(-1, 9)
     order = np.lexsort((rows[:, 1], rows[:, 2], rows[:, 0]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(format_mtmc(rows[order]))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, format_mtmc(rows[order]))
 
 
 def mot_to_mtmc(per_camera: Mapping[str, np.ndarray], camera_order: Sequence[str]) -> np.ndarray:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from pipeline.atomic import atomic_write_text
 from pipeline.cache import atomic_write_json
 from pipeline.tracklet import Tracklet
 
@@ -55,15 +55,7 @@ def write_mot_rows(path: Path, rows: np.ndarray) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def write_tracks(run_dir: Path, cameras: Sequence[str], boxes: Mapping[str, np.ndarray],

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline.atomic import atomic_write
 from pipeline.errors import UserError
 from reid.model import MultiTaskReID, build_model
 
@@ -56,15 +56,7 @@ def save_checkpoint(path: str | os.PathLike, model: MultiTaskReID, *, train_conf
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"kind": KIND, "format": FORMAT, "model_config": _plain(model.config), "state_dict": state,
                "train_config": _plain(train_config), "metrics": _plain(metrics), "extra": _plain(extra)}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _read(path: Path, map_location) -> dict:
@@ -143,12 +135,4 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool =
     dst.parent.mkdir(parents=True, exist_ok=True)
     out = {"kind": KIND, "format": FORMAT, "model_config": _plain(cfg), "state_dict": state,
            "train_config": payload.get("train_config"), "metrics": payload.get("metrics"), "extra": _plain(extra)}
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        torch.save(out, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    return atomic_write(dst, lambda tmp: torch.save(out, tmp))

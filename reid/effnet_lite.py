@@ -7,7 +7,6 @@ Convolutions use TensorFlow "same" padding (asymmetric for stride 2), as the wei
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -124,8 +124,8 @@ class ReIDEncoder:
         input convention of external models."""
         if str(path) == "default":
             if not DEFAULT_CHECKPOINT.is_file():
-                raise UserError("the default ReID checkpoint (reid/weights/default.pt) is not shipped in this "
-                                "version yet; pass a model file instead, e.g. a checkpoint from 'mcmt train-reid', "
+                raise UserError("the default ReID checkpoint (reid/weights/default.pt) is missing from this "
+                                "installation; reinstall mcmt or pass a model file instead, e.g. a checkpoint from 'mcmt train-reid', "
                                 "an .onnx file or ../shared/models/openvino/person-reidentification-retail-0286")
             path = DEFAULT_CHECKPOINT
         path = Path(path)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.atomic import atomic_write
 from pipeline.errors import UserError
 from reid.train_config import DataSection, DatasetSpec, OptimSection, ScheduleSection
 
@@ -174,14 +174,7 @@ def state_file_name(epoch: int) -> str:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def read_train_state(ckpt_path: Path, meta: dict) -> dict:

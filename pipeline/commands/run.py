@@ -5,9 +5,10 @@ Writes to --out: mot/<camera>.txt (global ids), mtmc.txt, identities.json, thumb
 videos/ (with --save-video) and cache/ (rerunning with the same inputs and settings reuses it;
 'mcmt associate --run DIR' redoes only the association and outputs).
 
-The default ReID checkpoint is not shipped yet: pass --reid with a model file, e.g. an OpenVINO
-person-reidentification-retail-0286.xml or an OSNet .onnx, or --reid none (no appearance: every
-camera track is its own identity).
+The default ReID model is the interim checkpoint shipped in reid/weights/default.pt (see
+reid/MODEL_CARD.md: appearance + attributes, still weak). For better cross-camera matching pass
+--reid with a stronger model file, e.g. an OpenVINO person-reidentification-retail-0286.xml or an
+OSNet .onnx; --reid none disables appearance (every camera track is its own identity).
 
 Examples:
   mcmt run --videos cam1.mp4 cam2.mp4 --out runs/x --reid osnet_x0_25_msmt17.onnx
