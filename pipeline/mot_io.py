@@ -18,25 +18,32 @@ MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c")
 _SPLIT = re.compile(r"[,\s]+")
 
 
-def read_mot(path: str | Path) -> np.ndarray:
-    """Read a MOTChallenge file -> (N, 10) float64 rows sorted by (frame, id); (0, 10) if empty."""
+def read_numeric_rows(path: str | Path, lo: int, hi: int, what: str, columns: str) -> list[list[float]]:
+    """Numbers of a comma- or space-separated text file, one list per line with ``lo``..``hi``
+    values; blank lines and ``#`` comments are skipped; problems raise UserError with the line."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"MOTChallenge file not found: {path}")
+        raise UserError(f"{what} file not found: {path}")
     rows = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = [p for p in _SPLIT.split(line) if p]
-        if not 6 <= len(parts) <= 10:
-            raise UserError(f"{path}:{lineno}: expected 6 to 10 values "
-                            f"(frame,id,x,y,w,h,conf,...), got {len(parts)}: {line[:80]!r}")
+        if not lo <= len(parts) <= hi:
+            raise UserError(f"{path}:{lineno}: expected {lo} to {hi} values ({columns}), "
+                            f"got {len(parts)}: {line[:80]!r}")
         try:
-            values = [float(p) for p in parts]
+            rows.append([float(p) for p in parts])
         except ValueError:
             raise UserError(f"{path}:{lineno}: not a number in {line[:80]!r}") from None
-        rows.append(values + [1.0, -1.0, -1.0, -1.0][len(values) - 6:])
+    return rows
+
+
+def read_mot(path: str | Path) -> np.ndarray:
+    """Read a MOTChallenge file -> (N, 10) float64 rows sorted by (frame, id); (0, 10) if empty."""
+    values = read_numeric_rows(path, 6, 10, "MOTChallenge", "frame,id,x,y,w,h,conf,...")
+    rows = [v + [1.0, -1.0, -1.0, -1.0][len(v) - 6:] for v in values]
     if not rows:
         return np.zeros((0, 10), dtype=np.float64)
     out = np.asarray(rows, dtype=np.float64)  # (N, 10)

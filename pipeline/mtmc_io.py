@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pipeline.atomic import atomic_write_text
+from pipeline.mot_io import read_numeric_rows
 from pipeline.errors import UserError
 
 MTMC_COLUMNS = ("camera_id", "obj_id", "frame_id", "xmin", "ymin", "width", "height", "xworld", "yworld")
@@ -26,23 +27,8 @@ def read_mtmc(path: str | Path) -> np.ndarray:
 
     Blank lines and lines starting with ``#`` are skipped; an empty file gives (0, 9).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"multi-camera file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [p for p in _SPLIT.split(line) if p]
-        if len(parts) < 7 or len(parts) > 9:
-            raise UserError(f"{path}:{lineno}: expected 7 to 9 values "
-                            f"({' '.join(MTMC_COLUMNS)}), got {len(parts)}")
-        try:
-            vals = [float(p) for p in parts]
-        except ValueError:
-            raise UserError(f"{path}:{lineno}: not a number in {line!r}") from None
-        rows.append(vals + [-1.0] * (9 - len(vals)))
+    values = read_numeric_rows(path, 7, 9, "multi-camera", " ".join(MTMC_COLUMNS))
+    rows = [v + [-1.0] * (9 - len(v)) for v in values]
     if not rows:
         return np.zeros((0, 9), np.float64)
     return np.asarray(rows, np.float64)  # (N, 9)
