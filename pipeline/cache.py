@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from pipeline.atomic import atomic_write_bytes
+from pipeline.atomic import atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 from pipeline.tracklet import Tracklet
 
 CACHE_VERSION = 1
@@ -48,18 +48,6 @@ def input_fingerprint(path: str | Path) -> dict:
     return {"path": str(p), "size": st.st_size, "mtime": st.st_mtime_ns}
 
 
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_json_default) + "\n").encode())
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def read_json(path: Path) -> Optional[dict]:

@@ -114,32 +114,32 @@ def text_block(lines: Sequence[str], width: int, colours=None, bg=WHITE, scale: 
     return out
 
 
-def vstack(images: Sequence[np.ndarray], gap: int = 0, bg=WHITE) -> np.ndarray:
-    """Stack images top to bottom, left-aligned, padding narrower ones with ``bg``."""
+def _stack(images: Sequence[np.ndarray], axis: int, gap: int, bg) -> np.ndarray:
+    """Concatenate along ``axis`` (0 rows, 1 columns), aligned at the start, padded with ``bg``."""
     images = [as_bgr(im) for im in images]
     if not images:
         return canvas(1, 1, bg)
-    w = max(im.shape[1] for im in images)
-    h = sum(im.shape[0] for im in images) + gap * (len(images) - 1)
-    out, y = canvas(h, w, bg), 0
+    size = [0, 0]
+    size[axis] = sum(im.shape[axis] for im in images) + gap * (len(images) - 1)
+    size[1 - axis] = max(im.shape[1 - axis] for im in images)
+    out, pos = canvas(size[0], size[1], bg), 0
     for im in images:
-        out[y:y + im.shape[0], :im.shape[1]] = im
-        y += im.shape[0] + gap
+        if axis == 0:
+            out[pos:pos + im.shape[0], :im.shape[1]] = im
+        else:
+            out[:im.shape[0], pos:pos + im.shape[1]] = im
+        pos += im.shape[axis] + gap
     return out
+
+
+def vstack(images: Sequence[np.ndarray], gap: int = 0, bg=WHITE) -> np.ndarray:
+    """Stack images top to bottom, left-aligned, padding narrower ones with ``bg``."""
+    return _stack(images, 0, gap, bg)
 
 
 def hstack(images: Sequence[np.ndarray], gap: int = 0, bg=WHITE) -> np.ndarray:
     """Place images left to right, top-aligned, padding shorter ones with ``bg``."""
-    images = [as_bgr(im) for im in images]
-    if not images:
-        return canvas(1, 1, bg)
-    h = max(im.shape[0] for im in images)
-    w = sum(im.shape[1] for im in images) + gap * (len(images) - 1)
-    out, x = canvas(h, w, bg), 0
-    for im in images:
-        out[:im.shape[0], x:x + im.shape[1]] = im
-        x += im.shape[1] + gap
-    return out
+    return _stack(images, 1, gap, bg)
 
 
 def pad(img: np.ndarray, margin: int, bg=WHITE) -> np.ndarray:

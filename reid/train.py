@@ -16,7 +16,6 @@ CPUs); rank 0 evaluates and writes checkpoints.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.config import to_dict
+from pipeline.atomic import atomic_write_json
 from pipeline.errors import UserError
 from reid import train_state as ts
 from reid.train_config import TrainConfig
@@ -271,9 +271,7 @@ def _progress(iterable, desc: str, enabled: bool, total: int):
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def train(cfg: TrainConfig, *, data_root: str | None = None, out_dir: str | None = None,

@@ -15,13 +15,12 @@ Examples:
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import atomic_write_json
 from pipeline.errors import UserError
 from pipeline.mot_eval import evaluate_mot
 from pipeline.mot_io import read_mot
@@ -140,8 +139,4 @@ def format_table(results: dict) -> str:
 
 
 def write_json(path: str | Path, results: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_json(path, results, indent=2)

@@ -13,14 +13,13 @@ with --option split=N). mars: tracklet retrieval (mean feature per tracklet).
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from pipeline.atomic import atomic_write_json
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -94,11 +93,7 @@ def format_table(result: dict, model_desc: str) -> str:
 
 
 def _write_json(path: str, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _visualize(out_dir: str, arrays: dict, data, encoder, num_queries: int) -> None:
