@@ -10,6 +10,8 @@ variant against samples/gt in the same run:
   no_association   association.enabled=false: each camera's ids kept separate (the peer baseline)
   appearance_only  association.attribute_weight=0: attributes off
   no_topology      full, without the topology file
+  same_cam_*       full with association.same_camera_threshold = 0 (a camera's tracklets never
+                   join), 0.1, 0.2 or null (the cross-camera threshold)
 
 Prints per-camera HOTA / MOTA / IDF1 and cross-camera IDF1 / handoffs, with the cross-camera IDF1
 ratio against no_association. Example (about 2-5 minutes on 2 CPU cores):
@@ -46,6 +48,10 @@ VARIANTS = {
     "no_association": (["association.enabled=false"], True),
     "appearance_only": (["association.attribute_weight=0"], True),
     "no_topology": ([], False),
+    "same_cam_off": (["association.same_camera_threshold=0"], True),
+    "same_cam_0.1": (["association.same_camera_threshold=0.1"], True),
+    "same_cam_0.2": (["association.same_camera_threshold=0.2"], True),
+    "same_cam_any": (["association.same_camera_threshold=null"], True),
 }
 
 

@@ -4,7 +4,8 @@ Two camera views are cut from PETS09-S2L1 ``vtest.avi`` (left x 0..352 and right
 tests/test_run_pipeline.py). Each measurement runs in its own process (clean peak memory, ru_maxrss)
 with the same offline detector (int8 TFLite YOLOv8n) on the same videos:
 
-* ``mcmt run``     : decode + detect + ByteTrack + ReID (OpenVINO 0286) + association + all outputs
+* ``mcmt run``     : decode + detect + ByteTrack + ReID (``--reid``: the shipped default checkpoint
+                     unless told otherwise) + association + all outputs
 * ``mcmt botsort`` : the same with ``tracker.name=botsort`` (every high-score detection embedded)
 * ``detect only``  : decode + our batched YOLO calls, nothing else
 * ``ultralytics``  : ``model.track(frame, persist=True, tracker="bytetrack.yaml")``, one model per camera
@@ -13,7 +14,7 @@ frames/s = frames of both cameras / wall time of the job (model loading included
 fastest of --repeat runs, since the machine may be shared).
 Peak memory of ``mcmt run`` is measured for the clip and for a 4x longer input: it must stay flat.
 
-Usage: python bench/pipeline.py [--frames 100] [--shared ../shared] [--skip-long]
+Usage: python bench/pipeline.py [--frames 100] [--shared ../shared] [--skip-long] [--reid default|MODEL]
 """
 from __future__ import annotations
 
@@ -124,14 +125,20 @@ def main() -> int:
     p.add_argument("--shared", default=os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
     p.add_argument("--skip-long", action="store_true", help="skip the 4x longer memory run")
     p.add_argument("--repeat", type=int, default=2, help="runs per job; the fastest is reported")
+    p.add_argument("--reid", default="default", help="ReID model of mcmt run (default: the shipped checkpoint; "
+                                                     "'0286' = the Intel OpenVINO model under --shared)")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     shared = Path(a.shared)
     det = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
-    reid = str(shared / "models/openvino/person-reidentification-retail-0286/FP16/person-reidentification-retail-0286.xml")
+    reid = a.reid
+    if reid == "0286":
+        reid = str(shared / "models/openvino/person-reidentification-retail-0286/FP16/"
+                   "person-reidentification-retail-0286.xml")
     if a.child:
         kind, *rest = a.child
         videos = rest[0].split(",")
+        reid = rest[2] if len(rest) > 2 else reid
         out = {"pipeline": lambda: child_pipeline(videos, det, reid, rest[1]),
                "pipeline_botsort": lambda: child_pipeline(videos, det, reid, rest[1], "botsort"),
                "detect": lambda: child_detect(videos, det),
@@ -153,10 +160,10 @@ def main() -> int:
             kinds = (["pipeline", "pipeline_botsort", "detect", "ultralytics"] if name == "clip"
                      else ["pipeline", "ultralytics"])
             for kind in kinds:   # best of --repeat runs: the machine is shared, take the least disturbed
-                runs = [run_child([kind, vids, str(d / f"run_{kind}_{i}")]) for i in range(a.repeat)]
+                runs = [run_child([kind, vids, str(d / f"run_{kind}_{i}"), reid]) for i in range(a.repeat)]
                 rows.append((name, kind, min(runs, key=lambda r: r["wall"])))
     print(f"\ntwo cameras ({', '.join(f'{k} x{v[0]}..{v[1]}' for k, v in VIEWS.items())}), "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; detector int8 TFLite YOLOv8n, ReID OpenVINO 0286")
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; detector int8 TFLite YOLOv8n, ReID {Path(reid).name}")
     print(f"{'input':6} {'job':12} {'frames':>6} {'wall s':>7} {'frames/s':>9} {'peak MB':>8}  notes")
     base = {n: r for n, k, r in rows if k == "ultralytics"}
     for name, kind, r in rows:

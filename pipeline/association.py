@@ -5,8 +5,9 @@
 Steps (each a pure function in pipeline/assoc_distance.py, assoc_constraints.py, clustering.py):
 1. appearance distance between tracklet galleries (cosine; optionally k-reciprocal re-ranked),
 2. fused with attribute disagreement (per group: probability that the two values differ),
-3. cannot-link: same camera and overlapping in time; with a topology, also views that cannot
-   see the person at the same time and moves faster than the topology allows,
+3. cannot-link: same camera and overlapping in time, or same camera and farther apart than
+   ``same_camera_threshold``; with a topology, also views that cannot see the person at the
+   same time and moves faster than the topology allows,
 4. constrained agglomerative clustering stopped at ``threshold`` (the number of people is found),
    with the topology's travel-time windows checked on every merge,
 5. short tracklets kept, flagged, attached afterwards ("merge") or dropped, per config.
@@ -121,6 +122,11 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
             return ok
 
     dist = fused_distance(tracklets, cfg)
+    if cfg.same_camera_threshold is not None:
+        strict = (cam[:, None] == cam[None, :]) & ~(dist <= cfg.same_camera_threshold)
+        np.fill_diagonal(strict, False)
+        stats["same_camera_blocked"] = int(np.triu(strict & ~cannot, 1).sum())
+        cannot = cannot | strict
     core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
     labels = np.full(n, -1, np.int64)
     idx = np.flatnonzero(core)

@@ -10,6 +10,13 @@ are handled per ``short_tracklets``:
   ``threshold`` that no constraint forbids, or gets an identity of its own.
 - ``drop``:  flagged and given global id 0 (no identity; writers skip them).
 
+Same-camera pairs: two tracklets of one camera that overlap in time are never one person. Those
+that do not (a person leaving and re-entering the view, or a track broken by an occlusion) may be
+joined only when their own fused distance is within ``same_camera_threshold``, usually stricter
+than ``threshold``: within one view the tracker has already linked what motion can link, so a
+wrong re-entry merge costs identity switches, and a cross-camera cluster must not bridge two
+different people seen by the same camera.
+
 A tracklet with no appearance features can never be matched: it is flagged and gets its own identity
 (or id 0 with ``drop``).
 """
@@ -27,6 +34,8 @@ SHORT_POLICIES = ("keep", "flag", "merge", "drop")
 class AssociationConfig:
     enabled: bool = True               # false: every tracklet is its own identity
     threshold: float = 0.45            # stop merging clusters above this fused distance
+    same_camera_threshold: Optional[float] = None  # two tracklets of one camera may share an identity
+    #                                    only within this fused distance (re-entry; null: threshold)
     linkage: str = "average"           # average | single | complete
     appearance: str = "mean"           # mean: cosine of the weighted mean features;
     #                                    pairwise_mean: mean cosine over all gallery pairs;
@@ -51,6 +60,9 @@ class AssociationConfig:
             raise ValueError(f"association.attribute_weight must be in [0, 1], got {self.attribute_weight}")
         if self.threshold < 0:
             raise ValueError(f"association.threshold must be >= 0, got {self.threshold}")
+        if self.same_camera_threshold is not None and self.same_camera_threshold < 0:
+            raise ValueError(f"association.same_camera_threshold must be >= 0 or null, got "
+                             f"{self.same_camera_threshold}")
         if self.topk < 1 or self.rerank_k1 < 1 or self.rerank_k2 < 1:
             raise ValueError("association.topk, rerank_k1 and rerank_k2 must be >= 1")
         if not 0.0 <= self.rerank_lambda <= 1.0:

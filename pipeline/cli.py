@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.verbose += args.top_verbose
     args.quiet += args.top_quiet
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True          # quiet output has no progress bar either
     setup_logging(args.verbose, args.quiet)
     try:
         load_command_config(args._module, args)

@@ -77,11 +77,10 @@ class YoloDetector:
 
 def _read_det_file(path: Path) -> np.ndarray:
     """MOTChallenge det file -> (N, 7) frame(1-based), x, y, w, h, conf, cls (cls 0)."""
+    from pipeline.mot_io import read_mot
+
     try:
-        from pipeline.mot_io import read_mot  # engineer C's reader when present
         rows = read_mot(path)
-    except ImportError:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2) if path.stat().st_size else np.zeros((0, 10))
     except Exception as exc:
         raise UserError(f"{path}: not a MOTChallenge detection file ({exc})") from None
     rows = np.asarray(rows, np.float64)

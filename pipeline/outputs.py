@@ -53,28 +53,22 @@ def load_all_tracklets(run_dir: Path, cameras: Sequence[str]) -> tuple[list[Trac
 
 def global_ids(tracklets: Sequence[Tracklet], cfg: RunConfig, topology_path: Optional[str] = None
                ) -> tuple[np.ndarray, dict]:
-    """(T,) global ids from engineer D1's association (and its statistics); sets ``flagged`` on the
-    tracklets it flags. Every tracklet is its own identity when association is disabled."""
-    alone = np.arange(1, len(tracklets) + 1, dtype=np.int64)
+    """(T,) global ids from :func:`pipeline.association.associate_detailed` and its statistics; sets
+    ``flagged`` on the tracklets it flags. Every tracklet is its own identity when association is
+    disabled."""
+    from pipeline.association import associate_detailed
+
     if not tracklets or not cfg.association.enabled:
-        return alone, {}
-    try:
-        from pipeline import association
-    except ImportError:
-        log.warning("cross-camera association is not available in this version: "
-                    "every tracklet gets its own identity")
-        return alone, {}
+        return np.arange(1, len(tracklets) + 1, dtype=np.int64), {}
     topology = None
     path = topology_path or cfg.association.topology
     if path:
         from pipeline.topology import load_topology
         topology = load_topology(path)
-    if hasattr(association, "associate_detailed"):
-        res = association.associate_detailed(list(tracklets), cfg.association, topology)
-        for t, f in zip(tracklets, res.flagged):
-            t.flagged = bool(f)
-        return np.asarray(res.global_ids, np.int64), dict(res.stats)
-    return np.asarray(association.associate(list(tracklets), cfg.association, topology), np.int64), {}
+    res = associate_detailed(list(tracklets), cfg.association, topology)
+    for t, f in zip(tracklets, res.flagged):
+        t.flagged = bool(f)
+    return np.asarray(res.global_ids, np.int64), dict(res.stats)
 
 
 def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], *, sources=None,
@@ -122,9 +116,6 @@ def _multi_camera(tracklets: Sequence[Tracklet], gids: np.ndarray) -> int:
 
 
 def _write_report(run_dir: Path) -> None:
-    try:
-        from pipeline.report import write_report
-    except ImportError:
-        log.warning("report.html not written: the report module is not available in this version")
-        return
+    from pipeline.report import write_report
+
     write_report(run_dir)

@@ -14,8 +14,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from pipeline.atomic import atomic_write_text
-from pipeline.cache import atomic_write_json
+from pipeline.atomic import atomic_write_json
 from pipeline.tracklet import Tracklet
 
 log = logging.getLogger(__name__)
@@ -40,32 +39,15 @@ def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int]) -> np.ndarray:
     return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
 
 
-def write_mot_rows(path: Path, rows: np.ndarray) -> None:
-    """MOTChallenge file via engineer C's ``write_mot`` when present, else the same format here."""
-    try:
-        from pipeline.mot_io import write_mot
-    except ImportError:
-        write_mot = None
-    if write_mot is not None:
-        write_mot(path, rows)
-        return
-    lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{r[6]:.4g},-1,-1,-1"
-             for r in rows]
-    _atomic_text(Path(path), "\n".join(lines) + ("\n" if lines else ""))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def write_tracks(run_dir: Path, cameras: Sequence[str], boxes: Mapping[str, np.ndarray],
                  gid_maps: Mapping[str, Mapping[int, int]]) -> dict[str, np.ndarray]:
     """Write ``mot/<camera>.txt`` and ``mtmc.txt``; returns the MOT rows per camera."""
+    from pipeline.mot_io import write_mot
     from pipeline.mtmc_io import mot_to_mtmc, write_mtmc
 
     mot = {cam: local_to_mot(boxes[cam], gid_maps.get(cam, {})) for cam in cameras}
     for cam in cameras:
-        write_mot_rows(Path(run_dir) / "mot" / f"{cam}.txt", mot[cam])
+        write_mot(Path(run_dir) / "mot" / f"{cam}.txt", mot[cam])
     write_mtmc(Path(run_dir) / "mtmc.txt", mot_to_mtmc(mot, list(cameras)))
     return mot
 

@@ -46,6 +46,7 @@ class Trainer:
         from reid.model import build_model
 
         self.cfg = cfg
+        self.data_root = data_root
         self.dist = ts.init_distributed(cfg.device)
         self.device = ts.resolve_device(cfg.device, self.dist)
         self.amp = bool(cfg.amp and self.device.type == "cuda")
@@ -63,7 +64,9 @@ class Trainer:
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
                                    flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing)
-        self.dataset = ImageDataset(self.data.train, transform, schema.num_groups if schema else 0)
+        self.distill, teacher = self._distillation(cfg, self.model)
+        self.dataset = ImageDataset(self.data.train, transform, schema.num_groups if schema else 0,
+                                    targets=teacher)
         self.sampler = PKSampler(self.dataset.labels, cfg.data.num_ids, cfg.data.num_instances, seed=cfg.seed,
                                  rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader_gen = torch.Generator()
@@ -74,7 +77,8 @@ class Trainer:
         L = cfg.loss
         self.loss_fn = MultiTaskLoss(schema, L.lambda_attr, L.lambda_trip, L.margin, L.label_smoothing,
                                      L.use_id_loss, L.use_attr_loss, L.identification, L.verification)
-        self.optimizer = ts.build_optimizer(self.model.parameters(), cfg.optim)
+        params = list(self.model.parameters()) + (list(self.distill.parameters()) if self.distill else [])
+        self.optimizer = ts.build_optimizer(params, cfg.optim)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: ts.lr_factor(e, cfg.schedule))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -101,6 +105,16 @@ class Trainer:
                     self.data.name)
         return None
 
+    def _distillation(self, cfg: TrainConfig, model):
+        """(DistillLoss, teacher features (N, D)) when ``distill.teacher`` is set, else (None, None)."""
+        if not cfg.distill.teacher:
+            return None, None
+        from reid.distill import DistillLoss, centred, teacher_features
+
+        feats = centred(teacher_features([s.path for s in self.data.train], cfg.distill.teacher, self.out))
+        loss = DistillLoss(model.embedding_dim, feats.shape[1], cfg.distill.weight_feat, cfg.distill.weight_rel)
+        return loss.to(self.device), feats
+
     def _wrap_ddp(self):
         if not self.dist.enabled:
             return self.model
@@ -122,11 +136,16 @@ class Trainer:
         if model.config != self.model.config:
             raise UserError(f"cannot resume from {path}: its model ({model.config['backbone']}, "
                             f"{model.config['num_ids']} ids) differs from this configuration's")
+        if (self.distill is not None) != ("distill" in state):
+            raise UserError(f"cannot resume from {path}: it was trained with{'out' if self.distill else ''} "
+                            "distillation; resume with the configuration it was trained with")
         self.model.load_state_dict(model.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.distill is not None:
+            self.distill.load_state_dict(state["distill"])
         ts.set_rng_states(state["rng"])
         self.epoch = int(state["epoch"])
         self.history = list((meta.get("extra") or {}).get("history") or [])
@@ -170,13 +189,15 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         self.net.train()
         sums = {"loss": 0.0, "id": 0.0, "attr": 0.0, "trip": 0.0}
+        if self.distill is not None:
+            sums.update(feat=0.0, rel=0.0)
         n, t0 = 0, time.time()
         lr = self.optimizer.param_groups[0]["lr"]
         total = self.batches_per_epoch
         bar = _progress(itertools.islice(self.loader, total), f"epoch {self.epoch + 1}/{self.cfg.schedule.epochs}",
                         self.progress, total)
-        for imgs, labels, _cams, attrs in bar:
-            loss, parts = self.step(imgs, labels, attrs)
+        for imgs, labels, _cams, attrs, *teacher in bar:
+            loss, parts = self.step(imgs, labels, attrs, teacher[0] if teacher else None)
             n += 1
             for k, v in (("loss", loss), *parts.items()):
                 sums[k] += v
@@ -185,18 +206,24 @@ class Trainer:
         means = {k: v / max(n, 1) for k, v in sums.items()}
         record = {"epoch": self.epoch + 1, "lr": lr, "batches": n, "time_s": round(time.time() - t0, 2), **means}
         if self.dist.is_main:
-            log.info("epoch %d/%d  loss %.4f (id %.4f attr %.4f trip %.4f)  lr %.2e  %.1fs", self.epoch + 1,
-                     self.cfg.schedule.epochs, means["loss"], means["id"], means["attr"], means["trip"], lr,
+            log.info("epoch %d/%d  loss %.4f (%s)  lr %.2e  %.1fs", self.epoch + 1, self.cfg.schedule.epochs,
+                     means["loss"], " ".join(f"{k} {v:.4f}" for k, v in means.items() if k != "loss"), lr,
                      record["time_s"])
         return record
 
-    def step(self, imgs, labels, attrs) -> tuple[float, dict]:
-        """One optimisation step on a batch; returns the total loss and its parts as floats."""
+    def step(self, imgs, labels, attrs, teacher=None) -> tuple[float, dict]:
+        """One optimisation step on a batch; returns the total loss and its parts as floats.
+        ``teacher``: (N, D) teacher embeddings of the batch (distillation only)."""
         dev = self.device
         imgs, labels, attrs = imgs.to(dev, non_blocking=True), labels.to(dev), attrs.to(dev)
         with torch.autocast(dev.type, dtype=torch.float16, enabled=self.amp):
             out = self.net(imgs)
             loss, parts = self.loss_fn(out, labels, attrs)
+            if self.distill is not None and teacher is not None:
+                student = torch.cat([out.f_ig, out.f_vg, out.f_iu, out.f_il, out.f_vp], dim=1)
+                kd, kd_parts = self.distill(student.float(), teacher.to(dev))
+                loss = loss + kd
+                parts = {**parts, **kd_parts}
         value = float(loss.detach())
         if not math.isfinite(value):
             raise RuntimeError(f"the loss became {value} at epoch {self.epoch + 1}: lower optim.lr "
@@ -237,10 +264,12 @@ class Trainer:
         name = ts.state_file_name(self.epoch)
         ts.atomic_torch_save({"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                               "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                              "scaler": self.scaler.state_dict(), "rng": ts.rng_states()}, self.out / name)
+                              "scaler": self.scaler.state_dict(), "rng": ts.rng_states(),
+                              **({"distill": self.distill.state_dict()} if self.distill else {})}, self.out / name)
         metrics = next((h["eval"] for h in reversed(self.history) if "eval" in h), None)
         extra = {"epoch": self.epoch, "train_state": name, "history": self.history, "best": self.best,
-                 "data": self.data.describe(), "world_size": self.dist.world_size}
+                 "data": self.data.describe(), "world_size": self.dist.world_size,
+                 "data_root": str(Path(self.data_root).resolve()) if self.data_root else None}
         path = save_checkpoint(self.out / "last.pt", self.model, train_config=to_dict(self.cfg),
                                metrics=metrics, extra=extra)
         for old in self.out.glob("last.state-*.pt"):

@@ -1,6 +1,7 @@
 """Configuration of ``mcmt train-reid`` (frozen dataclasses; YAML via ``pipeline.config``).
 
-Sections: ``model``, ``data``, ``loss``, ``optim``, ``schedule``, ``eval`` plus a few run-level keys.
+Sections: ``model``, ``data``, ``loss``, ``optim``, ``schedule``, ``eval``, ``distill`` (optional,
+:mod:`reid.distill`) plus a few run-level keys.
 Unknown keys and wrong types are errors (``pipeline.config.from_dict``). The defaults are the
 paper's Market-1501 settings (``configs/reid/paper_market1501.yaml`` spells them out).
 
@@ -114,6 +115,17 @@ class EvalSection:
 
 
 @dataclass(frozen=True)
+class DistillSection:
+    teacher: str = ""                      # frozen teacher model (.onnx / .xml / .pt); empty = off
+    weight_feat: float = 1.0               # 1 - cos(projected student, teacher)
+    weight_rel: float = 10.0               # batch cosine-similarity matrices (see reid.distill)
+
+    def __post_init__(self):
+        if self.weight_feat < 0 or self.weight_rel < 0:
+            raise ValueError(f"distill weights must be >= 0, got {self.weight_feat}, {self.weight_rel}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -121,6 +133,7 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    distill: DistillSection = field(default_factory=DistillSection)
     seed: int = 0
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     amp: bool = True                       # mixed precision on CUDA (ignored on CPU)

@@ -102,6 +102,23 @@ def test_same_camera_overlap_is_never_merged():
     assert r.stats["cannot_link_pairs"] == 1
 
 
+def test_same_camera_threshold_limits_reentry_merges():
+    # c1 sees A (t 0-10) and, later, B (t 20-30) at distance 0.3; c2 sees someone at 0.15 from both.
+    tr = [trk("c1", 1, 0, 10, vec(0.0)), trk("c1", 2, 20, 30, vec(0.3)), trk("c2", 1, 40, 50, vec(0.15))]
+    loose = AssociationConfig(threshold=0.4, attribute_weight=0)
+    assert associate(tr, loose).tolist() == [1, 1, 1]           # the c2 tracklet bridges A and B
+    strict = AssociationConfig(threshold=0.4, attribute_weight=0, same_camera_threshold=0.2)
+    r = associate_detailed(tr, strict)
+    ids = r.global_ids.tolist()
+    assert ids[0] != ids[1] and ids[2] in (ids[0], ids[1])      # neither directly nor via c2
+    assert r.stats["same_camera_blocked"] == 1
+    # a re-entry close enough in appearance is still joined
+    tr[1] = trk("c1", 2, 20, 30, vec(0.1))
+    assert associate(tr, strict).tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="same_camera_threshold"):
+        AssociationConfig(same_camera_threshold=-0.1)
+
+
 def test_cannot_link_honoured_at_scale():
     rng = np.random.default_rng(0)
     people = rng.normal(size=(40, 32))

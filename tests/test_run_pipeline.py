@@ -174,7 +174,7 @@ def test_associate_redoes_only_association(run_dir):
         doc["summary"]["identities"]
 
 
-def test_detections_files_and_no_reid(two_views, tmp_path):
+def test_detections_files_and_no_reid(two_views, tmp_path, capfd):
     """--detections (here: the cut ground truth as a detector) with --reid none: ids stay per track."""
     files = []
     for cam in VIEWS:
@@ -184,8 +184,9 @@ def test_detections_files_and_no_reid(two_views, tmp_path):
         np.savetxt(files[-1], det, fmt="%.2f", delimiter=",")
     out = tmp_path / "run"
     code = mcmt(["run", "--videos", str(two_views["left"]), str(two_views["right"]), "--out", str(out),
-                 "--detections", *map(str, files), "--reid", "none", "--max-frames", "60", "--no-progress", "-q"])
+                 "--detections", *map(str, files), "--reid", "none", "--max-frames", "60", "-q"])
     assert code == 0
+    assert "step/s" not in capfd.readouterr().err                      # -q: no progress bar either
     from pipeline.mot_io import read_mot
 
     left = read_mot(out / "mot" / "left.txt")

@@ -179,9 +179,8 @@ def test_cli_train_resume_and_eval_json(folder_data, tmp_path, capsys):
     assert cli_main(["train-reid", "--config", str(cfg_file), "--data-root", str(folder_data),
                      "--no-progress"]) == 0
     ckpt = tmp_path / "run" / "last.pt"
-    # resume with the stored config and one more epoch
-    assert cli_main(["train-reid", "--resume", str(ckpt), "--set", "schedule.epochs=2",
-                     "--data-root", str(folder_data), "--no-progress"]) == 0
+    # resume with the stored config (and the stored --data-root) for one more epoch
+    assert cli_main(["train-reid", "--resume", str(ckpt), "--set", "schedule.epochs=2", "--no-progress"]) == 0
     assert "trained 2 epoch(s)" in capsys.readouterr().out
     out_json = tmp_path / "eval.json"
     assert cli_main(["eval-reid", "--checkpoint", str(ckpt), "--dataset", "folder", "--data-root",

@@ -43,12 +43,22 @@ def resume_config(path: str, overrides) -> TrainConfig:
     return from_dict(TrainConfig, apply_overrides(saved, overrides), f"{path} (stored config)")
 
 
+def saved_data_root(path: str) -> str | None:
+    """The ``--data-root`` a checkpoint was trained with (None when it did not record one)."""
+    from reid.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    return (meta.get("extra") or {}).get("data_root")
+
+
 def main(args) -> int:
     from reid.train import train
 
     cfg = args.cfg
     if args.resume and not args.config:
         cfg = resume_config(args.resume, args.overrides)
+    if args.resume and not args.data_root:
+        args.data_root = saved_data_root(args.resume)
     out = args.out
     if args.resume and not out:
         from pathlib import Path

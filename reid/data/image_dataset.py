@@ -2,7 +2,8 @@
 
 ``dataset[i] -> (image (3, h, w) float32, label int, camid int, attrs (G,) int64 tensor)`` where
 ``label`` is the pid relabelled to ``0..C-1`` (sorted pids, see :func:`relabel_pids`) and
-``attrs`` the attribute targets (-1 = missing; all -1 for samples without attributes). The default
+``attrs`` the attribute targets (-1 = missing; all -1 for samples without attributes). With
+per-sample ``targets`` (e.g. teacher embeddings for distillation) a fifth item ``targets[i]`` follows. The default
 ``DataLoader`` collate turns a batch into ``(N, 3, h, w)``, ``(N,)``, ``(N,)``, ``(N, G)`` tensors.
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ class ImageDataset(Dataset):
     """Images of ``samples`` through ``transform`` with relabelled pids and attribute targets."""
 
     def __init__(self, samples: Sequence[Sample], transform: Callable[[np.ndarray], torch.Tensor],
-                 num_groups: int = 0, pid_map: Mapping[int, int] | None = None):
+                 num_groups: int = 0, pid_map: Mapping[int, int] | None = None,
+                 targets: np.ndarray | None = None):
         if not samples:
             raise UserError("cannot build an image data set from an empty list of samples")
         self.samples = list(samples)
@@ -60,6 +62,9 @@ class ImageDataset(Dataset):
             raise ValueError(f"pid_map lacks pids {unknown[:5]}")
         self.labels = np.array([self.pid_map[s.pid] for s in self.samples], dtype=np.int64)  # (N,)
         self._missing = torch.full((self.num_groups,), -1, dtype=torch.int64)
+        if targets is not None and len(targets) != len(self.samples):
+            raise ValueError(f"targets has {len(targets)} rows for {len(self.samples)} samples")
+        self.targets = None if targets is None else torch.from_numpy(np.asarray(targets, dtype=np.float32))
 
     @property
     def num_ids(self) -> int:
@@ -79,4 +84,6 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int):
         s = self.samples[i]
         img = self.transform(read_image(s.path))
+        if self.targets is not None:
+            return img, int(self.labels[i]), int(s.camid), self.attr_targets(i), self.targets[i]
         return img, int(self.labels[i]), int(s.camid), self.attr_targets(i)

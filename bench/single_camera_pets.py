@@ -1,0 +1,144 @@
+"""Benchmark: ``mcmt run`` vs ultralytics' own ``model.track`` on one real camera (PETS09-S2L1).
+
+Both jobs read ``vtest.avi`` (795 frames, 768x576) with the same offline detector (int8 TFLite
+YOLOv8n under --shared) and the same person class; both outputs are scored by the code behind
+``mcmt eval`` (pipeline.commands.eval.evaluate_folders: motmetrics CLEAR-MOT / IDF1 at IoU 0.5,
+plus HOTA) against the MOT15 ground truth, in the same run:
+
+  ultralytics      YOLO(det).track(frame, persist=True, tracker="bytetrack.yaml"), defaults otherwise
+  mcmt bytetrack   mcmt run: ByteTrack + ReID (--reid) + association of one camera's tracklets
+                   (re-entries and tracks broken by occlusion get one id)
+  mcmt botsort     the same with tracker.name=botsort (appearance in the per-camera tracker too)
+  mcmt no-assoc    ByteTrack only (association.enabled=false): the tracker alone
+
+Each job runs in its own process; frames/s = 795 / wall time of the job (model loading included).
+Prints one table with the ratio of each job's IDF1 / MOTA / frames/s to ultralytics'.
+
+Usage: python bench/single_camera_pets.py [--shared ../shared] [--reid default|MODEL] [--frames N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+JOBS = {
+    "ultralytics": None,
+    "mcmt bytetrack": ["tracker.name=bytetrack"],
+    "mcmt botsort": ["tracker.name=botsort"],
+    "mcmt no-assoc": ["tracker.name=bytetrack", "association.enabled=false"],
+}
+
+
+def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: list[str]) -> dict:
+    import ultralytics  # noqa: F401  (imports outside the timing, as for ultralytics below)
+
+    from pipeline.cli import main
+
+    t0 = time.perf_counter()
+    args = ["run", "--videos", video, "--out", out, "--detector", det, "--reid", reid, "--device", "cpu",
+            "--no-progress", "-q", "--max-frames", str(frames)]
+    for s in sets:
+        args += ["--set", s]
+    code = main(args)
+    return {"code": code, "wall": time.perf_counter() - t0, "pred": out}
+
+
+def child_ultralytics(video: str, det: str, out: str, frames: int) -> dict:
+    import cv2
+    import numpy as np
+    from ultralytics import YOLO
+
+    t0 = time.perf_counter()
+    model = YOLO(det, task="detect")
+    cap = cv2.VideoCapture(video)
+    rows = []
+    for frame in range(1, frames + 1):
+        ok, img = cap.read()
+        if not ok:
+            break
+        res = model.track(img, persist=True, tracker="bytetrack.yaml", classes=[0], device="cpu", verbose=False)[0]
+        if res.boxes is None or res.boxes.id is None:
+            continue
+        xyxy, ids, conf = res.boxes.xyxy.numpy(), res.boxes.id.numpy(), res.boxes.conf.numpy()
+        for (x1, y1, x2, y2), i, c in zip(xyxy, ids, conf):
+            rows.append((frame, int(i), x1, y1, x2 - x1, y2 - y1, c, -1, -1, -1))
+    wall = time.perf_counter() - t0
+    path = Path(out) / "ultralytics.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, np.array(rows, dtype=np.float64).reshape(-1, 10), fmt="%.2f", delimiter=",")
+    return {"code": 0, "wall": wall, "pred": str(path)}
+
+
+def run_child(args: list[str]) -> dict:
+    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode or not lines:
+        raise RuntimeError(f"child {args[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", default=os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
+    p.add_argument("--reid", default="default", help="ReID model of mcmt run (default: the shipped checkpoint)")
+    p.add_argument("--frames", type=int, default=795, help="frames of vtest.avi to process (default: all)")
+    p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), metavar="JOB",
+                   help=f"jobs to run (default: all of {', '.join(JOBS)})")
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    shared = Path(a.shared)
+    seq = shared / "data/pets09-s2l1"
+    video = str(seq / "vtest.avi")
+    det = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
+    if a.child:
+        name, out = a.child[0], a.child[1]
+        res = (child_ultralytics(video, det, out, a.frames) if name == "ultralytics"
+               else child_mcmt(video, det, a.reid, out, a.frames, JOBS[name]))
+        print(json.dumps(res))
+        return 0
+    if not Path(video).is_file() or not Path(det).is_file():
+        print(f"needs {video} and {det} (set --shared)", file=sys.stderr)
+        return 2
+
+    from pipeline.commands.eval import evaluate_folders
+    from pipeline.mot_io import read_mot
+
+    gt_frames = read_mot(seq / "gt" / "gt.txt")
+    gt_cut = seq if a.frames >= int(gt_frames[:, 0].max()) else None
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if gt_cut is None:                                    # score only the frames processed
+            import numpy as np
+
+            gt_cut = Path(tmp) / "gt.txt"
+            np.savetxt(gt_cut, gt_frames[gt_frames[:, 0] <= a.frames], fmt="%.2f", delimiter=",")
+        for name in a.jobs:
+            res = run_child([name, str(Path(tmp) / name.replace(" ", "_")), "--reid", a.reid,
+                             "--frames", str(a.frames), "--shared", a.shared])
+            m = evaluate_folders(res["pred"], gt_cut)["combined"]
+            rows[name] = {**m, "fps": a.frames / res["wall"], "wall": res["wall"]}
+    print(f"\nPETS09-S2L1 vtest.avi, {a.frames} frames, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+          f"detector int8 TFLite YOLOv8n; ReID {Path(a.reid).name}; scored at IoU 0.5")
+    print(f"{'job':15} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FP':>5} {'FN':>5} {'frames/s':>9}"
+          f"  vs ultralytics (IDF1 / MOTA / frames/s)")
+    base = rows.get("ultralytics")
+    for name, r in rows.items():
+        ratio = (f"  {r['IDF1'] / base['IDF1']:.2f}x / {r['MOTA'] / base['MOTA']:.2f}x / {r['fps'] / base['fps']:.2f}x"
+                 if base and name != "ultralytics" else "")
+        print(f"{name:15} {r['HOTA']:6.1f} {r['MOTA']:6.1f} {r['IDF1']:6.1f} {r['num_switches']:5d} "
+              f"{r['num_false_positives']:5d} {r['num_misses']:5d} {r['fps']:9.1f}{ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Distillation from a frozen teacher (reid/distill.py): losses, teacher-feature cache, training, resume."""
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import UserError
+from reid.distill import DistillLoss, centred, relational_loss, teacher_features
+from reid.train_config import DistillSection, LossSection
+from test_train import make_folder_dataset, tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+TEACHER = str(REPO / "reid" / "weights" / "default.pt")      # a real trained model as the teacher
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def folder_data(tmp_path_factory):
+    return make_folder_dataset(tmp_path_factory.mktemp("folder"))
+
+
+def test_relational_loss_compares_similarity_structure():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(8, 5, generator=g)
+    assert float(relational_loss(t, t)) == pytest.approx(0.0, abs=1e-7)
+    assert float(relational_loss(3.0 * t, t)) == pytest.approx(0.0, abs=1e-6)   # scale-free
+    q, _ = torch.linalg.qr(torch.randn(5, 5, generator=g))
+    assert float(relational_loss(t @ q, t)) == pytest.approx(0.0, abs=1e-6)     # rotation-free
+    other = torch.randn(8, 7, generator=g)                                         # any dimension
+    assert float(relational_loss(other, t)) > 0.05
+    assert float(relational_loss(t[:1], t[:1])) == 0.0
+
+
+def test_centred_teacher_features_have_zero_mean_and_unit_norm():
+    x = np.abs(np.random.default_rng(0).normal(size=(50, 8))).astype(np.float32)   # one orthant
+    c = centred(x)
+    assert np.allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5)
+    assert np.abs(c.mean(0)).max() < 0.2 and (c @ c.T)[~np.eye(50, dtype=bool)].mean() < 0.05
+
+
+def test_distill_loss_gradient_reaches_student_and_projection():
+    loss = DistillLoss(6, 4, weight_feat=2.0, weight_rel=10.0)
+    s = torch.randn(5, 6, requires_grad=True)
+    t = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
+    total, parts = loss(s, t)
+    total.backward()
+    assert set(parts) == {"feat", "rel"} and 0 <= parts["feat"] <= 2 and parts["rel"] > 0
+    assert float(total.detach()) == pytest.approx(2.0 * parts["feat"] + 10.0 * parts["rel"], rel=1e-5)
+    assert s.grad.abs().sum() > 0 and loss.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        DistillLoss(6, 4, weight_feat=-1)
+
+
+def test_teacher_features_are_cached_and_normalised(folder_data, tmp_path):
+    paths = sorted(str(p) for p in (folder_data / "train").glob("*.png"))
+    feats = teacher_features(paths, TEACHER, tmp_path)
+    assert feats.shape == (len(paths), 640)
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
+    cached = list(tmp_path.glob("teacher-*.npy"))
+    assert len(cached) == 1
+    np.save(cached[0], feats * 0 + 0.5)                 # a reused cache is read, not recomputed
+    assert np.all(teacher_features(paths, TEACHER, tmp_path) == 0.5)
+    assert teacher_features(paths[:3], TEACHER, tmp_path).shape == (3, 640)   # other list: new file
+    with pytest.raises(UserError, match="teacher not found"):
+        teacher_features(paths, str(tmp_path / "missing.onnx"), tmp_path / "other")
+
+
+def _distill_cfg(out: Path, epochs: int, **kw):
+    return replace(tiny_config(out, epochs=epochs), distill=DistillSection(teacher=TEACHER, **kw))
+
+
+def test_training_with_distillation_pulls_towards_teacher_and_resumes_exactly(folder_data, tmp_path):
+    from reid.train import Trainer, train
+
+    # only the distillation terms: their loss must fall
+    cfg = replace(_distill_cfg(tmp_path / "kd", epochs=12, weight_feat=1.0, weight_rel=10.0),
+                  loss=LossSection(identification=False, verification=False))
+    cfg = replace(cfg, optim=replace(cfg.optim, name="adam", lr=1e-3),
+                  schedule=replace(cfg.schedule, decay="none"), eval=replace(cfg.eval, enabled=False))
+    trainer = Trainer(cfg, data_root=str(folder_data), progress=False)
+    trainer.fit()
+    hist = trainer.history
+    assert hist[-1]["rel"] < 0.7 * hist[0]["rel"] and hist[-1]["feat"] < hist[0]["feat"]
+
+    # with the multi-task losses: an interrupted + resumed run equals an uninterrupted one
+    full_cfg = _distill_cfg(tmp_path / "full", epochs=2)
+    train(full_cfg, data_root=str(folder_data), progress=False)
+    half_cfg = replace(full_cfg, out=str(tmp_path / "half"))
+    Trainer(half_cfg, data_root=str(folder_data), progress=False).fit(until=1)
+    t2 = Trainer(half_cfg, data_root=str(folder_data), progress=False)
+    t2.resume(tmp_path / "half" / "last.pt")
+    t2.fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "half" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not any("proj" in k for k in a)              # the projection never reaches the model
+
+    # a checkpoint trained without distillation cannot be resumed with it
+    plain = replace(tiny_config(tmp_path / "plain", epochs=1))
+    Trainer(plain, data_root=str(folder_data), progress=False).fit()
+    kd = Trainer(replace(full_cfg, out=str(tmp_path / "plain")), data_root=str(folder_data), progress=False)
+    with pytest.raises(UserError, match="trained without distillation"):
+        kd.resume(tmp_path / "plain" / "last.pt")
