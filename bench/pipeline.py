@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 # this file is named pipeline.py: keep bench/ off the import path so `import pipeline` is the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
+
+from bench.children import run_child  # noqa: E402
+
 VIEWS = {"left": (0, 352), "right": (416, 768)}
 
 
@@ -111,13 +113,6 @@ def child_ultralytics(videos, det) -> dict:
     return {"code": 0, "wall": time.perf_counter() - t0, "frames": frames}
 
 
-def run_child(args: list[str]) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode or not lines:
-        raise RuntimeError(f"child {args[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    return json.loads(lines[-1])
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,7 +155,7 @@ def main() -> int:
             kinds = (["pipeline", "pipeline_botsort", "detect", "ultralytics"] if name == "clip"
                      else ["pipeline", "ultralytics"])
             for kind in kinds:   # best of --repeat runs: the machine is shared, take the least disturbed
-                runs = [run_child([kind, vids, str(d / f"run_{kind}_{i}"), reid]) for i in range(a.repeat)]
+                runs = [run_child(__file__, [kind, vids, str(d / f"run_{kind}_{i}"), reid]) for i in range(a.repeat)]
                 rows.append((name, kind, min(runs, key=lambda r: r["wall"])))
     print(f"\ntwo cameras ({', '.join(f'{k} x{v[0]}..{v[1]}' for k, v in VIEWS.items())}), "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; detector int8 TFLite YOLOv8n, ReID {Path(reid).name}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(REPO))
+
+from bench.children import run_child  # noqa: E402
 
 JOBS = {
     "ultralytics": None,
@@ -79,13 +80,6 @@ def child_ultralytics(video: str, det: str, out: str, frames: int) -> dict:
     return {"code": 0, "wall": wall, "pred": str(path)}
 
 
-def run_child(args: list[str]) -> dict:
-    res = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=REPO)
-    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-    if res.returncode or not lines:
-        raise RuntimeError(f"child {args[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    return json.loads(lines[-1])
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,7 +117,7 @@ def main() -> int:
             gt_cut = Path(tmp) / "gt.txt"
             np.savetxt(gt_cut, gt_frames[gt_frames[:, 0] <= a.frames], fmt="%.2f", delimiter=",")
         for name in a.jobs:
-            res = run_child([name, str(Path(tmp) / name.replace(" ", "_")), "--reid", a.reid,
+            res = run_child(__file__, [name, str(Path(tmp) / name.replace(" ", "_")), "--reid", a.reid,
                              "--frames", str(a.frames), "--shared", a.shared])
             m = evaluate_folders(res["pred"], gt_cut)["combined"]
             rows[name] = {**m, "fps": a.frames / res["wall"], "wall": res["wall"]}

@@ -1,6 +1,9 @@
 """Hard constraints of cross-camera association: who can never be the same person.
 
 - Two tracklets of one camera that overlap in time (always).
+- Two tracklets of one camera where the person would have had to move faster than
+  ``max_speed`` box heights per second (plus ``slack`` heights) from the end of the earlier one to
+  the start of the later one (:func:`motion_cannot_link`; needs the tracklets' boxes).
 - With a camera topology (pipeline/topology.py):
   - two tracklets of cameras whose views do not overlap, at the same time;
   - a tracklet that starts in camera b sooner after one in camera a ended than the shortest
@@ -76,3 +79,34 @@ def topology_validator(cam: np.ndarray, start: np.ndarray, end: np.ndarray, mats
         return bool(np.all(~has_pred | (cand & ok).any(1)))
 
     return validate
+
+
+def motion_cannot_link(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray, end: np.ndarray,
+                       max_speed: float, slack: float = 1.0) -> np.ndarray:
+    """(T, T) bool: same-camera pairs whose gap would need a speed above ``max_speed``.
+
+    The move is measured between the foot points (bottom centre) of the earlier tracklet's last
+    box and the later one's first box, in units of the mean of the two box heights (a scale that
+    follows the person's distance to the camera); allowed is ``slack + max_speed * gap_seconds``.
+    Pairs involving a tracklet without boxes are never blocked.
+    """
+    n = len(tracklets)
+    known = np.array([t.first_box is not None and t.last_box is not None for t in tracklets], bool)
+    out = np.zeros((n, n), bool)
+    if n < 2 or not known.any():
+        return out
+    nan4 = np.full(4, np.nan, np.float32)
+    first = np.stack([t.first_box if k else nan4 for t, k in zip(tracklets, known)]).astype(np.float64)  # (T, 4)
+    last = np.stack([t.last_box if k else nan4 for t, k in zip(tracklets, known)]).astype(np.float64)
+    foot_first = np.column_stack([(first[:, 0] + first[:, 2]) / 2, first[:, 3]])     # (T, 2)
+    foot_last = np.column_stack([(last[:, 0] + last[:, 2]) / 2, last[:, 3]])
+    h_first, h_last = first[:, 3] - first[:, 1], last[:, 3] - last[:, 1]              # (T,)
+    # [i, j]: i ends, then j starts
+    move = np.linalg.norm(foot_first[None, :, :] - foot_last[:, None, :], axis=2)     # (T, T) pixels
+    scale = np.maximum((h_last[:, None] + h_first[None, :]) / 2, 1.0)
+    gap = start[None, :] - end[:, None]                                               # (T, T) seconds
+    later = (cam[:, None] == cam[None, :]) & (gap > 0) & known[:, None] & known[None, :]
+    too_fast = later & (move / scale > slack + max_speed * np.maximum(gap, 0))
+    out = too_fast | too_fast.T
+    np.fill_diagonal(out, False)
+    return out

@@ -5,8 +5,8 @@
 Steps (each a pure function in pipeline/assoc_distance.py, assoc_constraints.py, clustering.py):
 1. appearance distance between tracklet galleries (cosine; optionally k-reciprocal re-ranked),
 2. fused with attribute disagreement (per group: probability that the two values differ),
-3. cannot-link: same camera and overlapping in time, or same camera and farther apart than
-   ``same_camera_threshold``; with a topology, also views that cannot see the person at the
+3. cannot-link: same camera and overlapping in time, same camera and farther apart than
+   ``same_camera_threshold``, or same camera and a move faster than ``max_speed`` between them; with a topology, also views that cannot see the person at the
    same time and moves faster than the topology allows,
 4. constrained agglomerative clustering stopped at ``threshold`` (the number of people is found),
    with the topology's travel-time windows checked on every merge,
@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.assoc_constraints import cannot_link_matrix, topology_validator, tracklet_times
+from pipeline.assoc_constraints import cannot_link_matrix, motion_cannot_link, topology_validator, tracklet_times
 from pipeline.assoc_distance import (appearance_distance, attribute_disagreement, fuse,
                                      rerank_distance, stack_galleries, tracklet_attributes)
 from pipeline.association_config import AssociationConfig
@@ -121,6 +121,10 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
             stats["topology_rejections"] += int(not ok)
             return ok
 
+    if cfg.max_speed is not None:
+        fast = motion_cannot_link(tracklets, cam, start, end, cfg.max_speed, cfg.speed_slack)
+        stats["motion_blocked"] = int(np.triu(fast & ~cannot, 1).sum())
+        cannot = cannot | fast
     dist = fused_distance(tracklets, cfg)
     if cfg.same_camera_threshold is not None:
         strict = (cam[:, None] == cam[None, :]) & ~(dist <= cfg.same_camera_threshold)

@@ -36,6 +36,8 @@ class AssociationConfig:
     threshold: float = 0.45            # stop merging clusters above this fused distance
     same_camera_threshold: Optional[float] = None  # two tracklets of one camera may share an identity
     #                                    only within this fused distance (re-entry; null: threshold)
+    max_speed: Optional[float] = 2.0   # same camera: no join that needs a faster move (box heights / s)
+    speed_slack: float = 1.0           # ... plus this many box heights (null max_speed: no limit)
     linkage: str = "average"           # average | single | complete
     appearance: str = "mean"           # mean: cosine of the weighted mean features;
     #                                    pairwise_mean: mean cosine over all gallery pairs;
@@ -63,6 +65,9 @@ class AssociationConfig:
         if self.same_camera_threshold is not None and self.same_camera_threshold < 0:
             raise ValueError(f"association.same_camera_threshold must be >= 0 or null, got "
                              f"{self.same_camera_threshold}")
+        if (self.max_speed is not None and self.max_speed < 0) or self.speed_slack < 0:
+            raise ValueError(f"association.max_speed and speed_slack must be >= 0, got {self.max_speed}, "
+                             f"{self.speed_slack}")
         if self.topk < 1 or self.rerank_k1 < 1 or self.rerank_k2 < 1:
             raise ValueError("association.topk, rerank_k1 and rerank_k2 must be >= 1")
         if not 0.0 <= self.rerank_lambda <= 1.0:

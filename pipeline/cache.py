@@ -188,7 +188,8 @@ def save_tracklets(folder: Path, tracklets: Sequence[Tracklet], thumbs: dict[int
         meta.append({"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
                      "end_frame": t.end_frame, "start_time": t.start_time, "end_time": t.end_time,
                      "n_boxes": t.n_boxes, "attribute_names": list(t.attribute_names), "flagged": t.flagged,
-                     "thumbnails": thumbs.get(t.track_id, [])})
+                     "thumbnails": thumbs.get(t.track_id, []),
+                     "first_box": _box_list(t.first_box), "last_box": _box_list(t.last_box)})
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tracklets.", suffix=".npz")
@@ -216,6 +217,16 @@ def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict
                                 start_time=float(m["start_time"]), end_time=float(m["end_time"]),
                                 n_boxes=int(m["n_boxes"]), features=z[f"f{i}"], weights=z[f"w{i}"],
                                 attributes=attrs, attribute_names=tuple(m["attribute_names"]),
-                                flagged=bool(m["flagged"])))
+                                flagged=bool(m["flagged"]), first_box=_box_array(m.get("first_box")),
+                                last_box=_box_array(m.get("last_box"))))
             thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
     return out, thumbs
+
+
+def _box_list(box) -> list[float] | None:
+    return None if box is None else [round(float(v), 2) for v in box]
+
+
+def _box_array(box) -> np.ndarray | None:
+    """A stored box as (4,) float32; None when the cache predates boxes in tracklets."""
+    return None if box is None else np.asarray(box, np.float32).reshape(4)

@@ -2,7 +2,8 @@
 
 This is the contract between the per-camera stage (which fills tracklets) and the
 association stage (which reads them). Association needs no frames or boxes: only the
-camera, the time span, the appearance gallery and the attribute means.
+camera, the time span, the appearance gallery and the attribute means, plus the first and last
+box (for the motion limit on joining two tracklets of one camera).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class Tracklet:
     attributes: np.ndarray | None = None       # (A,) mean attribute probabilities, None if the model has none
     attribute_names: tuple[str, ...] = ()
     flagged: bool = False            # short / low quality (see association.short_tracklets)
+    first_box: np.ndarray | None = None        # (4,) x1, y1, x2, y2 at start_frame (pixels); None if unknown
+    last_box: np.ndarray | None = None         # (4,) x1, y1, x2, y2 at end_frame
 
     @property
     def key(self) -> tuple[str, int]:

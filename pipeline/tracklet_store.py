@@ -31,6 +31,8 @@ class _LiveTrack:
         self.start_frame = frame
         self.end_frame = frame
         self.n_boxes = 0
+        self.first_box: Optional[np.ndarray] = None   # (4,) xyxy at start_frame
+        self.last_box: Optional[np.ndarray] = None    # (4,) xyxy at end_frame
         self.last_embedded = NEVER          # analysed-frame number of the last embedding
         self.gallery_size = gallery_size
         self.num_thumbs = num_thumbs
@@ -99,6 +101,9 @@ class TrackletStore:
             if t is None:
                 t = self.live[int(tid)] = _LiveTrack(int(tid), frame, self.gallery_size, self.num_thumbs)
             t.end_frame = frame
+            t.last_box = tracks[i, :4].astype(np.float32)
+            if t.first_box is None:
+                t.first_box = t.last_box
             t.n_boxes += 1
             hits[i] = t.n_boxes
         if self._box_file is not None and len(tracks):
@@ -153,7 +158,8 @@ class TrackletStore:
                         end_frame=t.end_frame, start_time=self.offset + t.start_frame / self.fps,
                         end_time=self.offset + t.end_frame / self.fps, n_boxes=t.n_boxes, features=feats,
                         weights=np.asarray(t.weights, np.float32), attributes=attrs,
-                        attribute_names=self.attribute_names if attrs is not None else ())
+                        attribute_names=self.attribute_names if attrs is not None else (),
+                        first_box=t.first_box, last_box=t.last_box)
 
     def _write_thumbs(self, t: _LiveTrack) -> list[str]:
         if self.thumb_dir is None or not t.thumbs:

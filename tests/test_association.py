@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,30 @@ def test_same_camera_threshold_limits_reentry_merges():
     assert associate(tr, strict).tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="same_camera_threshold"):
         AssociationConfig(same_camera_threshold=-0.1)
+
+
+def test_same_camera_join_needs_a_possible_move():
+    # c1: A walks out at x=100 (t 0-10); B appears at x=600 one second later; C at x=600 after 20 s.
+    # Boxes are 100 px tall: 500 px in 1 s is 5 heights/s (impossible), in 20 s 0.25 heights/s.
+    def boxed(t, x_end, x_start):
+        t.last_box = np.array([x_end - 20, 200, x_end + 20, 300], np.float32)
+        t.first_box = np.array([x_start - 20, 200, x_start + 20, 300], np.float32)
+        return t
+    a = boxed(trk("c1", 1, 0, 10, vec(0.0)), 100, 50)
+    b = boxed(trk("c1", 2, 11, 15, vec(0.05)), 650, 600)
+    c = boxed(trk("c1", 3, 30, 40, vec(0.05)), 650, 600)
+    cfg = AssociationConfig(threshold=0.3, attribute_weight=0, max_speed=2.0, speed_slack=1.0)
+    r = associate_detailed([a, b], cfg)
+    assert r.global_ids.tolist() == [1, 2] and r.stats["motion_blocked"] == 1
+    assert associate([a, c], cfg).tolist() == [1, 1]                  # a re-entry 20 s later is possible
+    assert associate([a, b], replace(cfg, max_speed=None)).tolist() == [1, 1]   # limit off: joined
+    b.first_box = None                                                 # boxes unknown: never blocked
+    assert associate([a, b], cfg).tolist() == [1, 1]
+    other = trk("c2", 1, 11, 15, vec(0.05))                            # other cameras are not limited
+    other.first_box, other.last_box = c.first_box, c.last_box
+    assert associate([a, other], cfg).tolist() == [1, 1]
+    with pytest.raises(ValueError, match="max_speed"):
+        AssociationConfig(max_speed=-1.0)
 
 
 def test_cannot_link_honoured_at_scale():

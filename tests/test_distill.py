@@ -9,23 +9,10 @@ import torch
 from pipeline.errors import UserError
 from reid.distill import DistillLoss, centred, relational_loss, teacher_features
 from reid.train_config import DistillSection, LossSection
-from test_train import make_folder_dataset, tiny_config
+from test_train import _one_thread, folder_data, tiny_config  # noqa: F401  (fixtures shared with test_train)
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = str(REPO / "reid" / "weights" / "default.pt")      # a real trained model as the teacher
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def folder_data(tmp_path_factory):
-    return make_folder_dataset(tmp_path_factory.mktemp("folder"))
 
 
 def test_relational_loss_compares_similarity_structure():

@@ -93,21 +93,33 @@ def test_store_closes_finished_tracks_only():
     store = TrackletStore("cam", fps=5.0)
     store.add_tracks(0, _tracks([1, 2]))
     store.add_tracks(1, _tracks([2]))
+    store.add_tracks(2, _tracks([3, 2]))      # track 2 moves from x 10 to x 0 and back to 10
     (done,) = store.close([1, 99])            # unknown ids are ignored
     assert done.track_id == 1 and done.n_boxes == 1 and not done.has_features and done.attributes is None
-    assert list(store.live) == [2]
+    assert sorted(store.live) == [2, 3]
+    (two,) = store.close([2])
+    np.testing.assert_array_equal(two.first_box, [10, 0, 50, 100])   # boxes at start and end frame
+    np.testing.assert_array_equal(two.last_box, [10, 0, 50, 100])
+    store.add_tracks(3, np.array([[70, 5, 90, 45, 3, 0.9, 0, 0]], float))
+    (three,) = store.close([3])
+    np.testing.assert_array_equal(three.first_box, [0, 0, 40, 100])
+    np.testing.assert_array_equal(three.last_box, [70, 5, 90, 45])
 
 
 def test_tracklets_roundtrip_through_cache(tmp_path):
     t = [Tracklet("c", 3, 5, 9, 0.5, 0.9, 5, np.eye(2, 4, dtype=np.float32), np.array([0.2, 0.8], np.float32),
                   np.array([0.1, 0.9], np.float32), ("x", "y"), True),
          Tracklet("c", 4, 0, 1, 0.0, 0.1, 2)]
+    t[0].first_box, t[0].last_box = np.array([1, 2, 3, 4.5], np.float32), np.array([5, 6, 7, 8], np.float32)
     save_tracklets(tmp_path, t, {3: ["3_0.jpg"]})
     back, thumbs = load_tracklets(tmp_path)
     assert back[0].key == ("c", 3) and back[0].flagged and back[0].attribute_names == ("x", "y")
     np.testing.assert_array_equal(back[0].features, t[0].features)
     np.testing.assert_array_equal(back[0].attributes, t[0].attributes)
     assert back[1].attributes is None and not back[1].has_features
+    np.testing.assert_array_equal(back[0].last_box, t[0].last_box)
+    np.testing.assert_array_equal(back[0].first_box, t[0].first_box)
+    assert back[1].first_box is None and back[1].last_box is None
     assert thumbs == {3: ["3_0.jpg"], 4: []}
 
 

@@ -1,0 +1,18 @@
+"""Run one benchmark measurement in a child process (clean timing and peak memory per job)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_child(script: str, args: list[str]) -> dict:
+    """``python SCRIPT --child ARGS...`` in the repository root; returns the last JSON line it prints."""
+    res = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, cwd=REPO)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode or not lines:
+        raise RuntimeError(f"child {args[0]} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return json.loads(lines[-1])
