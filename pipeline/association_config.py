@@ -15,7 +15,9 @@ that do not (a person leaving and re-entering the view, or a track broken by an 
 joined only when their own fused distance is within ``same_camera_threshold``, usually stricter
 than ``threshold``: within one view the tracker has already linked what motion can link, so a
 wrong re-entry merge costs identity switches, and a cross-camera cluster must not bridge two
-different people seen by the same camera.
+different people seen by the same camera. With the tracklets' first and last boxes known, a join
+of two tracklets of one camera also needs a possible move between them: at most ``max_speed``
+box heights per second plus ``speed_slack`` heights (pipeline/assoc_constraints.py).
 
 A tracklet with no appearance features can never be matched: it is flagged and gets its own identity
 (or id 0 with ``drop``).

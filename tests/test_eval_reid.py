@@ -113,3 +113,25 @@ def test_attribute_accuracy_of_a_common_schema_model_on_viper_labels():
     probs[:, col] = [0.9, 0.2, 0.3, 0.1]  # right, right, wrong, right
     res = gallery_attribute_scores(probs, gallery, VIPER, COMMON.output_names)
     assert res is not None and abs(res["per_attribute"]["female"] - 75.0) < 1e-6
+
+
+def _model_card_row(name: str) -> list[float]:
+    """rank-1, rank-5, rank-10, mAP of ``name``'s row in the VIPeR table of reid/MODEL_CARD.md."""
+    from pathlib import Path
+
+    card = (Path(__file__).resolve().parents[1] / "reid" / "MODEL_CARD.md").read_text()
+    row = next(ln for ln in card.splitlines() if ln.startswith("|") and name in ln.split("|")[1])
+    return [float(c.strip().strip("*")) for c in row.split("|")[2:6]]
+
+
+def test_model_card_viper_numbers_are_reproduced(tmp_path):
+    """The command the model card gives reproduces its VIPeR 10-split numbers for the shipped model."""
+    data = shared_path("data", "peta", "VIPeR")
+    card = _model_card_row("default.pt")
+    js = tmp_path / "v.json"
+    assert cli_main(["eval-reid", "--checkpoint", "default", "--dataset", "viper", "--data-root", str(data),
+                     "--json", str(js), "--no-progress", "--device", "cpu"]) == 0
+    res = json.loads(js.read_text())
+    got = [res["rank1"], res["rank5"], res["rank10"], res["mAP"]]
+    print(f"VIPeR 10 splits, default.pt: {got} (model card: {card})")
+    assert np.allclose(got, card, atol=0.15), (got, card)
