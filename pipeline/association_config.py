@@ -15,9 +15,7 @@ that do not (a person leaving and re-entering the view, or a track broken by an 
 joined only when their own fused distance is within ``same_camera_threshold``, usually stricter
 than ``threshold``: within one view the tracker has already linked what motion can link, so a
 wrong re-entry merge costs identity switches, and a cross-camera cluster must not bridge two
-different people seen by the same camera. The default 0.2 was chosen on PETS09-S2L1 with the
-shipped ReID model (one camera: IDF1 50.3 with the plain threshold, 54.3 with 0.2; the two-camera
-sample: cross-camera IDF1 53.0 and 57.1). With the tracklets' first and last boxes known, a join
+different people seen by the same camera. With the tracklets' first and last boxes known, a join
 of two tracklets of one camera also needs a possible move between them: at most ``max_speed``
 box heights per second plus ``speed_slack`` heights (pipeline/assoc_constraints.py).
 
@@ -38,7 +36,7 @@ SHORT_POLICIES = ("keep", "flag", "merge", "drop")
 class AssociationConfig:
     enabled: bool = True               # false: every tracklet is its own identity
     threshold: float = 0.45            # stop merging clusters above this fused distance
-    same_camera_threshold: Optional[float] = 0.2   # two tracklets of one camera may share an identity
+    same_camera_threshold: Optional[float] = None  # two tracklets of one camera may share an identity
     #                                    only within this fused distance (re-entry; null: threshold)
     max_speed: Optional[float] = 2.0   # same camera: no join that needs a faster move (box heights / s)
     speed_slack: float = 1.0           # ... plus this many box heights (null max_speed: no limit)

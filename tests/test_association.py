@@ -78,7 +78,7 @@ def test_threshold_discovers_number_of_people():
     d_feat = np.zeros(8, np.float32); d_feat[2], d_feat[3] = 0.7, math.sqrt(1 - 0.49)
     tr = [trk("c1", 1, 0, 5, vec(0.0)), trk("c2", 1, 10, 15, vec(0.1)),
           trk("c1", 2, 20, 25, c_feat), trk("c2", 2, 30, 35, d_feat)]
-    cfg = lambda t: AssociationConfig(threshold=t, attribute_weight=0, same_camera_threshold=None)  # noqa: E731
+    cfg = lambda t: AssociationConfig(threshold=t, attribute_weight=0)  # noqa: E731
     assert associate(tr, cfg(0.05)).tolist() == [1, 2, 3, 4]
     assert associate(tr, cfg(0.2)).tolist() == [1, 1, 2, 3]
     assert associate(tr, cfg(0.35)).tolist() == [1, 1, 2, 2]
@@ -106,7 +106,7 @@ def test_same_camera_overlap_is_never_merged():
 def test_same_camera_threshold_limits_reentry_merges():
     # c1 sees A (t 0-10) and, later, B (t 20-30) at distance 0.3; c2 sees someone at 0.15 from both.
     tr = [trk("c1", 1, 0, 10, vec(0.0)), trk("c1", 2, 20, 30, vec(0.3)), trk("c2", 1, 40, 50, vec(0.15))]
-    loose = AssociationConfig(threshold=0.4, attribute_weight=0, same_camera_threshold=None)
+    loose = AssociationConfig(threshold=0.4, attribute_weight=0)
     assert associate(tr, loose).tolist() == [1, 1, 1]           # the c2 tracklet bridges A and B
     strict = AssociationConfig(threshold=0.4, attribute_weight=0, same_camera_threshold=0.2)
     r = associate_detailed(tr, strict)
@@ -350,8 +350,7 @@ def test_rerank_option_runs_and_keeps_clear_answers():
     for i in range(30):
         f = people[i % 6] + 0.1 * rng.normal(size=(3, 16))
         tr.append(trk(f"c{i % 3}", i, i * 20, i * 20 + 5, f / np.linalg.norm(f, axis=1, keepdims=True)))
-    ids = associate(tr, AssociationConfig(threshold=0.5, rerank=True, same_camera_threshold=None))
-    # same person <= 0.33, others >= 0.62; with re-ranking, same-camera pairs may pass 0.2
+    ids = associate(tr, AssociationConfig(threshold=0.5, rerank=True))   # same <= 0.33, others >= 0.62
     assert same_partition(ids, np.arange(30) % 6)
 
 
