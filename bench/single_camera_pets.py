@@ -51,7 +51,9 @@ def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: lis
     for s in sets:
         args += ["--set", s]
     code = main(args)
-    return {"code": code, "wall": time.perf_counter() - t0, "pred": out}
+    if code:
+        raise RuntimeError(f"mcmt run exited with {code}")
+    return {"wall": time.perf_counter() - t0, "pred": out}
 
 
 def child_ultralytics(video: str, det: str, out: str, frames: int) -> dict:
@@ -77,8 +79,7 @@ def child_ultralytics(video: str, det: str, out: str, frames: int) -> dict:
     path = Path(out) / "ultralytics.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(path, np.array(rows, dtype=np.float64).reshape(-1, 10), fmt="%.2f", delimiter=",")
-    return {"code": 0, "wall": wall, "pred": str(path)}
-
+    return {"wall": wall, "pred": str(path)}
 
 
 def main() -> int:
@@ -104,6 +105,8 @@ def main() -> int:
         print(f"needs {video} and {det} (set --shared)", file=sys.stderr)
         return 2
 
+    import numpy as np
+
     from pipeline.commands.eval import evaluate_folders
     from pipeline.mot_io import read_mot
 
@@ -112,8 +115,6 @@ def main() -> int:
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         if gt_cut is None:                                    # score only the frames processed
-            import numpy as np
-
             gt_cut = Path(tmp) / "gt.txt"
             np.savetxt(gt_cut, gt_frames[gt_frames[:, 0] <= a.frames], fmt="%.2f", delimiter=",")
         for name in a.jobs:

@@ -92,9 +92,8 @@ def motion_cannot_link(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np
     """
     n = len(tracklets)
     known = np.array([t.first_box is not None and t.last_box is not None for t in tracklets], bool)
-    out = np.zeros((n, n), bool)
     if n < 2 or not known.any():
-        return out
+        return np.zeros((n, n), bool)
     nan4 = np.full(4, np.nan, np.float32)
     first = np.stack([t.first_box if k else nan4 for t, k in zip(tracklets, known)]).astype(np.float64)  # (T, 4)
     last = np.stack([t.last_box if k else nan4 for t, k in zip(tracklets, known)]).astype(np.float64)
@@ -106,7 +105,7 @@ def motion_cannot_link(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np
     scale = np.maximum((h_last[:, None] + h_first[None, :]) / 2, 1.0)
     gap = start[None, :] - end[:, None]                                               # (T, T) seconds
     later = (cam[:, None] == cam[None, :]) & (gap > 0) & known[:, None] & known[None, :]
-    too_fast = later & (move / scale > slack + max_speed * np.maximum(gap, 0))
+    too_fast = later & (move / scale > slack + max_speed * gap)
     out = too_fast | too_fast.T
     np.fill_diagonal(out, False)
     return out

@@ -6,8 +6,9 @@ Steps (each a pure function in pipeline/assoc_distance.py, assoc_constraints.py,
 1. appearance distance between tracklet galleries (cosine; optionally k-reciprocal re-ranked),
 2. fused with attribute disagreement (per group: probability that the two values differ),
 3. cannot-link: same camera and overlapping in time, same camera and farther apart than
-   ``same_camera_threshold``, or same camera and a move faster than ``max_speed`` between them; with a topology, also views that cannot see the person at the
-   same time and moves faster than the topology allows,
+   ``same_camera_threshold``, or same camera and a move faster than ``max_speed`` between them;
+   with a topology, also views that cannot see the person at the same time and moves faster
+   than the topology allows,
 4. constrained agglomerative clustering stopped at ``threshold`` (the number of people is found),
    with the topology's travel-time windows checked on every merge,
 5. short tracklets kept, flagged, attached afterwards ("merge") or dropped, per config.

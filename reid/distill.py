@@ -14,7 +14,8 @@ towards the teacher's with two terms added to the multi-task loss:
 
 ``L = L_multitask + weight_feat * L_feat + weight_rel * L_rel``. The teacher sees the plain
 (un-augmented) image; the student the augmented one, which also teaches invariance to flips and
-erasing. Teacher embeddings are centred over the training set first (:func:`centred`). The teacher's training data must not contain the evaluation set (state it in the model card).
+erasing. Teacher embeddings are centred over the training set first (:func:`centred`). The
+teacher's training data must not contain the evaluation set (state it in the model card).
 """
 from __future__ import annotations
 

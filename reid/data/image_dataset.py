@@ -3,8 +3,8 @@
 ``dataset[i] -> (image (3, h, w) float32, label int, camid int, attrs (G,) int64 tensor)`` where
 ``label`` is the pid relabelled to ``0..C-1`` (sorted pids, see :func:`relabel_pids`) and
 ``attrs`` the attribute targets (-1 = missing; all -1 for samples without attributes). With
-per-sample ``targets`` (e.g. teacher embeddings for distillation) a fifth item ``targets[i]`` follows. The default
-``DataLoader`` collate turns a batch into ``(N, 3, h, w)``, ``(N,)``, ``(N,)``, ``(N, G)`` tensors.
+per-sample ``targets`` (e.g. teacher embeddings for distillation) a fifth item ``targets[i]``
+follows. The default ``DataLoader`` collate turns a batch into ``(N, 3, h, w)``, ``(N,)``, ``(N,)``, ``(N, G)`` tensors.
 """
 from __future__ import annotations
 
