@@ -4,9 +4,9 @@ Two camera views are cut from PETS09-S2L1 ``vtest.avi`` (left x 0..352 and right
 tests/test_run_pipeline.py). Each measurement runs in its own process (clean peak memory, ru_maxrss)
 with the same offline detector (int8 TFLite YOLOv8n) on the same videos:
 
-* ``mcmt run``     : decode + detect + ByteTrack + ReID (``--reid``: the shipped default checkpoint
+* ``mcmt run``     : decode + detect + BoT-SORT-style tracking + ReID (``--reid``: the shipped default checkpoint
                      unless told otherwise) + association + all outputs
-* ``mcmt botsort`` : the same with ``tracker.name=botsort`` (every high-score detection embedded)
+* ``mcmt bytetrack``: the same with ``tracker.name=bytetrack`` (IoU only; crops embedded every few frames)
 * ``detect only``  : decode + our batched YOLO calls, nothing else
 * ``ultralytics``  : ``model.track(frame, persist=True, tracker="bytetrack.yaml")``, one model per camera
 
@@ -56,7 +56,7 @@ def make_views(video: Path, frames: int, out: Path) -> list[Path]:
 
 
 # ---- children: one measurement each ------------------------------------------------------------
-def child_pipeline(videos, det, reid, out, tracker: str = "bytetrack") -> dict:
+def child_pipeline(videos, det, reid, out, tracker: str = "botsort") -> dict:
     import openvino  # noqa: F401  (imports are outside the timing, as for ultralytics below)
     import ultralytics  # noqa: F401
 
@@ -135,7 +135,7 @@ def main() -> int:
         videos = rest[0].split(",")
         reid = rest[2] if len(rest) > 2 else reid
         out = {"pipeline": lambda: child_pipeline(videos, det, reid, rest[1]),
-               "pipeline_botsort": lambda: child_pipeline(videos, det, reid, rest[1], "botsort"),
+               "pipeline_bytetrack": lambda: child_pipeline(videos, det, reid, rest[1], "bytetrack"),
                "detect": lambda: child_detect(videos, det),
                "ultralytics": lambda: child_ultralytics(videos, det)}[kind]()
         out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -152,7 +152,7 @@ def main() -> int:
             d = tmp / name
             d.mkdir()
             vids = ",".join(map(str, make_views(video, n, d)))
-            kinds = (["pipeline", "pipeline_botsort", "detect", "ultralytics"] if name == "clip"
+            kinds = (["pipeline", "pipeline_bytetrack", "detect", "ultralytics"] if name == "clip"
                      else ["pipeline", "ultralytics"])
             for kind in kinds:   # best of --repeat runs: the machine is shared, take the least disturbed
                 runs = [run_child(__file__, [kind, vids, str(d / f"run_{kind}_{i}"), reid]) for i in range(a.repeat)]
@@ -166,7 +166,7 @@ def main() -> int:
         note = f"{fps / (base[name]['frames'] / base[name]['wall']):.2f}x ultralytics"
         if kind.startswith("pipeline"):
             note += f"; detect {r['detect_s']:.1f} s, reid {r['reid_s']:.1f} s ({r['crops']} crops)"
-        label = {"pipeline": "mcmt run", "pipeline_botsort": "mcmt botsort", "detect": "detect only",
+        label = {"pipeline": "mcmt run", "pipeline_bytetrack": "mcmt bytetrack", "detect": "detect only",
                  "ultralytics": "ultralytics"}[kind]
         print(f"{name:6} {label:12} {r['frames']:6d} {r['wall']:7.1f} {fps:9.1f} {r['peak_mb']:8.0f}  {note}")
     mem = {n: r["peak_mb"] for n, k, r in rows if k == "pipeline"}

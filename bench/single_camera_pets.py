@@ -6,10 +6,12 @@ YOLOv8n under --shared) and the same person class; both outputs are scored by th
 plus HOTA) against the MOT15 ground truth, in the same run:
 
   ultralytics      YOLO(det).track(frame, persist=True, tracker="bytetrack.yaml"), defaults otherwise
-  mcmt bytetrack   mcmt run: ByteTrack + ReID (--reid) + association of one camera's tracklets
-                   (re-entries and tracks broken by occlusion get one id)
-  mcmt botsort     the same with tracker.name=botsort (appearance in the per-camera tracker too)
-  mcmt no-assoc    ByteTrack only (association.enabled=false): the tracker alone
+  mcmt defaults    mcmt run: BoT-SORT-style tracking (appearance of the --reid model, detections
+                   embedded lazily) + association of one camera's tracklets (re-entries get one id)
+  mcmt bytetrack   the same with tracker.name=bytetrack (IoU only in the per-camera tracker)
+  mcmt no same-cam join   association.same_camera_threshold=0: the association never joins two
+                   tracklets of one camera (what the tracker split stays split)
+  mcmt no-assoc    the tracker alone (association.enabled=false)
 
 Each job runs in its own process; frames/s = 795 / wall time of the job (model loading included).
 Prints one table with the ratio of each job's IDF1 / MOTA / frames/s to ultralytics'.
@@ -34,9 +36,10 @@ from bench.children import run_child  # noqa: E402
 
 JOBS = {
     "ultralytics": None,
+    "mcmt defaults": [],
     "mcmt bytetrack": ["tracker.name=bytetrack"],
-    "mcmt botsort": ["tracker.name=botsort"],
-    "mcmt no-assoc": ["tracker.name=bytetrack", "association.enabled=false"],
+    "mcmt no same-cam join": ["association.same_camera_threshold=0"],
+    "mcmt no-assoc": ["association.enabled=false"],
 }
 
 

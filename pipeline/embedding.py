@@ -31,15 +31,17 @@ class Embedder:
 
 
 class ReIDQueue:
-    """The ReID call for the selected crops of all cameras, run in a worker thread while the next
-    step decodes and detects; its features are applied (in the main thread) before tracks can close.
-    Crops of an appearance tracker's cameras reuse the detection embeddings instead."""
+    """The ReID calls of one step, run in a worker thread while the next step decodes and detects:
+    the selected crops of all cameras (features applied in the main thread before tracks can close),
+    and the detections of appearance-tracker cameras (``submit_detections``; that step is tracked
+    once ``take_detections`` returns them). Crops of those cameras reuse the detection embeddings."""
 
     def __init__(self, embed: Optional[Embedder], cams: dict, stats, background: bool = True):
         self.embed, self.cams, self.stats = embed, cams, stats
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reid") if background else None
         self._pending: list = []
         self._job = None
+        self._detections = None
 
     def _run(self, crops):
         t0 = time.perf_counter()
@@ -55,6 +57,35 @@ class ReIDQueue:
         elif crops:
             self._job = _Done(self._run(crops))
         self.stats.embedded_crops += len(crops)
+
+    def submit_detections(self, frames: dict, dets: dict, picks: dict, crops: list) -> None:
+        """Embed ``crops``: the rows ``picks[camera]`` of ``dets[camera]``, in camera order."""
+        job = None
+        if crops:
+            job = self._pool.submit(self._run, crops) if self._pool is not None else _Done(self._run(crops))
+        self._detections = (frames, dets, picks, job)
+        self.stats.embedded_crops += len(crops)
+
+    def take_detections(self) -> Optional[tuple]:
+        """(frames, dets, {camera: (features, attributes)}) of the last ``submit_detections`` (waits
+        for the worker), or None; rows that were not embedded are zero."""
+        if self._detections is None:
+            return None
+        frames, dets, picks, job = self._detections
+        self._detections = None
+        feats = attrs = None
+        if job is not None:
+            feats, attrs, seconds = job.result()
+            self.stats.reid_seconds += seconds
+        out, s = {}, 0
+        for name, rows in picks.items():
+            f = np.zeros((len(dets[name]), feats.shape[1] if feats is not None else self.embed.dim), np.float32)
+            a = np.zeros((len(dets[name]), attrs.shape[1] if attrs is not None else 0), np.float32)
+            if len(rows):
+                f[rows], a[rows] = feats[s:s + len(rows)], attrs[s:s + len(rows)]
+            out[name] = (f, a)
+            s += len(rows)
+        return frames, dets, out
 
     def collect(self) -> None:
         """Apply the features of the last submitted step (waits for the worker)."""

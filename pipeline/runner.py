@@ -123,6 +123,7 @@ class _Camera:
         self.uses_appearance = uses_appearance(self.tracker)
         self.gmc = getattr(self.tracker, "gmc", None)       # camera-motion estimator, when configured
         self.embed_min_score = cfg.tracker.track_high_thresh  # detections the appearance tracker compares
+        self.embeds = False                                    # tracklets get features (set by _loop)
         self.store = TrackletStore(src.name, src.fps, offset=src.offset, gallery_size=cfg.reid.gallery_size,
                                    thumbnails=cfg.reid.thumbnails, box_path=cache.boxes,
                                    thumb_dir=cache.thumbs, attribute_names=attribute_names)
@@ -180,30 +181,18 @@ def _detect(frames: dict[str, Frame], cams: dict[str, _Camera], detector, files:
     return dets
 
 
-def _embed_detections(frames, cams, dets, embed, stats) -> dict[str, Optional[tuple]]:
-    """Appearance-aware trackers match high-score detections on embeddings: embed those (one call for
-    all such cameras); rows of the other detections stay zero (the tracker then uses IoU only)."""
-    out: dict[str, Optional[tuple]] = {n: None for n in frames}
+def _detection_crops(frames, cams, dets, embed) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Appearance-aware trackers match high-score detections on embeddings: the rows each such camera's
+    tracker can use this step (its ``embedding_mask``) and their crops, in camera order."""
     names = [n for n in frames if cams[n].uses_appearance and embed is not None]
-    picks = {n: np.flatnonzero(dets[n][:, 4] >= cams[n].embed_min_score) for n in names}
-    crops = [crop(frames[n].image, dets[n][i]) for n in names for i in picks[n]]
-    feats = attrs = None
-    if crops:
-        t0 = time.perf_counter()
-        feats, attrs = embed(crops)
-        stats.reid_seconds += time.perf_counter() - t0
-        stats.embedded_crops += len(crops)
-    s = 0
-    for n in names:
-        k = len(picks[n])
-        dim = feats.shape[1] if feats is not None else embed.dim
-        f = np.zeros((len(dets[n]), dim), np.float32)
-        a = np.zeros((len(dets[n]), attrs.shape[1] if attrs is not None else 0), np.float32)
-        if k:
-            f[picks[n]], a[picks[n]] = feats[s:s + k], attrs[s:s + k]
-        out[n] = (f, a)
-        s += k
-    return out
+    picks = {n: np.flatnonzero(_embedding_mask(cams[n], dets[n])) for n in names}
+    return picks, [crop(frames[n].image, dets[n][i]) for n in names for i in picks[n]]
+
+
+def _embedding_mask(cam: _Camera, dets: np.ndarray) -> np.ndarray:
+    """The detections the camera's tracker can use embeddings of (its own rule when it has one)."""
+    rule = getattr(cam.tracker, "embedding_mask", None)
+    return rule(dets) if rule is not None else dets[:, 4] >= cam.embed_min_score
 
 
 def _select(cam: _Camera, frame: Frame, dets: np.ndarray, tracks: np.ndarray, hits: np.ndarray,
@@ -225,11 +214,39 @@ def _crop_box(track: np.ndarray, dets: np.ndarray) -> np.ndarray:
 
 def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, files, embed,
                  policy: CropPolicy, stats: RunStats, reid: ReIDQueue) -> None:
-    """One analysed frame of each camera in ``frames``: detect, track, embed selected crops, close."""
-    dets = _detect(frames, cams, detector, files, stats)     # overlaps the previous step's ReID call
+    """One analysed frame of each camera in ``frames``: detect, track, embed selected crops, close.
+
+    Cameras whose tracker matches on appearance are tracked one step late: their detections are
+    embedded by the ReID worker while the next step decodes and detects (``finish_steps`` tracks
+    the last one)."""
+    dets = _detect(frames, cams, detector, files, stats)     # overlaps the previous step's ReID calls
     reid.collect()
-    det_emb = _embed_detections(frames, cams, dets, embed, stats)
-    pending = []          # (camera, frame, step, track ids, quality, crops, detection embeddings, det idx)
+    pending = []
+    late = reid.take_detections()
+    if late is not None:
+        pending += _track(*late, cams, policy, stats)
+    picks, crops = _detection_crops(frames, cams, dets, embed)
+    now = {n: fr for n, fr in frames.items() if n not in picks}
+    pending += _track(now, dets, {n: None for n in now}, cams, policy, stats)
+    reid.submit(pending)
+    if picks:
+        reid.submit_detections({n: frames[n] for n in picks}, {n: dets[n] for n in picks}, picks, crops)
+
+
+def finish_steps(cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats, reid: ReIDQueue) -> None:
+    """Track the step still waiting for its detection embeddings, then apply the last features."""
+    reid.collect()
+    late = reid.take_detections()
+    if late is not None:
+        reid.submit(_track(*late, cams, policy, stats))
+    reid.collect()
+
+
+def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[str, Optional[tuple]],
+           cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats) -> list:
+    """Track one step of the cameras in ``frames`` and close finished tracklets; returns the crops to
+    embed: (camera, frame, step, track ids, quality, crops, detection embeddings, det idx) each."""
+    pending = []
     t0 = time.perf_counter()
     for name, fr in frames.items():
         cam = cams[name]
@@ -238,18 +255,16 @@ def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, f
         kwargs = {"warp": warp} if warp is not None else {}
         tracks = cam.tracker.update(dets[name], emb[0] if emb is not None else None, **kwargs)  # (M, 8)
         hits = cam.store.add_tracks(fr.index, tracks)
-        idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if embed is not None else ([], [])
+        idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if cam.embeds else ([], [])
         if len(idx):
             crops = [crop(fr.image, _crop_box(tracks[i], dets[name])) for i in idx]
             pending.append((name, fr, cam.step, tracks[idx, 4].astype(np.int64), quality[idx], crops,
                             emb, tracks[idx, 7].astype(np.int64)))
-    stats.track_seconds += time.perf_counter() - t0
-    reid.submit(pending)
-    for name, fr in frames.items():
-        cam = cams[name]
         cam.store.close(cam.tracker.pop_finished())
         cam.step += 1
         cam.last_index = fr.index
+    stats.track_seconds += time.perf_counter() - t0
+    return pending
 
 
 def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *,
@@ -291,6 +306,8 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
         return detector_holder[0]
 
     embed = Embedder(encoder, cfg.reid.batch_size) if encoder is not None else None
+    for cam in cams.values():
+        cam.embeds = embed is not None
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
                         min_score=cfg.reid.min_score, max_overlap=cfg.reid.max_overlap,
                         min_hits=cfg.reid.min_hits)
@@ -309,7 +326,7 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
                 break
             process_step(frames, cams, detector, files, embed, policy, stats, reid)
             bar.update(1)
-        reid.collect()
+        finish_steps(cams, policy, stats, reid)
     except BaseException:
         for cam in cams.values():
             cam.abort()

@@ -284,3 +284,40 @@ def test_interrupted_run_continues_from_the_cache(two_views, tmp_path):
                         detector_factory=lambda: YoloDetector(str(det_path), device="cpu"))
     assert stats.detected_frames == 2 * 6                              # frames 6..11 of both cameras
     assert stats.frames == 24 and json.loads((tmp_path / "cache" / "left" / "track.json").read_text())["complete"]
+
+
+def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path):
+    """botsort in the run is tracked one step late while the ReID worker embeds its detections: the
+    boxes and ids must equal a plain frame-by-frame loop over the same detector, masks and encoder."""
+    from pipeline.config import load_config
+    from pipeline.crops import crop
+    from pipeline.detector import YoloDetector
+    from pipeline.run_config import RunConfig
+    from pipeline.runner import build_tracker_for, run_cameras
+    from pipeline.video import open_sources
+    from reid.encoder import ReIDEncoder
+
+    det_path, _ = _models()
+    cfg = load_config(RunConfig, None, ["video.max_frames=40", "tracker.name=botsort"])
+    encoder = ReIDEncoder.from_checkpoint("default", device="cpu")
+    videos = [str(two_views["left"]), str(two_views["right"])]
+    stats = run_cameras(open_sources(videos, max_frames=40), cfg, tmp_path, encoder=encoder, progress=False,
+                        detector_factory=lambda: YoloDetector(str(det_path), device="cpu"))
+    detector = YoloDetector(str(det_path), device="cpu")
+    embedded = high = 0
+    for src in open_sources(videos, max_frames=40):
+        tracker, rows = build_tracker_for(cfg), []
+        for frame in src:
+            d = detector([frame.image])[0]
+            mask = tracker.embedding_mask(d)
+            emb = np.zeros((len(d), encoder.dim), np.float32)
+            if mask.any():
+                emb[mask] = encoder.embed([crop(frame.image, d[i]) for i in np.flatnonzero(mask)])[0]
+            embedded, high = embedded + int(mask.sum()), high + int((d[:, 4] >= 0.5).sum())
+            rows += [(frame.index, *r[[4, 0, 1, 2, 3]]) for r in tracker.update(d, emb)]
+        direct = np.array(rows)
+        in_run = np.loadtxt(tmp_path / "cache" / src.name / "boxes.csv", delimiter=",")
+        assert len(direct) == len(in_run) > 40, src.name
+        assert np.array_equal(in_run[:, :2], direct[:, :2])                # same frames, same ids
+        assert np.allclose(in_run[:, 2:6], direct[:, 2:6], atol=0.01)
+    assert stats.frames == 80 and stats.embedded_crops == embedded < high   # fewer than every box

@@ -203,6 +203,76 @@ def test_appearance_cost_prefers_same_person():
     assert out[out[:, 7] == 1, 4][0] == id_a
 
 
+def _masked(embeds, mask):
+    out = np.zeros_like(embeds)
+    out[mask] = embeds[mask]
+    return out
+
+
+def test_embedding_mask_skips_matches_that_motion_forces():
+    t = build_tracker("botsort", appearance_every=3)
+    a, b, c = embeds_for(3, seed=3)
+    far = dets(box(100), box(400))
+    assert t.embedding_mask(far).all()                     # first frame: no tracks yet
+    t.update(far, np.stack([a, b]))
+    assert not t.embedding_mask(dets(box(103), box(403))).any()   # each box has one candidate track
+    close = dets(box(103), box(120, score=0.8), box(403), box(600, score=0.3))
+    assert t.embedding_mask(close).tolist() == [True, True, False, False]  # contested; low score: no
+    new = dets(box(103), box(403), box(250))
+    assert t.embedding_mask(new).tolist() == [False, False, True]          # unexplained: embed
+    t.update(dets(box(103), box(403)), np.zeros((2, 16), np.float32))
+    assert t.embedding_mask(dets(box(106), box(406))).all()          # every 3rd frame: all of them
+    every = build_tracker("botsort")                                  # appearance_every=1: always
+    every.update(far, np.stack([a, c]))
+    assert every.embedding_mask(dets(box(103), box(403))).all()
+    with pytest.raises(ValueError, match="appearance_every"):
+        build_tracker("botsort", appearance_every=0)
+
+
+def test_unembedded_rows_leave_features_unchanged():
+    t = build_tracker("botsort", appearance_every=3)
+    a, b = embeds_for(2, seed=4)
+    t.update(dets(box(100)), a[None])
+    before = t.tracks.features.copy()
+    t.update(dets(box(103)), np.zeros((1, 16), np.float32))
+    assert np.array_equal(t.tracks.features, before)
+    t2 = build_tracker("botsort")
+    t2.update(dets(box(100)), np.zeros((1, 16), np.float32))        # born without an embedding
+    assert not t2.tracks.has_feat.any()
+    t2.update(dets(box(103)), b[None])
+    assert t2.tracks.has_feat.all() and np.allclose(t2.tracks.features[0], b / np.linalg.norm(b))
+
+
+def test_lazy_embedding_keeps_ids_through_a_swap_and_an_occlusion():
+    """appearance_every=3 with only the masked rows embedded: the appearance tests above still hold."""
+    a, b = embeds_for(2, seed=7)
+    t = build_tracker("botsort", match_thresh=0.9, proximity_thresh=0.2, appearance_every=3)
+    for _ in range(5):
+        d = dets(box(100), box(120))
+        out = t.update(d, _masked(np.stack([a, b]), t.embedding_mask(d)))
+    id_a = out[np.argmin(out[:, 0]), 4]
+    d = dets(box(104), box(116))
+    mask = t.embedding_mask(d)
+    assert mask.all()                                               # both boxes are contested
+    out = t.update(d, _masked(np.stack([b, a]), mask))
+    assert out[out[:, 7] == 1, 4][0] == id_a
+    me, other = embeds_for(2, seed=5)
+    for emb_after, same in ((me, True), (other, False)):
+        t = build_tracker("botsort", appearance_every=3)
+        x = 100.0
+        for _ in range(20):
+            d = dets(box(x))
+            out = t.update(d, _masked(me[None], t.embedding_mask(d)))
+            x += 6
+        before = out[0, 4]
+        for _ in range(10):
+            t.update(np.zeros((0, 6)), np.zeros((0, 16), np.float32))
+        for _ in range(2):
+            d = dets(box(x))
+            out = t.update(d, _masked(emb_after[None], t.embedding_mask(d)))
+        assert (out[0, 4] == before) == same
+
+
 def test_gmc_warp_keeps_ids_under_camera_pan():
     t = build_tracker("botsort")
     shift = np.array([[1.0, 0, -35], [0, 1, 0]])             # camera pans: image content moves 35 px left

@@ -9,15 +9,22 @@ Differences from :class:`ByteTracker`, all by overriding a few methods:
 - per-track feature EMA (momentum ``ema_alpha``);
 - optional camera-motion compensation from a ``warp`` passed to ``update`` (see trackers.gmc).
 Without embeddings it behaves exactly like ByteTracker.
+
+Embedding every detection of every frame is the expensive part. ``embedding_mask`` tells the caller
+which detections need one: all high-score detections every ``appearance_every`` frames (to keep the
+feature EMAs fresh), and in between only those whose first-stage match is not already forced by
+motion (a detection and a track that are each other's only candidate are matched whatever their
+appearance). Rows of ``embeds`` that are all zero count as "not embedded": appearance is ignored
+for them and they leave the feature EMA unchanged.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from trackers import kalman
-from trackers.byte_tracker import ByteTracker, Frame, Stage
+from trackers.byte_tracker import LOST, ByteTracker, Frame, Stage
 from trackers.gmc import build_gmc, warp_states
-from trackers.matching import embedding_distance, fuse_score, gate
+from trackers.matching import embedding_distance, fuse_score, gate, iou_matrix
 
 
 class AppearanceTracker(ByteTracker):
@@ -28,9 +35,13 @@ class AppearanceTracker(ByteTracker):
                  unconfirmed_match_thresh: float = 0.7, track_buffer: int = 30, frame_rate: float = 30.0,
                  fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
                  appearance_thresh: float = 0.25, proximity_thresh: float = 0.5,
-                 reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none"):
+                 reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none",
+                 appearance_every: int = 1):
         if not 0.0 <= ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
+        if appearance_every < 1:
+            raise ValueError(f"appearance_every must be >= 1, got {appearance_every}")
+        self.appearance_every = int(appearance_every)
         self.appearance_thresh = appearance_thresh
         self.proximity_thresh = proximity_thresh
         self.reacquire_thresh = reacquire_thresh
@@ -52,6 +63,33 @@ class AppearanceTracker(ByteTracker):
             stages.append(Stage("reacquire", "lost", "high", "reacquire_cost", self.reacquire_thresh))
         return (*stages, unconfirmed)
 
+    # ------------------------------------------------------------------ lazy embedding
+    def embedding_mask(self, dets: np.ndarray) -> np.ndarray:
+        """(N,) bool over the rows of ``dets`` (as passed to the next ``update``): the detections
+        whose embeddings that update can use (see the module docstring). Changes no state."""
+        dets = np.asarray(dets, dtype=np.float64).reshape(-1, 6)
+        w, h = dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1]
+        area = w * h
+        high = ((w > 0) & (h > 0) & (area >= self.min_box_area) & (area < np.inf)   # as in _prepare
+                & (dets[:, 4] > self.track_low_thresh) & (dets[:, 4] >= self.track_high_thresh))
+        ts = self.tracks
+        pool = (ts.ids > 0).nonzero()[0]
+        if (self.appearance_every == 1 or (self.frame_id + 1) % self.appearance_every == 0
+                or self.gmc is not None or not len(pool) or not high.any()):
+            return high
+        means = ts.means[pool].copy()
+        means[ts.state[pool] == LOST, 7] = 0.0
+        means, _ = kalman.predict(means, ts.covs[pool])
+        d_idx = high.nonzero()[0]
+        iou = iou_matrix(kalman.xyah_to_xyxy(means), dets[d_idx, :4])          # (T, M)
+        cost = 1.0 - iou * dets[d_idx, 4] if self.fuse_score else 1.0 - iou
+        cand = (cost <= self.stages[0].thresh) | (iou >= self.proximity_thresh)
+        per_det, per_track = cand.sum(0), cand.sum(1)
+        forced = (per_det == 1) & (per_track[cand.argmax(0)] == 1)
+        mask = np.zeros(len(dets), dtype=bool)
+        mask[d_idx[~forced]] = True
+        return mask
+
     # ------------------------------------------------------------------ costs
     def _appearance(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray | None:
         """Half cosine distance (n, m) between track feature EMAs and detection embeddings, 1 where a
@@ -62,6 +100,7 @@ class AppearanceTracker(ByteTracker):
         ts.ensure_feature_dim(frame.embeds.shape[1])
         dist = embedding_distance(ts.features[t_idx], frame.embeds[d_idx]) / 2.0
         dist[~ts.has_feat[t_idx]] = 1.0
+        dist[:, ~_embedded(frame.embeds[d_idx])] = 1.0
         return dist
 
     def motion_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
@@ -94,6 +133,8 @@ class AppearanceTracker(ByteTracker):
             return
         ts = self.tracks
         ts.ensure_feature_dim(frame.embeds.shape[1])
+        ok = _embedded(frame.embeds[d_idx])
+        t_idx, d_idx = t_idx[ok], d_idx[ok]
         new = _normalise(frame.embeds[d_idx])                              # (K, D)
         old = np.where(ts.has_feat[t_idx, None], ts.features[t_idx], new)
         ts.features[t_idx] = _normalise(self.ema_alpha * old + (1.0 - self.ema_alpha) * new)
@@ -105,7 +146,12 @@ class AppearanceTracker(ByteTracker):
         ts = self.tracks
         ts.ensure_feature_dim(frame.embeds.shape[1])
         ts.features[t_idx] = _normalise(frame.embeds[d_idx])
-        ts.has_feat[t_idx] = True
+        ts.has_feat[t_idx] = _embedded(frame.embeds[d_idx])
+
+
+def _embedded(x: np.ndarray) -> np.ndarray:
+    """(N,) bool: rows of x (N, D) that hold an embedding (not all zero)."""
+    return np.abs(x).sum(1) > 0
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    name: str = "bytetrack"            # registry name (see trackers.TRACKERS): bytetrack | botsort
+    name: str = "botsort"              # registry name (see trackers.TRACKERS): bytetrack | botsort
     track_high_thresh: float = 0.5     # first-stage detection score threshold
     track_low_thresh: float = 0.1      # detections at or below are dropped entirely
     new_track_thresh: float = 0.6      # min score to start a new track
@@ -29,4 +29,6 @@ class TrackerConfig:
     reacquire_thresh: float = 0.2      # max cosine distance / 2 to re-find a lost track by appearance
                                        # alone (Kalman-gated); 0 disables that stage
     ema_alpha: float = 0.9             # feature EMA momentum
+    appearance_every: int = 3          # embed all high-score detections every k frames, in between only
+                                       # those whose match motion does not force (1: every frame)
     gmc: str = "none"                  # camera-motion compensation: none | sparse (see trackers.gmc)
