@@ -16,9 +16,13 @@ joined only when their own fused distance is within ``same_camera_threshold``, u
 than ``threshold``: within one view the tracker has already linked what motion can link, so a
 wrong re-entry merge costs identity switches, and a cross-camera cluster must not bridge two
 different people seen by the same camera. How strict depends on the ReID model and the scene:
-on PETS09-S2L1 with the shipped model 0.2 helps (one camera: IDF1 50.3 -> 54.3; the two-camera
-sample: cross-camera IDF1 53.0 -> 57.1), on MARS with OpenVINO 0286 it splits people whose
-tracklets are consecutive pieces of one track (completeness 0.98 -> 0.83), so the default is off.
+on PETS09-S2L1 (one camera, default botsort tracker, shipped model) the association's same-camera
+joins are mostly wrong (people in similar dark clothes): IDF1 55.4 with the default, 60.4 with 0.1,
+66.7 with 0 (no same-camera joins); on the two-camera sample cross-camera IDF1 52.9 -> 64.1
+with 0 (bench/multicam_pets.py); on MARS with OpenVINO 0286 a strict value splits people whose
+tracklets are consecutive pieces of one track (0.2: completeness 0.98 -> 0.83), and 0 would also
+stop a person who leaves a camera and comes back from keeping one id. So the default is off; set
+0 (or a small value) for one camera with a weak model.
 With the tracklets' first and last boxes known, a join of two tracklets of one camera also needs
 a possible move between them: at most ``max_speed`` box heights per second plus ``speed_slack``
 heights (pipeline/assoc_constraints.py).
