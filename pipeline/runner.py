@@ -123,7 +123,6 @@ class _Camera:
         self.uses_appearance = uses_appearance(self.tracker)
         self.gmc = getattr(self.tracker, "gmc", None)       # camera-motion estimator, when configured
         self.embed_min_score = cfg.tracker.track_high_thresh  # detections the appearance tracker compares
-        self.embeds = False                                    # tracklets get features (set by _loop)
         self.store = TrackletStore(src.name, src.fps, offset=src.offset, gallery_size=cfg.reid.gallery_size,
                                    thumbnails=cfg.reid.thumbnails, box_path=cache.boxes,
                                    thumb_dir=cache.thumbs, attribute_names=attribute_names)
@@ -224,10 +223,10 @@ def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, f
     pending = []
     late = reid.take_detections()
     if late is not None:
-        pending += _track(*late, cams, policy, stats)
+        pending += _track(*late, cams, policy, stats, embed is not None)
     picks, crops = _detection_crops(frames, cams, dets, embed)
     now = {n: fr for n, fr in frames.items() if n not in picks}
-    pending += _track(now, dets, {n: None for n in now}, cams, policy, stats)
+    pending += _track(now, dets, {n: None for n in now}, cams, policy, stats, embed is not None)
     reid.submit(pending)
     if picks:
         reid.submit_detections({n: frames[n] for n in picks}, {n: dets[n] for n in picks}, picks, crops)
@@ -238,14 +237,15 @@ def finish_steps(cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats, 
     reid.collect()
     late = reid.take_detections()
     if late is not None:
-        reid.submit(_track(*late, cams, policy, stats))
+        reid.submit(_track(*late, cams, policy, stats, embeds=True))     # only ReID runs queue detections
     reid.collect()
 
 
 def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[str, Optional[tuple]],
-           cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats) -> list:
+           cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats, embeds: bool) -> list:
     """Track one step of the cameras in ``frames`` and close finished tracklets; returns the crops to
-    embed: (camera, frame, step, track ids, quality, crops, detection embeddings, det idx) each."""
+    embed (none without ``embeds``, i.e. without a ReID model): (camera, frame, step, track ids,
+    quality, crops, detection embeddings, det idx) each."""
     pending = []
     t0 = time.perf_counter()
     for name, fr in frames.items():
@@ -255,7 +255,7 @@ def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[
         kwargs = {"warp": warp} if warp is not None else {}
         tracks = cam.tracker.update(dets[name], emb[0] if emb is not None else None, **kwargs)  # (M, 8)
         hits = cam.store.add_tracks(fr.index, tracks)
-        idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if cam.embeds else ([], [])
+        idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if embeds else ([], [])
         if len(idx):
             crops = [crop(fr.image, _crop_box(tracks[i], dets[name])) for i in idx]
             pending.append((name, fr, cam.step, tracks[idx, 4].astype(np.int64), quality[idx], crops,
@@ -306,8 +306,6 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
         return detector_holder[0]
 
     embed = Embedder(encoder, cfg.reid.batch_size) if encoder is not None else None
-    for cam in cams.values():
-        cam.embeds = embed is not None
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
                         min_score=cfg.reid.min_score, max_overlap=cfg.reid.max_overlap,
                         min_hits=cfg.reid.min_hits)

@@ -68,10 +68,7 @@ class AppearanceTracker(ByteTracker):
         """(N,) bool over the rows of ``dets`` (as passed to the next ``update``): the detections
         whose embeddings that update can use (see the module docstring). Changes no state."""
         dets = np.asarray(dets, dtype=np.float64).reshape(-1, 6)
-        w, h = dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1]
-        area = w * h
-        high = ((w > 0) & (h > 0) & (area >= self.min_box_area) & (area < np.inf)   # as in _prepare
-                & (dets[:, 4] > self.track_low_thresh) & (dets[:, 4] >= self.track_high_thresh))
+        high = self._kept(dets) & (dets[:, 4] >= self.track_high_thresh)
         ts = self.tracks
         pool = (ts.ids > 0).nonzero()[0]
         if (self.appearance_every == 1 or (self.frame_id + 1) % self.appearance_every == 0
@@ -82,7 +79,7 @@ class AppearanceTracker(ByteTracker):
         means, _ = kalman.predict(means, ts.covs[pool])
         d_idx = high.nonzero()[0]
         iou = iou_matrix(kalman.xyah_to_xyxy(means), dets[d_idx, :4])          # (T, M)
-        cost = 1.0 - iou * dets[d_idx, 4] if self.fuse_score else 1.0 - iou
+        cost = fuse_score(1.0 - iou, dets[d_idx, 4]) if self.fuse_score else 1.0 - iou
         cand = (cost <= self.stages[0].thresh) | (iou >= self.proximity_thresh)
         per_det, per_track = cand.sum(0), cand.sum(1)
         forced = (per_det == 1) & (per_track[cand.argmax(0)] == 1)

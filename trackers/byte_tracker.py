@@ -137,14 +137,18 @@ class ByteTracker:
             embeds = np.asarray(embeds, dtype=np.float32)
             if embeds.ndim != 2 or len(embeds) != len(dets):
                 raise ValueError(f"embeds must be (N, D) with N = {len(dets)} detections, got {embeds.shape}")
-        w, h = dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1]
-        area = w * h                                       # nan/inf boxes and scores fail these tests
-        keep = ((w > 0) & (h > 0) & (area >= self.min_box_area) & (area < np.inf)
-                & (dets[:, 4] > self.track_low_thresh))
-        det_ids = keep.nonzero()[0]
+        det_ids = self._kept(dets).nonzero()[0]
         dets = dets[det_ids]
         high = dets[:, 4] >= self.track_high_thresh
         return Frame(dets, det_ids, None if embeds is None else embeds[det_ids], high)
+
+    def _kept(self, dets: np.ndarray) -> np.ndarray:
+        """(N,) bool: detections (N, 6) with a real box of at least ``min_box_area`` and a score above
+        ``track_low_thresh`` (nan/inf boxes and scores fail these tests)."""
+        w, h = dets[:, 2] - dets[:, 0], dets[:, 3] - dets[:, 1]
+        area = w * h
+        return ((w > 0) & (h > 0) & (area >= self.min_box_area) & (area < np.inf)
+                & (dets[:, 4] > self.track_low_thresh))
 
     def _predict(self, frame: Frame, warp: np.ndarray | None) -> None:
         """Kalman-predict confirmed tracks (lost ones without height velocity); fill boxes and groups."""
