@@ -8,11 +8,15 @@ with the same offline detector (int8 TFLite YOLOv8n) on the same videos:
                      unless told otherwise) + association + all outputs
 * ``mcmt bytetrack``: the same with ``tracker.name=bytetrack`` (IoU only; crops embedded every few frames)
 * ``detect only``  : decode + our batched YOLO calls, nothing else
-* ``ultralytics``  : ``model.track(frame, persist=True, tracker="bytetrack.yaml")``, one model per camera
+* ``ultralytics``  : ``model.track(frame, persist=True, tracker="bytetrack.yaml")``, one model per camera,
+                     as ultralytics ships it (its LiteRT interpreter gets CPU cores - 1 threads: 1 of 2 here)
+* ``ultralytics all cores``: the same with ultralytics' ``NUM_THREADS`` set to all cores, as ``mcmt run``
+                     does by default (``detector.threads: 0``): the like-for-like comparison
 
 frames/s = frames of both cameras / wall time of the job (model loading included, imports not; the
 fastest of --repeat runs, since the machine may be shared).
-Peak memory of ``mcmt run`` is measured for the clip and for a 4x longer input: it must stay flat.
+Memory of ``mcmt run`` is measured for the clip and for a 4x longer input: the peak (ru_maxrss, set by
+the busiest frames) and what the process holds when the run returns (VmRSS); both must stay flat.
 
 Usage: python bench/pipeline.py [--frames 100] [--shared ../shared] [--skip-long] [--reid default|MODEL]
 """
@@ -90,9 +94,13 @@ def child_detect(videos, det) -> dict:
     return {"code": 0, "wall": time.perf_counter() - t0, "frames": frames}
 
 
-def child_ultralytics(videos, det) -> dict:
+def child_ultralytics(videos, det, all_cores: bool = False) -> dict:
     import cv2
     from ultralytics import YOLO
+
+    if all_cores:
+        import ultralytics.nn.backends.litert as litert
+        litert.NUM_THREADS = os.cpu_count() or 1
 
     t0 = time.perf_counter()
     models = [YOLO(det, task="detect") for _ in videos]          # one tracker state per camera
@@ -112,6 +120,17 @@ def child_ultralytics(videos, det) -> dict:
             break
     return {"code": 0, "wall": time.perf_counter() - t0, "frames": frames}
 
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (Linux /proc; NaN elsewhere): what the run still holds when it returns."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def main() -> int:
@@ -137,8 +156,10 @@ def main() -> int:
         out = {"pipeline": lambda: child_pipeline(videos, det, reid, rest[1]),
                "pipeline_bytetrack": lambda: child_pipeline(videos, det, reid, rest[1], "bytetrack"),
                "detect": lambda: child_detect(videos, det),
-               "ultralytics": lambda: child_ultralytics(videos, det)}[kind]()
+               "ultralytics": lambda: child_ultralytics(videos, det),
+               "ultralytics_all": lambda: child_ultralytics(videos, det, all_cores=True)}[kind]()
         out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["end_mb"] = current_rss_mb()
         print(json.dumps(out))
         return 0
     video = shared / "data/pets09-s2l1/vtest.avi"
@@ -152,26 +173,32 @@ def main() -> int:
             d = tmp / name
             d.mkdir()
             vids = ",".join(map(str, make_views(video, n, d)))
-            kinds = (["pipeline", "pipeline_bytetrack", "detect", "ultralytics"] if name == "clip"
+            kinds = (["pipeline", "pipeline_bytetrack", "detect", "ultralytics", "ultralytics_all"] if name == "clip"
                      else ["pipeline", "ultralytics"])
             for kind in kinds:   # best of --repeat runs: the machine is shared, take the least disturbed
                 runs = [run_child(__file__, [kind, vids, str(d / f"run_{kind}_{i}"), reid]) for i in range(a.repeat)]
                 rows.append((name, kind, min(runs, key=lambda r: r["wall"])))
     print(f"\ntwo cameras ({', '.join(f'{k} x{v[0]}..{v[1]}' for k, v in VIEWS.items())}), "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; detector int8 TFLite YOLOv8n, ReID {Path(reid).name}")
-    print(f"{'input':6} {'job':12} {'frames':>6} {'wall s':>7} {'frames/s':>9} {'peak MB':>8}  notes")
+    print(f"{'input':6} {'job':22} {'frames':>6} {'wall s':>7} {'frames/s':>9} {'peak MB':>8} {'end MB':>7}  notes")
     base = {n: r for n, k, r in rows if k == "ultralytics"}
+    like = {n: r for n, k, r in rows if k == "ultralytics_all"}
     for name, kind, r in rows:
         fps = r["frames"] / r["wall"]
         note = f"{fps / (base[name]['frames'] / base[name]['wall']):.2f}x ultralytics"
+        if name in like and kind != "ultralytics_all":
+            note += f", {fps / (like[name]['frames'] / like[name]['wall']):.2f}x all cores"
         if kind.startswith("pipeline"):
             note += f"; detect {r['detect_s']:.1f} s, reid {r['reid_s']:.1f} s ({r['crops']} crops)"
         label = {"pipeline": "mcmt run", "pipeline_bytetrack": "mcmt bytetrack", "detect": "detect only",
-                 "ultralytics": "ultralytics"}[kind]
-        print(f"{name:6} {label:12} {r['frames']:6d} {r['wall']:7.1f} {fps:9.1f} {r['peak_mb']:8.0f}  {note}")
-    mem = {n: r["peak_mb"] for n, k, r in rows if k == "pipeline"}
+                 "ultralytics": "ultralytics", "ultralytics_all": "ultralytics all cores"}[kind]
+        print(f"{name:6} {label:22} {r['frames']:6d} {r['wall']:7.1f} {fps:9.1f} {r['peak_mb']:8.0f} "
+              f"{r['end_mb']:7.0f}  {note}")
+    mem = {n: r for n, k, r in rows if k == "pipeline"}
     if "4x" in mem:
-        print(f"mcmt run peak memory 4x / clip: {mem['4x'] / mem['clip']:.2f}")
+        print(f"mcmt run memory 4x / clip: peak {mem['4x']['peak_mb'] / mem['clip']['peak_mb']:.2f}, "
+              f"at the end of the run {mem['4x']['end_mb'] / mem['clip']['end_mb']:.2f} (peaks follow the "
+              "busiest frames; growth with length would show at the end)")
     return 0
 
 

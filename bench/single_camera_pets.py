@@ -6,6 +6,9 @@ YOLOv8n under --shared) and the same person class; both outputs are scored by th
 plus HOTA) against the MOT15 ground truth, in the same run:
 
   ultralytics      YOLO(det).track(frame, persist=True, tracker="bytetrack.yaml"), defaults otherwise
+                   (its LiteRT interpreter gets CPU cores - 1 threads)
+  ultralytics all cores   the same with ultralytics' NUM_THREADS = all cores, as mcmt run uses by
+                   default (detector.threads: 0): the like-for-like speed comparison
   mcmt defaults    mcmt run: BoT-SORT-style tracking (appearance of the --reid model, detections
                    embedded lazily) + association of one camera's tracklets (re-entries get one id)
   mcmt bytetrack   the same with tracker.name=bytetrack (IoU only in the per-camera tracker)
@@ -34,8 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.children import run_child  # noqa: E402
 
+ULTRALYTICS = ("ultralytics", "ultralytics all cores")
 JOBS = {
     "ultralytics": None,
+    "ultralytics all cores": None,
     "mcmt defaults": [],
     "mcmt bytetrack": ["tracker.name=bytetrack"],
     "mcmt no same-cam join": ["association.same_camera_threshold=0"],
@@ -59,10 +64,14 @@ def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: lis
     return {"wall": time.perf_counter() - t0, "pred": out}
 
 
-def child_ultralytics(video: str, det: str, out: str, frames: int) -> dict:
+def child_ultralytics(video: str, det: str, out: str, frames: int, all_cores: bool = False) -> dict:
     import cv2
     import numpy as np
     from ultralytics import YOLO
+
+    if all_cores:
+        import ultralytics.nn.backends.litert as litert
+        litert.NUM_THREADS = os.cpu_count() or 1
 
     t0 = time.perf_counter()
     model = YOLO(det, task="detect")
@@ -100,7 +109,7 @@ def main() -> int:
     det = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
     if a.child:
         name, out = a.child[0], a.child[1]
-        res = (child_ultralytics(video, det, out, a.frames) if name == "ultralytics"
+        res = (child_ultralytics(video, det, out, a.frames, name == "ultralytics all cores") if name in ULTRALYTICS
                else child_mcmt(video, det, a.reid, out, a.frames, JOBS[name]))
         print(json.dumps(res))
         return 0
@@ -127,13 +136,13 @@ def main() -> int:
             rows[name] = {**m, "fps": a.frames / res["wall"], "wall": res["wall"]}
     print(f"\nPETS09-S2L1 vtest.avi, {a.frames} frames, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"detector int8 TFLite YOLOv8n; ReID {Path(a.reid).name}; scored at IoU 0.5")
-    print(f"{'job':15} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FP':>5} {'FN':>5} {'frames/s':>9}"
+    print(f"{'job':21} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FP':>5} {'FN':>5} {'frames/s':>9}"
           f"  vs ultralytics (IDF1 / MOTA / frames/s)")
     base = rows.get("ultralytics")
     for name, r in rows.items():
         ratio = (f"  {r['IDF1'] / base['IDF1']:.2f}x / {r['MOTA'] / base['MOTA']:.2f}x / {r['fps'] / base['fps']:.2f}x"
                  if base and name != "ultralytics" else "")
-        print(f"{name:15} {r['HOTA']:6.1f} {r['MOTA']:6.1f} {r['IDF1']:6.1f} {r['num_switches']:5d} "
+        print(f"{name:21} {r['HOTA']:6.1f} {r['MOTA']:6.1f} {r['IDF1']:6.1f} {r['num_switches']:5d} "
               f"{r['num_false_positives']:5d} {r['num_misses']:5d} {r['fps']:9.1f}{ratio}")
     return 0
 

@@ -4,7 +4,9 @@ Both detectors return, per frame, a float32 array (N, 6): x1, y1, x2, y2, score,
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -37,11 +39,31 @@ def check_model_path(model: str) -> None:
                         "file ultralytics can load, e.g. yolo11n.pt)")
 
 
+@contextlib.contextmanager
+def litert_threads(n: Optional[int]):
+    """Ultralytics builds its LiteRT interpreter with ``NUM_THREADS`` (CPU cores - 1, which leaves one of
+    two cores idle while our decoding and ReID threads need little); use ``n`` threads meanwhile."""
+    mod = None
+    if n:
+        try:
+            import ultralytics.nn.backends.litert as mod
+        except ImportError:  # other ultralytics layouts: keep their default
+            mod = None
+    if mod is None or not hasattr(mod, "NUM_THREADS"):
+        yield
+        return
+    old, mod.NUM_THREADS = mod.NUM_THREADS, int(n)
+    try:
+        yield
+    finally:
+        mod.NUM_THREADS = old
+
+
 class YoloDetector:
     """Ultralytics YOLO restricted to persons; one ``predict`` call per batch of frames."""
 
     def __init__(self, model: str = "yolo11n.pt", *, conf: float = 0.1, iou: float = 0.7, imgsz: int = 640,
-                 device: str = "auto", batch: int = 8, classes: Sequence[int] = (0,)):
+                 device: str = "auto", batch: int = 8, classes: Sequence[int] = (0,), threads: int = 0):
         check_model_path(model)
         from ultralytics import YOLO
 
@@ -59,7 +81,9 @@ class YoloDetector:
         if Path(model).suffix.lower() == ".tflite" and self.device != "cpu":
             self.device = "cpu"   # LiteRT runs on the CPU only
         self.half = self.device.startswith("cuda")
-        log.info("detector %s on %s", self.name, self.device)
+        self.threads = (threads or os.cpu_count() or 1) if Path(model).suffix.lower() == ".tflite" else None
+        log.info("detector %s on %s%s", self.name, self.device,
+                 f", {self.threads} threads" if self.threads else "")
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Detect persons in BGR frames (any sizes); list of (N, 6) float32 arrays, one per frame."""
@@ -67,8 +91,9 @@ class YoloDetector:
         for start in range(0, len(frames), self.batch):
             chunk = list(frames[start:start + self.batch])
             extra = {"half": True} if self.half else {}
-            results = self.model.predict(chunk, conf=self.conf, iou=self.iou, imgsz=self.imgsz,
-                                         classes=self.classes, device=self.device, verbose=False, **extra)
+            with litert_threads(self.threads):   # the interpreter is built on the first call
+                results = self.model.predict(chunk, conf=self.conf, iou=self.iou, imgsz=self.imgsz,
+                                             classes=self.classes, device=self.device, verbose=False, **extra)
             for r in results:
                 data = r.boxes.data.cpu().numpy().astype(np.float32) if r.boxes is not None else EMPTY
                 out.append(data[:, :6] if data.shape[0] else EMPTY)   # (N, 6) xyxy, score, cls

@@ -32,7 +32,12 @@ class DetectorConfig:
     imgsz: int = 640
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     batch: int = 8                     # frames per predict call (all cameras' frames of a step go together)
+    threads: int = 0                   # CPU threads of a LiteRT (.tflite) model; 0: all cores (ultralytics: all but one)
     score_scale: Optional[float] = None  # --detections: divide file scores by this (null: by the max if > 1)
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"detector.threads must be >= 0 (0: all cores), got {self.threads}")
 
 
 @dataclass(frozen=True)

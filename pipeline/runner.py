@@ -48,7 +48,7 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tu
     det_part = {"input": input_fingerprint(src.path), "stride": src.stride,
                 "detector": (to_dict(cfg.detector) if det_file is None
                              else {"file": input_fingerprint(det_file), "score_scale": cfg.detector.score_scale})}
-    for k in ("device", "batch"):               # do not change the result
+    for k in ("device", "batch", "threads"):    # do not change the result
         det_part["detector"].pop(k, None)
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in ("device", "batch_size")}

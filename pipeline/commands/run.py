@@ -117,7 +117,8 @@ def main(args) -> int:
     d = cfg.detector
 
     def make_detector():
-        return YoloDetector(d.model, conf=d.conf, iou=d.iou, imgsz=d.imgsz, device=d.device, batch=d.batch)
+        return YoloDetector(d.model, conf=d.conf, iou=d.iou, imgsz=d.imgsz, device=d.device, batch=d.batch,
+                            threads=d.threads)
 
     try:
         stats = run_cameras(sources, cfg, out, detector_factory=make_detector, files=files,
