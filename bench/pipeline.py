@@ -95,12 +95,15 @@ def child_detect(videos, det) -> dict:
 
 
 def child_ultralytics(videos, det, all_cores: bool = False) -> dict:
+    from pipeline.detector import litert_threads
+
+    with litert_threads(os.cpu_count() if all_cores else None):
+        return _ultralytics_loop(videos, det)
+
+
+def _ultralytics_loop(videos, det) -> dict:
     import cv2
     from ultralytics import YOLO
-
-    if all_cores:
-        import ultralytics.nn.backends.litert as litert
-        litert.NUM_THREADS = os.cpu_count() or 1
 
     t0 = time.perf_counter()
     models = [YOLO(det, task="detect") for _ in videos]          # one tracker state per camera

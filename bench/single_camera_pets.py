@@ -65,13 +65,16 @@ def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: lis
 
 
 def child_ultralytics(video: str, det: str, out: str, frames: int, all_cores: bool = False) -> dict:
+    from pipeline.detector import litert_threads
+
+    with litert_threads(os.cpu_count() if all_cores else None):
+        return _ultralytics_loop(video, det, out, frames)
+
+
+def _ultralytics_loop(video: str, det: str, out: str, frames: int) -> dict:
     import cv2
     import numpy as np
     from ultralytics import YOLO
-
-    if all_cores:
-        import ultralytics.nn.backends.litert as litert
-        litert.NUM_THREADS = os.cpu_count() or 1
 
     t0 = time.perf_counter()
     model = YOLO(det, task="detect")

@@ -43,13 +43,11 @@ def check_model_path(model: str) -> None:
 def litert_threads(n: Optional[int]):
     """Ultralytics builds its LiteRT interpreter with ``NUM_THREADS`` (CPU cores - 1, which leaves one of
     two cores idle while our decoding and ReID threads need little); use ``n`` threads meanwhile."""
-    mod = None
-    if n:
-        try:
-            import ultralytics.nn.backends.litert as mod
-        except ImportError:  # other ultralytics layouts: keep their default
-            mod = None
-    if mod is None or not hasattr(mod, "NUM_THREADS"):
+    try:
+        import ultralytics.nn.backends.litert as mod
+    except ImportError:  # other ultralytics layouts: keep their default
+        mod = None
+    if not n or not hasattr(mod, "NUM_THREADS"):
         yield
         return
     old, mod.NUM_THREADS = mod.NUM_THREADS, int(n)
