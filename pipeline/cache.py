@@ -48,6 +48,28 @@ def input_fingerprint(path: str | Path) -> dict:
     return {"path": str(p), "size": st.st_size, "mtime": st.st_mtime_ns}
 
 
+def model_fingerprint(spec: str) -> Optional[dict]:
+    """Identity of a model a stage ran with, so that a model file rewritten in place (a new
+    ``default.pt``, a re-exported detector) invalidates the cache: size and modification time of the
+    file and of its same-stem companions (OpenVINO ``.bin`` beside ``.xml``), or of every file under a
+    model folder. ``"default"`` is the shipped ReID checkpoint; a name that is no local path (an
+    ultralytics name it downloads, ``"none"``) gives None."""
+    if spec == "default":
+        from reid.encoder import DEFAULT_CHECKPOINT
+        p = DEFAULT_CHECKPOINT
+    else:
+        p = Path(spec).expanduser()
+    if not p.exists():
+        return None
+    p = p.resolve()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+    else:
+        files = sorted(f for f in p.parent.iterdir()
+                       if f.is_file() and (f == p or f.name.startswith(p.stem + ".")))
+    return {"path": str(p), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
+
+
 
 
 def read_json(path: Path) -> Optional[dict]:

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from pipeline.cache import CameraCache, DetectionWriter, input_fingerprint, stage_key
+from pipeline.cache import CameraCache, DetectionWriter, input_fingerprint, model_fingerprint, stage_key
 from pipeline.config import to_dict
 from pipeline.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.detector import FileDetections
@@ -50,8 +50,11 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tu
                              else {"file": input_fingerprint(det_file), "score_scale": cfg.detector.score_scale})}
     for k in ("device", "batch", "threads"):    # do not change the result
         det_part["detector"].pop(k, None)
+    if det_file is None:
+        det_part["detector"]["model_file"] = model_fingerprint(cfg.detector.model)
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in ("device", "batch_size")}
+    reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
     track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})
     return det_key, track_key
