@@ -51,13 +51,26 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tu
     for k in ("device", "batch", "threads"):    # do not change the result
         det_part["detector"].pop(k, None)
     if det_file is None:
-        det_part["detector"]["model_file"] = model_fingerprint(cfg.detector.model)
+        det_part["detector"]["model_file"] = _detector_fingerprint(cfg.detector.model)
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in ("device", "batch_size")}
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
     track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})
     return det_key, track_key
+
+
+def _detector_fingerprint(model: str) -> Optional[dict]:
+    """``model_fingerprint`` of the detector, except for a released ultralytics name (``yolo11n.pt``):
+    that name says which weights they are, and the file ultralytics downloads on first use must not
+    change the key of a run interrupted after the download."""
+    try:
+        from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+    except ImportError:
+        GITHUB_ASSETS_NAMES = frozenset()
+    if Path(model).name == model and model in GITHUB_ASSETS_NAMES:
+        return None
+    return model_fingerprint(model)
 
 
 def build_tracker_for(cfg: RunConfig):

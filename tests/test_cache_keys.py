@@ -67,3 +67,18 @@ def test_stage_keys_change_with_model_files(tmp_path):
     _rewrite(det, b"e" * 16)
     d2, t2 = stage_keys(src, cfg, None)
     assert d2 != d1 and t2 != t1
+
+
+def test_released_detector_name_keeps_its_key_after_the_download(tmp_path, monkeypatch):
+    """ultralytics downloads yolov8n.pt into the working folder on first use; a run interrupted after
+    that must still find its detections (the name, not the new file, identifies the weights)."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "0000.png"), np.zeros((32, 32, 3), np.uint8))
+    src = VideoSource(frames, "cam")
+    monkeypatch.chdir(tmp_path)
+    base = RunConfig()
+    cfg = dataclasses.replace(base, detector=dataclasses.replace(base.detector, model="yolov8n.pt"))
+    before = stage_keys(src, cfg, None)
+    (tmp_path / "yolov8n.pt").write_bytes(b"weights")
+    assert stage_keys(src, cfg, None) == before
