@@ -67,9 +67,7 @@ def model_fingerprint(spec: str) -> Optional[dict]:
     else:
         files = sorted(f for f in p.parent.iterdir()
                        if f.is_file() and (f == p or f.name.startswith(p.stem + ".")))
-    return {"path": str(p), "files": [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]}
-
-
+    return {"path": str(p), "files": [input_fingerprint(f) for f in files]}
 
 
 def read_json(path: Path) -> Optional[dict]:

@@ -2,9 +2,11 @@
 (e.g. a new reid/weights/default.pt) must not reuse tracks computed with the old one."""
 import dataclasses
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from pipeline.cache import model_fingerprint
 from pipeline.run_config import RunConfig
@@ -25,7 +27,7 @@ def test_model_fingerprint_follows_file_and_companions(tmp_path):
     bin_.write_bytes(b"\0" * 8)
     other.write_text("unrelated")
     before = model_fingerprint(str(xml))
-    assert [f[0] for f in before["files"]] == ["m.bin", "m.xml"]
+    assert [Path(f["path"]).name for f in before["files"]] == ["m.bin", "m.xml"]
     assert model_fingerprint(str(xml)) == before
     _rewrite(other, b"changed")
     assert model_fingerprint(str(xml)) == before                 # not a companion of m.xml
@@ -47,12 +49,17 @@ def test_model_fingerprint_of_folders_names_and_default(tmp_path):
     assert default is not None and default["path"].endswith(os.path.join("reid", "weights", "default.pt"))
 
 
-def test_stage_keys_change_with_model_files(tmp_path):
+@pytest.fixture
+def src(tmp_path):
+    """A two-frame camera (a folder of images)."""
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(2):
         cv2.imwrite(str(frames / f"{i:04d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
-    src = VideoSource(frames, "cam")
+    return VideoSource(frames, "cam")
+
+
+def test_stage_keys_change_with_model_files(tmp_path, src):
     ckpt, det = tmp_path / "reid.pt", tmp_path / "det.tflite"
     ckpt.write_bytes(b"a" * 16)
     det.write_bytes(b"d" * 16)
@@ -69,13 +76,9 @@ def test_stage_keys_change_with_model_files(tmp_path):
     assert d2 != d1 and t2 != t1
 
 
-def test_released_detector_name_keeps_its_key_after_the_download(tmp_path, monkeypatch):
+def test_released_detector_name_keeps_its_key_after_the_download(tmp_path, src, monkeypatch):
     """ultralytics downloads yolov8n.pt into the working folder on first use; a run interrupted after
     that must still find its detections (the name, not the new file, identifies the weights)."""
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    cv2.imwrite(str(frames / "0000.png"), np.zeros((32, 32, 3), np.uint8))
-    src = VideoSource(frames, "cam")
     monkeypatch.chdir(tmp_path)
     base = RunConfig()
     cfg = dataclasses.replace(base, detector=dataclasses.replace(base.detector, model="yolov8n.pt"))
