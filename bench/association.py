@@ -3,7 +3,8 @@
 For T = 200 / 1000 / 3000 synthetic tracklets (T/10 people, 6 cameras, 8 x 256-d features each,
 people seen in several cameras over 20 minutes) it times, in one run:
 
-  associate     pipeline.association.associate (distances + cannot-link + constrained clustering)
+  associate     pipeline.association.associate.associate (distances, constraints, calibration, linking of
+                consecutive tracklets, constrained clustering; --threshold fixes the clustering's threshold)
   +topology     the same with a camera topology (pairwise windows + merge-time path checks)
   ours-cluster  only the constrained clustering on the fused distance matrix
   scipy         scipy.cluster.hierarchy.linkage(average) + fcluster on the same matrix, no constraints
@@ -28,12 +29,12 @@ sys.path.insert(0, str(REPO))
 from scipy.cluster.hierarchy import fcluster, linkage  # noqa: E402
 from scipy.spatial.distance import squareform  # noqa: E402
 
-from pipeline.assoc_constraints import cannot_link_matrix, tracklet_times  # noqa: E402
-from pipeline.assoc_metrics import cluster_scores  # noqa: E402
-from pipeline.association import associate, fused_distance  # noqa: E402
-from pipeline.association_config import AssociationConfig  # noqa: E402
-from pipeline.clustering import constrained_agglomerative  # noqa: E402
-from pipeline.topology import topology_from_dict  # noqa: E402
+from pipeline.association.constraints import cannot_link_matrix, tracklet_times  # noqa: E402
+from pipeline.evaluation.clusters import cluster_scores  # noqa: E402
+from pipeline.association.associate import associate, fused_distance  # noqa: E402
+from pipeline.association.config import AssociationConfig  # noqa: E402
+from pipeline.association.clustering import constrained_agglomerative  # noqa: E402
+from pipeline.association.topology import topology_from_dict  # noqa: E402
 from pipeline.tracklet import Tracklet  # noqa: E402
 
 CAMS = [f"cam{i}" for i in range(6)]

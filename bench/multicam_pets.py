@@ -1,117 +1,125 @@
 #!/usr/bin/env python
-"""Two-camera benchmark on real footage: the full ``mcmt run`` pipeline on the PETS 2009 sample.
+"""Two-camera benchmark on real footage: the association against its ORACLE, for several ReID models.
 
-Runs detection + tracking + ReID + cross-camera association once on samples/pets_left.mp4 and
-samples/pets_right.mp4 (offline int8 YOLOv8n, an available ReID model), then redoes only the
-association (``mcmt associate``, from the run's cache) for the alternatives, and scores every
-variant against samples/gt in the same run:
+For each ReID model, runs the full ``mcmt run`` pipeline once on samples/pets_left.mp4 and
+samples/pets_right.mp4 (offline int8 YOLOv8n, default settings, no topology), then redoes only the
+association in memory from the run's cache (bench/assoc_eval.py) for each variant and scores it
+against samples/gt in the same process:
 
-  full             association with appearance + attributes (+ the sample's camera topology)
-  no_association   association.enabled=false: each camera's ids kept separate (the peer baseline)
-  appearance_only  association.attribute_weight=0: attributes off
-  no_topology      full, without the topology file
-  same_cam_*       full with association.same_camera_threshold = 0 (a camera's tracklets never
-                   join), 0.1, 0.2 or null (the cross-camera threshold)
+  oracle            every tracklet given the ground-truth identity it overlaps most: the ceiling
+                    of the association (oracle -> 100 = the per-camera trackers' errors)
+  oracle, no overlap  the same, but one camera's tracklets that overlap in time split apart (what
+                    any association has to respect: the ceiling under the hard constraint)
+  no association    association.enabled=false: each camera's ids kept apart (the peer baseline)
+  defaults          what ``mcmt run`` wrote (linking + zones + clustering, thresholds calibrated)
+  previous          the settings before calibration: threshold 0.45, no linking, same camera = threshold
+  - X / + X         the defaults with one change switched off / on (see VARIANTS)
+  topology          the defaults with samples/topology.yaml
 
-Prints per-camera HOTA / MOTA / IDF1 and cross-camera IDF1 / handoffs, with the cross-camera IDF1
-ratio against no_association. Example (about 2-5 minutes on 2 CPU cores):
+Prints, per model, cross-camera IDF1 (AI City), handoffs correct / missed / wrong of the true ones,
+predicted / true identities, and the per-camera IDF1; then the thresholds each model's run chose.
 
-  python bench/multicam_pets.py
-  python bench/multicam_pets.py --max-frames 200 --reid ../shared/models/osnet_x0_25_msmt17.onnx
-  python samples/make_pets_multicam.py --out /tmp/pets3 --third-view     # three cameras:
-  python bench/multicam_pets.py --videos /tmp/pets3/pets_{left,right,third}.mp4 --gt /tmp/pets3/gt \
-      --topology samples/topology_3views.yaml
+  python bench/multicam_pets.py                                  # the three models found in ../shared
+  python bench/multicam_pets.py --reid default --max-frames 300  # one model, a quick look
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))                 # bench/pipeline.py must not hide the pipeline package
 SHARED = Path(os.environ.get("MCMT_SHARED", REPO.parent / "shared"))
 DETECTOR = SHARED / "models" / "yolov8n_saved_model" / "yolov8n_full_integer_quant.tflite"
-REID_CANDIDATES = (REPO / "reid" / "weights" / "default.pt",
-                   SHARED / "models" / "openvino" / "person-reidentification-retail-0286" / "FP16"
-                   / "person-reidentification-retail-0286.xml",
-                   SHARED / "models" / "osnet_x0_25_msmt17.onnx")
+MODELS = {"default": REPO / "reid" / "weights" / "default.pt",
+          "intel0286": SHARED / "models" / "openvino" / "person-reidentification-retail-0286" / "FP16"
+          / "person-reidentification-retail-0286.xml",
+          "osnet_x0_25": SHARED / "models" / "osnet_x0_25_msmt17.onnx"}
 
-# name -> (overrides for `mcmt associate`, use the topology file)
+# name -> AssociationConfig overrides on top of the defaults
 VARIANTS = {
-    "full": ([], True),
-    "no_association": (["association.enabled=false"], True),
-    "appearance_only": (["association.attribute_weight=0"], True),
-    "no_topology": ([], False),
-    "same_cam_off": (["association.same_camera_threshold=0"], True),
-    "same_cam_0.1": (["association.same_camera_threshold=0.1"], True),
-    "same_cam_0.2": (["association.same_camera_threshold=0.2"], True),
-    "same_cam_any": (["association.same_camera_threshold=null"], True),
+    "defaults": {},
+    "previous": {"threshold": 0.45, "same_camera_threshold": None, "link_window": 0.0},
+    "- linking": {"link_window": 0.0},
+    "- clustering": {"threshold": 0.0},
+    "- zones": {"zones": False},
+    "- same-cam links": {"same_camera_window": 0.0},
+    "- same-cam joins": {"same_camera_ratio": 0.0},
+    "- quality weights": {"quality_weights": False},
+    "- attributes": {"attribute_weight": 0.0},
+    "+ attr. reliability": {"attribute_reliability": True},
+    "+ camera normalise": {"camera_normalise": True},
+    "+ rerank": {"rerank": True},
+    "+ refine": {"refine": True},
 }
 
 
 def mcmt(*args: str) -> float:
     """Run the mcmt CLI in a subprocess (as a user would); returns wall seconds, exits on failure."""
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "pipeline.cli", *args]
     print("$ mcmt " + " ".join(args), flush=True)
-    res = subprocess.run(cmd, cwd=REPO)
-    if res.returncode != 0:
-        raise SystemExit(f"mcmt {args[0]} failed with exit code {res.returncode}")
+    if subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, check=False).returncode != 0:
+        raise SystemExit(f"mcmt {args[0]} failed")
     return time.perf_counter() - t0
 
 
-def score(run_dir: Path, gt_dir: Path, max_frames: int | None = None) -> dict:
-    """Per-camera (mot_eval) and cross-camera (mtmc_eval) metrics of one run folder."""
-    from pipeline.mot_eval import evaluate_mot
-    from pipeline.mtmc_eval import evaluate_multicam
-    from pipeline.mtmc_io import align_cameras, load_tracks
+def constrained_oracle(run) -> np.ndarray:
+    """Oracle ids, with each identity's tracklets of one camera that overlap in time split apart
+    (longest first keeps the identity)."""
+    from pipeline.association.constraints import cannot_link_matrix, tracklet_times
 
-    gt_names, gt = load_tracks(gt_dir)
-    if max_frames:  # only the analysed frames count
-        gt = {k: v[v[:, 0] <= max_frames] for k, v in gt.items()}
-    pred_names, pred = load_tracks(run_dir)
-    mapping = align_cameras(gt_names, pred_names)
-    per_cam = {g: evaluate_mot(gt[g], pred[p]) for g, p in mapping.items()}
-    return {"per_camera": per_cam, "cross": evaluate_multicam(gt, pred, mapping)}
-
-
-def print_tables(results: dict, seconds: dict) -> None:
-    print("\nper camera (single-camera metrics, ids as written by the run)")
-    print(f"{'variant':<16} {'camera':<11} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FP':>5} {'FN':>5}")
-    for name, r in results.items():
-        for cam, m in r["per_camera"].items():
-            print(f"{name:<16} {cam:<11} {m['HOTA']:6.1f} {m['MOTA']:6.1f} {m['IDF1']:6.1f} "
-                  f"{m['num_switches']:5d} {m['num_false_positives']:5d} {m['num_misses']:5d}")
-    base = results.get("no_association", {}).get("cross", {}).get("IDF1", 0.0)
-    print("\ncross-camera (AI City multi-camera IDF1; handoffs = a person leaving one camera for the other)")
-    print(f"{'variant':<16} {'MC-IDF1':>7} {'IDP':>6} {'IDR':>6} {'x base':>6} {'ids':>9} {'multi':>7} "
-          f"{'handoffs ok/missed/wrong':>25} {'secs':>6}")
-    for name, r in results.items():
-        m = r["cross"]
-        ratio = f"{m['IDF1'] / base:6.2f}" if base else "   n/a"
-        ids = f"{m['pred_ids']}/{m['true_ids']}"
-        multi = f"{m['pred_multicam_ids']}/{m['true_multicam_ids']}"
-        ho = f"{m['handoffs_correct']}/{m['handoffs_missed']}/{m['handoffs_wrong']} of {m['handoffs_true']}"
-        print(f"{name:<16} {m['IDF1']:7.1f} {m['IDP']:6.1f} {m['IDR']:6.1f} {ratio} {ids:>9} {multi:>7} "
-              f"{ho:>25} {seconds.get(name, 0.0):6.1f}")
-    print("x base: MC-IDF1 / MC-IDF1 of no_association; ids and multi: predicted/true identities "
-          "(multi = seen in more than one camera);\nsecs: wall time of the command (full: the whole mcmt run, others: "
-          "mcmt associate on a copy of it)")
+    cannot = cannot_link_matrix(*tracklet_times(run.tracklets))
+    orc, out, nxt = run.oracle_ids(), np.zeros(len(run.tracklets), np.int64), 1
+    for g in np.unique(orc):
+        groups: list[list[int]] = []
+        for i in sorted(np.flatnonzero(orc == g), key=lambda k: -run.tracklets[k].n_boxes):
+            home = next((grp for grp in groups if not cannot[i, grp].any()), None)
+            groups.append([i]) if home is None else home.append(i)
+        for grp in groups:
+            out[grp] = nxt
+            nxt += 1
+    return out
 
 
-def pick_reid(arg: str | None) -> str:
-    if arg:
-        return arg
-    for cand in REID_CANDIDATES:
-        if cand.is_file():
-            return str(cand)
-    raise SystemExit("no ReID model found: pass --reid path/to/model (.pt, .onnx or OpenVINO .xml)")
+def evaluate(run_dir: Path, gt: Path, topology: str, max_frames: int | None) -> tuple[dict, dict]:
+    """{variant: scores} and the thresholds of the defaults."""
+    from dataclasses import replace
+
+    from bench.assoc_eval import RunData
+    from pipeline.association.associate import associate_detailed
+    from pipeline.association.config import AssociationConfig
+    from pipeline.association.topology import load_topology
+
+    run = RunData.load(run_dir, gt, max_frames)
+    n = len(run.tracklets)
+    out = {"oracle": run.score(run.oracle_ids()), "oracle, no overlap": run.score(constrained_oracle(run)),
+           "no association": run.score(np.arange(1, n + 1))}
+    base = AssociationConfig()
+    stats = {}
+    for name, kw in VARIANTS.items():
+        res = associate_detailed(run.tracklets, replace(base, **kw))
+        out[name] = run.score(res.global_ids)
+        stats[name] = res.stats
+    res = associate_detailed(run.tracklets, base, load_topology(topology))
+    out["topology"] = run.score(res.global_ids)
+    return out, stats["defaults"]
+
+
+def print_table(model: str, results: dict) -> None:
+    from bench.assoc_eval import HEADER, summary_row
+
+    print(f"\n== {model}")
+    print(HEADER)
+    for name, res in results.items():
+        print(summary_row(name, res))
 
 
 def main(argv=None) -> int:
@@ -120,38 +128,31 @@ def main(argv=None) -> int:
     p.add_argument("--gt", default=str(REPO / "samples" / "gt"), help="ground truth (per-camera folders or mtmc.txt)")
     p.add_argument("--topology", default=str(REPO / "samples" / "topology.yaml"))
     p.add_argument("--detector", default=str(DETECTOR), help="detector model (offline int8 YOLOv8n by default)")
-    p.add_argument("--reid", help="ReID model (default: the first available of " +
-                   ", ".join(c.name for c in REID_CANDIDATES) + ")")
+    p.add_argument("--reid", nargs="+", help="model names (" + ", ".join(MODELS) + ") or paths; default: all found")
     p.add_argument("--out", default=str(REPO / "runs" / "bench_multicam_pets"))
     p.add_argument("--max-frames", type=int, help="analyse only the first N frames of each camera")
     p.add_argument("--json", help="also write all numbers to this JSON file")
     a = p.parse_args(argv)
-    out = Path(a.out)
-    run_args = ["run", "--videos", *a.videos, "--out", str(out / "full"), "--detector", a.detector,
-                "--reid", pick_reid(a.reid), "--topology", a.topology, "--no-progress"]
-    if a.max_frames:
-        run_args += ["--max-frames", str(a.max_frames)]
-    seconds = {"run": mcmt(*run_args)}  # the full variant: the whole pipeline
-    results = {}
-    for name, (overrides, use_topology) in VARIANTS.items():
-        run_dir = out / name
-        if name != "full":
-            shutil.rmtree(run_dir, ignore_errors=True)
-            shutil.copytree(out / "full", run_dir, ignore=shutil.ignore_patterns("videos", "report.html"))
-            args = ["associate", "--run", str(run_dir)]
-            for o in overrides:
-                args += ["--set", o]
-            args += ["--topology", a.topology] if use_topology else ["--set", "association.topology=null"]
-            seconds[name] = mcmt(*args)
-        results[name] = score(run_dir, Path(a.gt), a.max_frames)
-    seconds["full"] = seconds.pop("run")
-    print(f"\nmcmt run (detect + track + ReID + associate, {len(a.videos)} cameras): {seconds['full']:.1f} s")
-    print_tables(results, seconds)
-    attrs = json.loads((out / "full" / "identities.json").read_text()).get("attribute_names", [])
-    if not attrs:
-        print("note: the ReID model gives no attributes, so appearance_only is the same as full")
+    models = {m: str(MODELS.get(m, m)) for m in (a.reid or [k for k, v in MODELS.items() if v.is_file()])}
+    everything, chosen = {}, {}
+    for name, path in models.items():
+        run_dir = Path(a.out) / Path(name).stem
+        args = ["run", "--videos", *a.videos, "--out", str(run_dir), "--detector", a.detector, "--reid", path,
+                "--no-progress"] + (["--max-frames", str(a.max_frames)] if a.max_frames else [])
+        secs = mcmt(*args)
+        results, stats = evaluate(run_dir, Path(a.gt), a.topology, a.max_frames)
+        print_table(f"{name} ({secs:.0f} s for mcmt run)", results)
+        everything[name], chosen[name] = results, stats
+    print("\nthresholds chosen by the defaults (calibrated on each run; negatives = same camera, same time)")
+    print(f"{'model':<14} {'link':>6} {'merge':>6} {'same cam':>8} {'negatives':>9} {'neg q10':>7} {'neg q50':>7} "
+          f"{'pos med':>7} {'links':>5}")
+    for name, st in chosen.items():
+        c = st["calibration"]
+        print(f"{name:<14} {st['link_threshold']:6.3f} {st['threshold']:6.3f} {st['same_camera_threshold']:8.3f} "
+              f"{c['negatives']:9d} {c['negative_quantiles']['q10']:7.3f} {c['negative_quantiles']['q50']:7.3f} "
+              f"{c['positive_median'] or 0:7.3f} {st.get('links', 0):5d}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"seconds": seconds, "results": results}, indent=1, default=float))
+        Path(a.json).write_text(json.dumps({"results": everything, "thresholds": chosen}, indent=1, default=float))
     return 0
 
 

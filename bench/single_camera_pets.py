@@ -1,25 +1,29 @@
 """Benchmark: ``mcmt run`` vs ultralytics' own ``model.track`` on one real camera (PETS09-S2L1).
 
-Both jobs read ``vtest.avi`` (795 frames, 768x576) with the same offline detector (int8 TFLite
-YOLOv8n under --shared) and the same person class; both outputs are scored by the code behind
-``mcmt eval`` (pipeline.commands.eval.evaluate_folders: motmetrics CLEAR-MOT / IDF1 at IoU 0.5,
+All jobs read ``vtest.avi`` (795 frames, 768x576); ultralytics runs the offline int8 TFLite YOLOv8n
+under --shared, ``mcmt run`` its embedded default detector (``--detector`` to change) and, as
+``mcmt int8 yolov8n``, the same int8 model as ultralytics. All outputs are scored by the code behind
+``mcmt eval`` (pipeline.evaluation.scores.evaluate_folders: motmetrics CLEAR-MOT / IDF1 at IoU 0.5,
 plus HOTA) against the MOT15 ground truth, in the same run:
 
-  ultralytics      YOLO(det).track(frame, persist=True, tracker="bytetrack.yaml"), defaults otherwise
+  ultralytics      YOLO(int8).track(frame, persist=True, tracker="bytetrack.yaml"), defaults otherwise
                    (its LiteRT interpreter gets CPU cores - 1 threads)
-  ultralytics all cores   the same with ultralytics' NUM_THREADS = all cores, as mcmt run uses by
-                   default (detector.threads: 0): the like-for-like speed comparison
-  mcmt defaults    mcmt run: BoT-SORT-style tracking (appearance of the --reid model, detections
-                   embedded lazily) + association of one camera's tracklets (re-entries get one id)
+  ultralytics all cores   the same with ultralytics' NUM_THREADS = all cores, as mcmt run uses for a
+                   .tflite detector (detector.threads: 0)
+  mcmt defaults    mcmt run: the default detector, BoT-SORT-style tracking (appearance of the --reid
+                   model, detections embedded lazily) + association of one camera's tracklets
+  mcmt int8 yolov8n   mcmt defaults with the int8 YOLOv8n detector: today's numbers of the old default
   mcmt bytetrack   the same with tracker.name=bytetrack (IoU only in the per-camera tracker)
   mcmt no same-cam join   association.same_camera_threshold=0: the association never joins two
                    tracklets of one camera (what the tracker split stays split)
   mcmt no-assoc    the tracker alone (association.enabled=false)
 
 Each job runs in its own process; frames/s = 795 / wall time of the job (model loading included).
-Prints one table with the ratio of each job's IDF1 / MOTA / frames/s to ultralytics'.
+Prints one table with the ratio of each job's IDF1 / MOTA / frames/s to ultralytics', and the CPU's
+int8 support (VNNI flags; the int8 model is slow without them).
 
-Usage: python bench/single_camera_pets.py [--shared ../shared] [--reid default|MODEL] [--frames N]
+Usage: python bench/single_camera_pets.py [--shared ../shared] [--detector default|MODEL] [--reid default|MODEL]
+                                          [--frames N] [--jobs JOB ...]
 """
 from __future__ import annotations
 
@@ -36,12 +40,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(REPO))
 
 from bench.children import run_child  # noqa: E402
+from bench.detectors import cpu_info  # noqa: E402
 
 ULTRALYTICS = ("ultralytics", "ultralytics all cores")
 JOBS = {
     "ultralytics": None,
     "ultralytics all cores": None,
     "mcmt defaults": [],
+    "mcmt int8 yolov8n": [],
     "mcmt bytetrack": ["tracker.name=bytetrack"],
     "mcmt no same-cam join": ["association.same_camera_threshold=0"],
     "mcmt no-assoc": ["association.enabled=false"],
@@ -49,7 +55,8 @@ JOBS = {
 
 
 def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: list[str]) -> dict:
-    import ultralytics  # noqa: F401  (imports outside the timing, as for ultralytics below)
+    import openvino  # noqa: F401  (imports outside the timing, as for ultralytics below)
+    import ultralytics  # noqa: F401
 
     from pipeline.cli import main
 
@@ -65,7 +72,7 @@ def child_mcmt(video: str, det: str, reid: str, out: str, frames: int, sets: lis
 
 
 def child_ultralytics(video: str, det: str, out: str, frames: int, all_cores: bool = False) -> dict:
-    from pipeline.detector import litert_threads
+    from pipeline.run.detectors import litert_threads
 
     with litert_threads(os.cpu_count() if all_cores else None):
         return _ultralytics_loop(video, det, out, frames)
@@ -101,6 +108,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shared", default=os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
     p.add_argument("--reid", default="default", help="ReID model of mcmt run (default: the shipped checkpoint)")
+    p.add_argument("--detector", default="default", help="detector of mcmt run (default: the embedded one)")
     p.add_argument("--frames", type=int, default=795, help="frames of vtest.avi to process (default: all)")
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS), metavar="JOB",
                    help=f"jobs to run (default: all of {', '.join(JOBS)})")
@@ -109,21 +117,22 @@ def main() -> int:
     shared = Path(a.shared)
     seq = shared / "data/pets09-s2l1"
     video = str(seq / "vtest.avi")
-    det = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
+    int8 = str(shared / "models/yolov8n_saved_model/yolov8n_full_integer_quant.tflite")
     if a.child:
         name, out = a.child[0], a.child[1]
-        res = (child_ultralytics(video, det, out, a.frames, name == "ultralytics all cores") if name in ULTRALYTICS
+        det = int8 if name == "mcmt int8 yolov8n" else a.detector
+        res = (child_ultralytics(video, int8, out, a.frames, name == "ultralytics all cores") if name in ULTRALYTICS
                else child_mcmt(video, det, a.reid, out, a.frames, JOBS[name]))
         print(json.dumps(res))
         return 0
-    if not Path(video).is_file() or not Path(det).is_file():
-        print(f"needs {video} and {det} (set --shared)", file=sys.stderr)
+    if not Path(video).is_file() or not Path(int8).is_file():
+        print(f"needs {video} and {int8} (set --shared)", file=sys.stderr)
         return 2
 
     import numpy as np
 
-    from pipeline.commands.eval import evaluate_folders
-    from pipeline.mot_io import read_mot
+    from pipeline.evaluation.scores import evaluate_folders
+    from pipeline.formats.mot import read_mot
 
     gt_frames = read_mot(seq / "gt" / "gt.txt")
     gt_cut = seq if a.frames >= int(gt_frames[:, 0].max()) else None
@@ -134,11 +143,14 @@ def main() -> int:
             np.savetxt(gt_cut, gt_frames[gt_frames[:, 0] <= a.frames], fmt="%.2f", delimiter=",")
         for name in a.jobs:
             res = run_child(__file__, [name, str(Path(tmp) / name.replace(" ", "_")), "--reid", a.reid,
-                             "--frames", str(a.frames), "--shared", a.shared])
+                             "--detector", a.detector, "--frames", str(a.frames), "--shared", a.shared])
             m = evaluate_folders(res["pred"], gt_cut)["combined"]
             rows[name] = {**m, "fps": a.frames / res["wall"], "wall": res["wall"]}
-    print(f"\nPETS09-S2L1 vtest.avi, {a.frames} frames, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
-          f"detector int8 TFLite YOLOv8n; ReID {Path(a.reid).name}; scored at IoU 0.5")
+    cpu = cpu_info()
+    print(f"\nPETS09-S2L1 vtest.avi, {a.frames} frames, {cpu['cores']} CPUs ({cpu['name']}; {' '.join(cpu['flags'])}; "
+          f"int8 VNNI {'yes' if cpu['int8_fast'] else 'NO'}), load {os.getloadavg()[0]:.1f}")
+    print(f"mcmt detector {Path(a.detector).name}; ultralytics and 'mcmt int8 yolov8n': int8 TFLite YOLOv8n; "
+          f"ReID {Path(a.reid).name}; scored at IoU 0.5")
     print(f"{'job':21} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDsw':>5} {'FP':>5} {'FN':>5} {'frames/s':>9}"
           f"  vs ultralytics (IDF1 / MOTA / frames/s)")
     base = rows.get("ultralytics")

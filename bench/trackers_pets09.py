@@ -2,7 +2,7 @@
 
 Both get the same detections, the same score mapping (ACF score / sequence max, clipped at 0),
 the same thresholds and the same lost-track buffer; both outputs are scored by
-``pipeline.mot_eval.evaluate_mot`` against the MOT15 ground truth, and both update loops are
+``pipeline.evaluation.mot.evaluate_mot`` against the MOT15 ground truth, and both update loops are
 timed in this run (inputs are prepared before timing; best of --repeat runs).
 
 With ``--reid MODEL`` (any model ``reid.ReIDEncoder`` loads, e.g. the shared OSNet ONNX) every
@@ -26,8 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.mot_eval import evaluate_mot  # noqa: E402
-from pipeline.mot_io import read_mot  # noqa: E402
+from pipeline.evaluation.mot import evaluate_mot  # noqa: E402
+from pipeline.formats.mot import read_mot  # noqa: E402
 from trackers import build_tracker  # noqa: E402
 
 SETTINGS = dict(track_high_thresh=0.3, track_low_thresh=0.1, new_track_thresh=0.4, match_thresh=0.8,

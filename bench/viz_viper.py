@@ -12,7 +12,7 @@ demonstration model for the pictures, not a benchmark result.
 
 Embeds VIPeR split ``--split`` (query = camera 1, gallery = camera 2 of the test identities)
 with ``reid.ReIDEncoder``, prints rank-1/5/10 and mAP, and writes the pictures with
-``pipeline.reid_viz.write_reid_visualizations`` (attribute pictures only when the model
+``pipeline.outputs.reid_viz.write_reid_visualizations`` (attribute pictures only when the model
 predicts attributes, i.e. our own checkpoints).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.reid_viz import write_reid_visualizations  # noqa: E402
+from pipeline.outputs.reid_viz import write_reid_visualizations  # noqa: E402
 from reid import ReIDEncoder  # noqa: E402
 from reid.data.viper import load_viper  # noqa: E402
 from reid.metrics import evaluate_rank  # noqa: E402

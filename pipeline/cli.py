@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Sequence
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 log = logging.getLogger("mcmt")
 
@@ -24,6 +24,8 @@ COMMANDS = {
     "train-reid": ("pipeline.commands.train_reid", "train the multi-task ReID network"),
     "eval-reid": ("pipeline.commands.eval_reid", "evaluate a ReID model: CMC, mAP, attribute accuracy"),
     "export-reid": ("pipeline.commands.export_reid", "export a ReID checkpoint to ONNX"),
+    "search": ("pipeline.commands.search", "find a person across cameras by photo, example or attributes"),
+    "index": ("pipeline.commands.index", "add runs to / remove them from / list a search index"),
 }
 
 
@@ -79,7 +81,7 @@ def load_command_config(module, args) -> None:
         if args.config or args.overrides:
             raise UserError(f"'mcmt {args.command}' takes no --config/--set")
         return
-    from pipeline.config import load_config
+    from core.config import load_config
 
     args.cfg = load_config(cls, args.config, args.overrides)
 

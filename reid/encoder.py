@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.preprocess import Preprocess, resize_crops
 from reid.schema import AttributeSchema
 
@@ -79,7 +79,7 @@ class TorchBackend:
 
 def _fuse_conv_bn(model: torch.nn.Module) -> torch.nn.Module:
     """Fold eval-mode BatchNorm into the preceding convolutions of the trunk and both branches, in
-    place (same outputs; with channels_last ~2-3x faster on CPU). A part that torch.fx cannot trace
+    place (same outputs; with channels_last, faster on CPU). A part that torch.fx cannot trace
     stays as it is."""
     from torch.fx.experimental.optimization import fuse
 

@@ -4,7 +4,13 @@
   L2-normalised features (same ranking as cosine), optional k-reciprocal re-ranking, CMC / mAP
   with the Market-1501 protocol and per-attribute accuracy on the labelled gallery images.
 - ``evaluate_dataset``: one data set by name; ``viper`` averages the 10 seeded random splits
-  (features are computed once), ``mars`` ranks tracklets (mean feature per tracklet).
+  (features are computed once), ``mars`` ranks tracklets (mean feature per tracklet), ``peta``
+  scores attributes only, on the held-out identities (``holdout``, default
+  :data:`reid.data.peta.PETA_HOLDOUT`). With ``trained_on`` (the checkpoint's training sources,
+  :mod:`reid.data.overlap`) a VIPeR split or PETA part holding training identities is refused.
+
+Attributes are reported as accuracy and as mA (mean of the per-class recalls, see
+:func:`reid.metrics.attribute_accuracy`), per attribute and averaged.
 
 Results are plain dicts with percentages (``rank1``, ``rank5``, ``rank10``, ``mAP``) ready for JSON.
 """
@@ -17,7 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.metrics import attribute_accuracy, evaluate_rank
 from reid.rerank import k_reciprocal_rerank
 
@@ -100,8 +106,9 @@ def gallery_attribute_scores(probs: np.ndarray, gallery, schema, attribute_names
             return None
         targets, schema = mapped
     acc = attribute_accuracy(probs[keep], targets, schema)
-    return {"mean": 100.0 * acc["mean"],
+    return {"mean": 100.0 * acc["mean"], "ma": 100.0 * acc["ma"],
             "per_attribute": {k: 100.0 * v for k, v in acc["per_attribute"].items()},
+            "per_attribute_ma": {k: 100.0 * v for k, v in acc["per_attribute_ma"].items()},
             "counts": acc["counts"], "num_images": int(keep.sum())}
 
 
@@ -163,15 +170,33 @@ def average_splits(results: list[dict]) -> dict:
         out[key], out[key + "_std"] = float(vals.mean()), float(vals.std())
     out["cmc"] = [round(float(c), 4) for c in np.mean([r["cmc"] for r in results], axis=0)]
     attrs = [r["attributes"] for r in results if r.get("attributes")]
+    out["attributes"] = None
     if attrs:
-        names = sorted({k for a in attrs for k in a["per_attribute"]})
-        per = {n: float(np.mean([a["per_attribute"][n] for a in attrs if n in a["per_attribute"]]))
-               for n in names}
-        out["attributes"] = {"mean": float(np.mean([a["mean"] for a in attrs])), "per_attribute": per}
-    else:
-        out["attributes"] = None
+        out["attributes"] = {"mean": float(np.mean([a["mean"] for a in attrs])),
+                             "ma": float(np.mean([a["ma"] for a in attrs])),
+                             "per_attribute": _mean_per_name([a["per_attribute"] for a in attrs]),
+                             "per_attribute_ma": _mean_per_name([a["per_attribute_ma"] for a in attrs])}
     out["splits"] = [{k: r[k] for k in ("rank1", "rank5", "rank10", "mAP")} for r in results]
     return out
+
+
+def _mean_per_name(dicts: list[dict]) -> dict:
+    names = sorted({k for d in dicts for k in d})
+    return {n: float(np.mean([d[n] for d in dicts if n in d])) for n in names}
+
+
+def evaluate_attributes(encoder, data, *, batch_size: int = 64, progress: bool = False) -> tuple[dict, dict]:
+    """Attribute-only protocol: accuracy and mA on the labelled ``gallery`` images (PETA: the
+    held-out identities). Returns (scores, {"g_attrs"})."""
+    if not data.gallery:
+        raise UserError(f"{data.name}: no test images to score attributes on; for PETA hold identities out "
+                        "with --option holdout=0.1 (a fraction in (0, 1))")
+    _, g_attr = extract_features(encoder, [s.path for s in data.gallery], batch_size, progress)
+    attrs = gallery_attribute_scores(g_attr, data.gallery, data.schema, encoder.attribute_names)
+    if attrs is None:
+        raise UserError(f"{data.name}: the model predicts no attributes of the {data.schema.name if data.schema else '-'} "
+                        "schema (nor of the shared 'common' schema), so there is nothing to score")
+    return {"attributes": attrs, "num_query": 0, "num_gallery": len(data.gallery)}, {"g_attrs": g_attr}
 
 
 def pool_tracklets(samples, feats: np.ndarray) -> tuple[list, np.ndarray]:
@@ -195,8 +220,6 @@ def evaluate_tracklets(encoder, data, *, rerank: RerankParams = RerankParams(), 
         raise UserError(f"{data.name}: the evaluation needs query and gallery tracklets")
     q_img, q_att = extract_features(encoder, [s.path for s in data.query], batch_size, progress)
     g_img, g_att = extract_features(encoder, [s.path for s in data.gallery], batch_size, progress)
-    scores_c = cluster_tracklets(list(data.query) + list(data.gallery), np.concatenate([q_img, g_img]),
-                                 np.concatenate([q_att, g_att]), encoder.attribute_names)
     q_reps, q_feat = pool_tracklets(data.query, q_img)
     g_reps, g_feat = pool_tracklets(data.gallery, g_img)
     q_pids, q_cams = _labels(q_reps)
@@ -206,60 +229,26 @@ def evaluate_tracklets(encoder, data, *, rerank: RerankParams = RerankParams(), 
     except ValueError as exc:
         raise UserError(f"{data.name}: {exc}") from None
     scores["attributes"] = None
-    scores["clustering"] = scores_c
     scores["num_query"], scores["num_gallery"] = len(q_reps), len(g_reps)
     scores["num_query_images"], scores["num_gallery_images"] = len(data.query), len(data.gallery)
-    return scores, {"distmat": distmat, "query": q_reps, "gallery": g_reps}
-
-
-def cluster_tracklets(samples, img_feats: np.ndarray, img_attrs: np.ndarray,
-                      attribute_names: Sequence[str] = (), assoc_cfg=None) -> dict | None:
-    """Cross-camera clustering of all tracklets through the pipeline's association stage.
-
-    Each (pid, camera, tracklet) group becomes a :class:`pipeline.tracklet.Tracklet` with its image
-    features as gallery and disjoint time spans (MARS gives no common clock, so only identity and
-    appearance decide); junk/distractor tracklets (pid <= 0) are left out. Returns clustering scores
-    against the true identities (purity, completeness, pair precision/recall/F1, counts) or None
-    when the association stage is not available.
-    """
-    try:
-        from pipeline.assoc_metrics import cluster_scores
-        from pipeline.association import associate
-        from pipeline.association_config import AssociationConfig
-        from pipeline.tracklet import Tracklet
-    except ImportError as exc:  # the association stage is optional here
-        log.warning("tracklet clustering skipped: association stage not available (%s)", exc)
-        return None
-    groups: dict[tuple, list[int]] = {}
-    for i, s in enumerate(samples):
-        if s.pid > 0:
-            groups.setdefault((s.pid, s.camid, s.tracklet), []).append(i)
-    tracklets, true = [], []
-    for t, ((pid, cam, tr), idx) in enumerate(groups.items()):
-        attrs = img_attrs[idx].mean(axis=0) if img_attrs.shape[1] else None
-        tracklets.append(Tracklet(camera=f"c{cam}", track_id=int(tr), start_frame=0, end_frame=len(idx) - 1,
-                                  start_time=10.0 * t, end_time=10.0 * t + 1.0, n_boxes=len(idx),
-                                  features=img_feats[idx], weights=np.ones(len(idx), np.float32),
-                                  attributes=attrs, attribute_names=tuple(attribute_names)))
-        true.append(pid)
-    if not tracklets:
-        return None
-    cfg = assoc_cfg or AssociationConfig()
-    pred = associate(tracklets, cfg)
-    scores = cluster_scores(pred, np.asarray(true))
-    scores["threshold"] = cfg.threshold
-    return scores
+    return scores, {"distmat": distmat, "query": q_reps, "gallery": g_reps,
+                    "images": list(data.query) + list(data.gallery),
+                    "image_features": np.concatenate([q_img, g_img]),
+                    "image_attributes": np.concatenate([q_att, g_att])}
 
 
 def evaluate_dataset(encoder, name: str, root: str, *, options: dict | None = None,
                      rerank: RerankParams = RerankParams(), batch_size: int = 64,
-                     progress: bool = False) -> tuple[dict, object, dict]:
+                     progress: bool = False, trained_on: list | None = None) -> tuple[dict, object, dict]:
     """Evaluate ``encoder`` on data set ``name`` under its protocol.
 
+    ``trained_on``: the model's training sources (:func:`reid.data.overlap.checkpoint_training`);
+    a VIPeR split or held-out PETA part with any of its training identities is a UserError.
     Returns (scores with a "protocol" entry, the ReIDData of the last split, arrays for
     visualisation of that split).
     """
     from reid.data import build_dataset
+    from reid.data.overlap import check_unseen
 
     options = dict(options or {})
     protocol = {"dataset": name, "distance": "euclidean of L2-normalised features",
@@ -267,10 +256,12 @@ def evaluate_dataset(encoder, name: str, root: str, *, options: dict | None = No
                            if rerank.enabled else None),
                 "cmc": "Market-1501 protocol: same id + same camera gallery images dropped, junk ignored"}
     if name == "viper" and "split" not in options:
+        splits = [build_dataset("viper", root, split=split, **options) for split in range(VIPER_SPLITS)]
+        for data in splits:
+            check_unseen(trained_on or [], name, data)
         cache: dict = {}
         results = []
-        for split in range(VIPER_SPLITS):
-            data = build_dataset("viper", root, split=split, **options)
+        for split, data in enumerate(splits):
             scores, arrays = evaluate_split(encoder, data, rerank=rerank, batch_size=batch_size,
                                             features=cache, progress=progress)
             results.append(scores)
@@ -278,6 +269,15 @@ def evaluate_dataset(encoder, name: str, root: str, *, options: dict | None = No
         out = average_splits(results)
         out["num_query"], out["num_gallery"] = results[-1]["num_query"], results[-1]["num_gallery"]
         protocol["splits"] = f"average of {VIPER_SPLITS} seeded random halves (split=0..{VIPER_SPLITS - 1})"
+    elif name == "peta":
+        from reid.data.peta import PETA_HOLDOUT
+
+        data = build_dataset(name, root, **{"holdout": PETA_HOLDOUT, **options})
+        check_unseen(trained_on or [], name, data)
+        out, arrays = evaluate_attributes(encoder, data, batch_size=batch_size, progress=progress)
+        protocol.update(cmc=None, distance=None, rerank=None, level=(
+            f"attributes only, on the {data.info['holdout']:g} held-out identity fraction "
+            f"(holdout_seed {data.info['holdout_seed']}) of subsets {', '.join(data.info['subsets'])}"))
     elif name == "mars":
         data = build_dataset(name, root, **options)
         out, arrays = evaluate_tracklets(encoder, data, rerank=rerank, batch_size=batch_size,
@@ -285,6 +285,7 @@ def evaluate_dataset(encoder, name: str, root: str, *, options: dict | None = No
         protocol["level"] = "tracklet (mean of L2-normalised image features)"
     else:
         data = build_dataset(name, root, **options)
+        check_unseen(trained_on or [], name, data)
         out, arrays = evaluate_split(encoder, data, rerank=rerank, batch_size=batch_size, progress=progress)
     out["protocol"] = protocol
     out["data"] = data.describe()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.atomic import atomic_write
 from reid.external import ONNX_META_KEY
 from reid.model import MultiTaskReID, clone_for_inference
 from reid.preprocess import Preprocess
@@ -46,9 +46,8 @@ def export_onnx(model: MultiTaskReID, out_path: str | os.PathLike, *, opset: int
     net = clone_for_inference(model).float().cpu()
     h, w = net.config["input_size"]
     x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp.onnx", dir=out_path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(net, (x,), tmp, input_names=["images"], output_names=["embedding", "attributes"],
@@ -60,10 +59,8 @@ def export_onnx(model: MultiTaskReID, out_path: str | os.PathLike, *, opset: int
         entry.key, entry.value = ONNX_META_KEY, json.dumps(onnx_metadata(net))
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(out_path, write, suffix=".tmp.onnx")
     result = {"path": str(out_path)}
     if check:
         result.update(onnx_parity(net, out_path, x))

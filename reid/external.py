@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.preprocess import OMZ_BGR_255, Preprocess, normalize_numpy
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,22 @@
 """Losses of the multi-task network (Section III-C): ``L = L_id + lambda_attr * L_attr + lambda_trip * L_trip``.
 
 - ``L_id``: softmax cross-entropy (optional label smoothing) of each identity classifier, summed
-  over the three identity features f_I^G, f_I^U, f_I^L (eq. 2-3).
+  over the identity features f_I^G, f_I^U, f_I^L (and f_I^P when the model has it) (eq. 2-3).
 - ``L_attr = L_attr^G + L_attr^U + L_attr^L`` (eq. 4): per body part, binary attributes use
   sigmoid BCE (eq. 6) and multi-class groups (age, colours) a softmax cross-entropy over the
   group's columns; never labels > 1 inside BCE. Target ``-1`` (unknown, e.g. an identity with no
   colour labelled) is ignored. Each part term is the mean over its labelled (image, attribute)
   pairs (``attr_reduction="mean"``, default) or, as written in eq. 6, the sum over attributes of
-  the per-attribute mean over images (``attr_reduction="sum"``).
+  the per-attribute mean over images (``attr_reduction="sum"``). When the model's global head
+  predicts all attributes (``attr_logits_global``), ``L_attr^G`` covers all of them (eq. 6: "all m
+  attribute classes"); a model with f_I^P adds ``L_attr^P`` on its head's attributes.
+- Class imbalance (``attr_weighting="frequency"``, :func:`attribute_loss_weights`): with p_j the
+  positive ratio of binary attribute j in the training set, a positive label weighs
+  ``exp(1 - p_j)`` and a negative one ``exp(p_j)`` (Li et al., "Multi-attribute learning for
+  pedestrian attribute recognition", ACPR 2015); a multi-class group's class k of training
+  frequency f_k weighs ``1 / (K f_k)`` (K classes seen in training; 1 on average over the
+  training labels), clipped to ``MAX_CLASS_WEIGHT``. Each weighted term keeps the same
+  normaliser (number of labelled pairs) as the unweighted one.
 - ``L_trip``: batch-hard triplet loss (eq. 8-10, Euclidean distance, margin 1.2), summed over the
   two verification features f_V^G and f_V^P; each term is the mean over anchors.
 
@@ -22,6 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid.schema import PARTS, AttributeSchema
+
+ATTR_WEIGHTINGS = ("none", "frequency")
+MAX_CLASS_WEIGHT = 10.0
 
 
 def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
@@ -51,28 +63,71 @@ def batch_hard_triplet_loss(feats: torch.Tensor, pids: torch.Tensor, margin: flo
     return losses[has_neg].mean()
 
 
+def attribute_frequencies(targets, schema: AttributeSchema) -> torch.Tensor:
+    """Training label frequency of each output column (num_outputs,) float64 from targets (N, G)
+    (-1 = unlabelled, ignored): a binary column holds its positive ratio p_j, a multi-class group's
+    columns the share of each class among the group's labelled samples (0 when none is labelled)."""
+    t = torch.as_tensor(targets, dtype=torch.int64).reshape(-1, schema.num_groups)
+    freq = torch.zeros(schema.num_outputs, dtype=torch.float64)
+    for j, (g, s) in enumerate(zip(schema.groups, schema.group_slices())):
+        col = t[:, j][t[:, j] >= 0]
+        if len(col):
+            counts = torch.bincount(col, minlength=max(2, g.num_outputs)).double()
+            freq[s] = (counts[1:2] if g.is_binary else counts) / len(col)
+    return freq
+
+
+def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema) -> torch.Tensor:
+    """(2, num_outputs) label weights from :func:`attribute_frequencies`: row 0 the weight of a
+    positive label (binary: exp(1 - p_j); multi-class: the class weight min(1 / (K f_k),
+    MAX_CLASS_WEIGHT), 1 for classes never seen), row 1 of a negative binary label (exp(p_j); 1 for
+    multi-class columns, unused)."""
+    freq = torch.as_tensor(freq, dtype=torch.float64)
+    w = torch.ones(2, schema.num_outputs, dtype=torch.float64)
+    for g, s in zip(schema.groups, schema.group_slices()):
+        f = freq[s]
+        if g.is_binary:
+            w[0, s], w[1, s] = torch.exp(1.0 - f), torch.exp(f)
+        else:
+            seen = f > 0
+            w[0, s] = torch.where(seen, (1.0 / (int(seen.sum()) * f.clamp_min(1e-12))).clamp(max=MAX_CLASS_WEIGHT),
+                                  torch.ones_like(f))
+    return w
+
+
+def _group_loss(logits: torch.Tensor, t: torch.Tensor, g, s: slice, weights: torch.Tensor | None) -> torch.Tensor:
+    """Summed loss of one group over labelled rows: logits (n, num_outputs), targets t (n,)."""
+    if g.is_binary:
+        y = t.to(logits.dtype)
+        if weights is None:
+            return F.binary_cross_entropy_with_logits(logits[:, s.start], y, reduction="sum")
+        w = torch.where(t == 1, weights[0, s.start], weights[1, s.start])                     # (n,)
+        return F.binary_cross_entropy_with_logits(logits[:, s.start], y, weight=w.to(logits.dtype),
+                                                  reduction="sum")
+    w = None if weights is None else weights[0, s.start:s.stop].to(logits.dtype)
+    return F.cross_entropy(logits[:, s.start:s.stop], t, weight=w, reduction="sum")
+
+
 def attribute_part_loss(logits: torch.Tensor, targets: torch.Tensor, schema: AttributeSchema,
-                        groups: tuple[int, ...], reduction: str = "mean") -> torch.Tensor:
+                        groups: tuple[int, ...], reduction: str = "mean",
+                        weights: torch.Tensor | None = None) -> torch.Tensor:
     """Attribute loss of some groups. logits (N, num_outputs), targets (N, num_groups) int64, -1 = missing.
 
     Binary group: BCE with logits on its column. Multi-class group: cross-entropy over its columns.
     ``reduction="mean"``: mean over all labelled (image, group) pairs; ``"sum"``: sum over groups
-    of each group's mean over labelled images. 0 when nothing is labelled.
+    of each group's mean over labelled images. 0 when nothing is labelled. ``weights``: (2,
+    num_outputs) label weights (:func:`attribute_loss_weights`) or None (all 1).
     """
     slices = schema.group_slices()
+    weights = None if weights is None else weights.to(logits.device)
     terms, counts = [], []
     for gi in groups:
-        g, s, t = schema.groups[gi], slices[gi], targets[:, gi]
+        t = targets[:, gi]
         valid = t >= 0
         n = int(valid.sum())
         if n == 0:
             continue
-        if g.is_binary:
-            loss = F.binary_cross_entropy_with_logits(logits[valid, s.start], t[valid].to(logits.dtype),
-                                                      reduction="sum")
-        else:
-            loss = F.cross_entropy(logits[valid, s.start:s.stop], t[valid], reduction="sum")
-        terms.append(loss)
+        terms.append(_group_loss(logits[valid], t[valid], schema.groups[gi], slices[gi], weights))
         counts.append(n)
     if not terms:
         return logits.sum() * 0.0
@@ -88,10 +143,12 @@ class MultiTaskLoss(nn.Module):
     def __init__(self, schema: AttributeSchema | None, lambda_attr: float = 1.0, lambda_trip: float = 1.0,
                  margin: float = 1.2, label_smoothing: float = 0.0, use_id_loss: bool = True,
                  use_attr_loss: bool = True, identification: bool = True, verification: bool = True,
-                 attr_reduction: str = "mean"):
+                 attr_reduction: str = "mean", attr_weighting: str = "none", attr_freq=None):
         super().__init__()
         if attr_reduction not in ("mean", "sum"):
             raise ValueError(f"attr_reduction must be 'mean' or 'sum', got {attr_reduction!r}")
+        if attr_weighting not in ATTR_WEIGHTINGS:
+            raise ValueError(f"attr_weighting must be one of {ATTR_WEIGHTINGS}, got {attr_weighting!r}")
         self.schema = schema
         self.lambda_attr, self.lambda_trip, self.margin = float(lambda_attr), float(lambda_trip), float(margin)
         self.label_smoothing = float(label_smoothing)
@@ -99,6 +156,22 @@ class MultiTaskLoss(nn.Module):
         self.use_attr = bool(use_attr_loss and identification and schema is not None and schema.num_groups)
         self.use_trip = bool(verification)
         self.attr_reduction = attr_reduction
+        self.attr_weighting = attr_weighting
+        self.attr_freq: torch.Tensor | None = None
+        self.register_buffer("attr_weights", None, persistent=False)
+        if attr_weighting == "frequency" and self.use_attr:
+            if attr_freq is None:
+                raise ValueError("attr_weighting='frequency' needs attr_freq: the training set's label "
+                                 "frequencies (reid.losses.attribute_frequencies)")
+            self.set_frequencies(attr_freq)
+
+    def set_frequencies(self, freq) -> None:
+        """Use training label frequencies ``freq`` (num_outputs,) (see :func:`attribute_frequencies`)."""
+        freq = torch.as_tensor(freq, dtype=torch.float64).flatten()
+        if freq.shape != (self.schema.num_outputs,):
+            raise ValueError(f"attr_freq must have {self.schema.num_outputs} values, got {tuple(freq.shape)}")
+        self.attr_freq = freq
+        self.attr_weights = attribute_loss_weights(freq, self.schema).float()
 
     def id_loss(self, outputs, pids: torch.Tensor) -> torch.Tensor:
         if not outputs.id_logits:
@@ -110,8 +183,20 @@ class MultiTaskLoss(nn.Module):
         if attr_targets.shape != (outputs.attr_logits.shape[0], self.schema.num_groups):
             raise ValueError(f"attr_targets must be (N, {self.schema.num_groups}) int64, got "
                              f"{tuple(attr_targets.shape)}")
-        return sum(attribute_part_loss(outputs.attr_logits, attr_targets, self.schema,
-                                       self.schema.part_groups(part), self.attr_reduction) for part in PARTS)
+        return sum(attribute_part_loss(logits, attr_targets, self.schema, groups, self.attr_reduction,
+                                       self.attr_weights) for logits, groups in self.attr_terms(outputs))
+
+    def attr_terms(self, outputs) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        """(logits (N, num_outputs), groups) of each term: G, U, L (Table 1) and P (f_I^P's head)."""
+        every = tuple(range(self.schema.num_groups))
+        full_global = getattr(outputs, "attr_logits_global", None)
+        terms = [(outputs.attr_logits if full_global is None else full_global,
+                  self.schema.part_groups("global") if full_global is None else every)]
+        terms += [(outputs.attr_logits, self.schema.part_groups(p)) for p in PARTS if p != "global"]
+        part = getattr(outputs, "attr_logits_part", None)
+        if part is not None:
+            terms.append((part, terms[0][1]))
+        return terms
 
     def trip_loss(self, outputs, pids: torch.Tensor) -> torch.Tensor:
         return (batch_hard_triplet_loss(outputs.f_vg, pids, self.margin)

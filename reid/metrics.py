@@ -8,7 +8,14 @@ Pure NumPy functions, vectorised over a chunk of queries so that memory stays bo
   identity is absent from the remaining gallery are skipped (as in the official code).
 - ``attribute_accuracy``: per-attribute classification accuracy on labelled samples
   (targets -1 are unlabelled and ignored), binary attributes thresholded at 0.5, multi-class
-  groups by arg-max within the group's columns.
+  groups by arg-max within the group's columns; beside it the label-based mean accuracy **mA**
+  of the pedestrian-attribute literature (Deng et al., PETA): per attribute the mean of the
+  recalls of its classes (binary: (positive recall + negative recall) / 2; multi-class: the mean
+  per-class recall, i.e. balanced accuracy), over the classes present in the labels. A constant
+  answer scores 0.5 on a binary attribute (1/K on a group with K classes present), whatever the
+  class imbalance, while its plain accuracy is the majority share. An attribute whose labels hold
+  a single class has no mA (a constant answer would score 0 or 1 there): it is left out of
+  ``per_attribute_ma`` and of the mean ``ma``.
 
 All results are fractions in [0, 1]; callers that report percent multiply by 100.
 """
@@ -56,14 +63,43 @@ def evaluate_rank(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids, max_r
     return (cmc_sum / num_valid).astype(np.float32), ap_sum / num_valid
 
 
-def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
-                g_camids: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-query CMC rows (V, max_rank) and APs (V,) for the V valid queries of a chunk."""
+def kept_gallery(q_pid: int, q_camid: int, g_pids: np.ndarray, g_camids: np.ndarray) -> np.ndarray:
+    """(G,) bool: gallery images that count for this query (not same id+camera, not junk)."""
+    return ~((g_pids == q_pid) & (g_camids == q_camid)) & (g_pids != JUNK_PID)
+
+
+def _sorted_matches(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
+                    g_camids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gallery sorted by distance per query (ties: gallery order): (keep, match), both (q, G) bool."""
     order = np.argsort(dist, axis=1, kind="stable")                       # (q, G)
     gp, gc = g_pids[order], g_camids[order]                                # (q, G) sorted labels
     same_id = gp == q_pids[:, None]                                         # (q, G)
     keep = ~(same_id & (gc == q_camids[:, None])) & (gp != JUNK_PID)        # (q, G)
-    match = same_id & keep                                                  # (q, G)
+    return keep, same_id & keep
+
+
+def first_match_ranks(distmat: np.ndarray, q_pids, g_pids, q_camids, g_camids,
+                      chunk_size: int = 256) -> np.ndarray:
+    """(Q,) int64 1-based rank of each query's first true match among kept gallery images; 0 when
+    the query has no valid match (same ranking rules as ``evaluate_rank``)."""
+    distmat = np.asarray(distmat)
+    q_pids, g_pids = np.asarray(q_pids).ravel(), np.asarray(g_pids).ravel()
+    q_camids, g_camids = np.asarray(q_camids).ravel(), np.asarray(g_camids).ravel()
+    out = np.zeros(len(q_pids), np.int64)
+    for start in range(0, len(q_pids), chunk_size):
+        sl = slice(start, start + chunk_size)
+        keep, match = _sorted_matches(distmat[sl], q_pids[sl], g_pids, q_camids[sl], g_camids)
+        kept_rank = np.cumsum(keep, axis=1)                                    # (q, G) 1-based
+        first = np.where(match.any(axis=1),
+                         np.where(match, kept_rank, np.iinfo(np.int64).max).min(axis=1), 0)
+        out[sl] = np.where(q_pids[sl] != JUNK_PID, first, 0)
+    return out
+
+
+def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
+                g_camids: np.ndarray, max_rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query CMC rows (V, max_rank) and APs (V,) for the V valid queries of a chunk."""
+    keep, match = _sorted_matches(dist, q_pids, g_pids, q_camids, g_camids)
     valid = match.any(axis=1) & (q_pids != JUNK_PID)                        # (q,)
     keep, match = keep[valid], match[valid]
     if not len(match):
@@ -77,52 +113,44 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cami
     return cmc, ap
 
 
-def group_columns(schema) -> list[np.ndarray]:
-    """Output column indices of each attribute group, found through ``schema.output_names``."""
-    names = list(schema.output_names)
-    index = {n: i for i, n in enumerate(names)}
-    cols = []
-    for g in schema.groups:
-        wanted = [g.name] if not g.classes else [f"{g.name}:{c}" for c in g.classes]
-        missing = [w for w in wanted if w not in index]
-        if missing:
-            raise ValueError(f"attribute schema {schema.name!r}: output column(s) {missing} not found")
-        cols.append(np.array([index[w] for w in wanted], dtype=np.int64))
-    return cols
-
-
-def predict_attributes(probs: np.ndarray, schema) -> np.ndarray:
-    """Predicted label per group (N, G): binary prob >= 0.5 -> 1, multi-class -> arg-max class."""
-    probs = np.asarray(probs, dtype=np.float64)
-    out = np.zeros((len(probs), schema.num_groups), dtype=np.int64)
-    for j, (g, cols) in enumerate(zip(schema.groups, group_columns(schema))):
-        if g.classes:
-            out[:, j] = probs[:, cols].argmax(axis=1)
-        else:
-            out[:, j] = probs[:, cols[0]] >= 0.5
-    return out
+def balanced_accuracy(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean over the classes present in ``target`` (n,) of the recall of ``pred`` (n,); nan when
+    fewer than two classes are present."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    classes = np.unique(target)
+    if len(classes) < 2:
+        return float("nan")
+    return float(np.mean([np.mean(pred[target == k] == k) for k in classes]))
 
 
 def attribute_accuracy(probs: np.ndarray, targets: np.ndarray, schema) -> dict:
-    """Accuracy of attribute predictions on labelled samples.
+    """Accuracy and mA of attribute predictions on labelled samples.
 
     probs (N, num_outputs) probabilities; targets (N, G) int, -1 = unlabelled (ignored).
-    Returns {"per_attribute": {name: acc}, "counts": {name: n labelled}, "mean": mean acc over
-    attributes with at least one label (the paper's overall accuracy), "num_samples": N}.
+    Returns {"per_attribute": {name: acc}, "per_attribute_ma": {name: mA}, "counts": {name: n
+    labelled}, "mean": mean acc over attributes with at least one label (the paper's overall
+    accuracy), "ma": mean mA over the attributes with at least two classes labelled (nan when
+    none), "num_samples": N}; all fractions.
     """
     probs = np.asarray(probs)
     targets = np.asarray(targets, dtype=np.int64)
     if probs.shape != (len(targets), schema.num_outputs) or targets.shape[1:] != (schema.num_groups,):
         raise ValueError(f"attribute_accuracy: probs {probs.shape} / targets {targets.shape} do not fit "
                          f"schema {schema.name!r} ({schema.num_outputs} outputs, {schema.num_groups} groups)")
-    pred = predict_attributes(probs, schema)                                # (N, G)
+    pred = schema.decode(probs)                                             # (N, G)
     labelled = targets >= 0                                                 # (N, G)
     correct = (pred == targets) & labelled                                  # (N, G)
     counts = labelled.sum(axis=0)                                           # (G,)
-    per, cnt = {}, {}
+    per, per_ma, cnt = {}, {}, {}
     for j, g in enumerate(schema.groups):
         cnt[g.name] = int(counts[j])
         if counts[j]:
             per[g.name] = float(correct[:, j].sum() / counts[j])
+            rows = labelled[:, j]
+            ma = balanced_accuracy(pred[rows, j], targets[rows, j])
+            if not np.isnan(ma):
+                per_ma[g.name] = ma
     mean = float(np.mean(list(per.values()))) if per else float("nan")
-    return {"per_attribute": per, "counts": cnt, "mean": mean, "num_samples": int(len(targets))}
+    ma = float(np.mean(list(per_ma.values()))) if per_ma else float("nan")
+    return {"per_attribute": per, "per_attribute_ma": per_ma, "counts": cnt, "mean": mean, "ma": ma,
+            "num_samples": int(len(targets))}

@@ -121,6 +121,22 @@ class AttributeSchema:
         raise KeyError(f"schema {self.name!r} has no attribute {name!r}; valid: {', '.join(self.group_names)}")
 
     # ---- serialisation ---------------------------------------------------------------------
+    @classmethod
+    def from_output_names(cls, names: Sequence[str], name: str = "outputs") -> "AttributeSchema":
+        """The schema behind a list of output column names, the one parser of ``group:class`` names:
+        a name without ``:`` is a binary attribute, names ``group:class`` sharing a prefix (in
+        consecutive columns) form one multi-class group. Body parts are unknown here (global)."""
+        groups: list[tuple[str, list[str]]] = []
+        for n in names:
+            group, sep, cls_name = str(n).partition(":")
+            if sep and groups and groups[-1][0] == group and groups[-1][1]:
+                groups[-1][1].append(cls_name)
+            elif sep and any(g == group for g, _ in groups):
+                raise ValueError(f"attribute columns of group {group!r} are not consecutive in {list(names)}")
+            else:
+                groups.append((group, [cls_name] if sep else []))
+        return cls(name, tuple(AttributeGroup(g, classes=tuple(c)) for g, c in groups))
+
     def to_dict(self) -> dict:
         return {"name": self.name,
                 "groups": [{"name": g.name, "part": g.part, "classes": list(g.classes)} for g in self.groups]}
@@ -136,24 +152,28 @@ class AttributeSchema:
                              "{'name': str, 'groups': [{'name', 'part', 'classes'}]}") from None
 
     # ---- readable output -------------------------------------------------------------------
-    def readable(self, probs: Sequence[float] | np.ndarray, threshold: float = 0.5) -> list[str]:
+    def readable(self, probs: Sequence[float] | np.ndarray, threshold: float = 0.5,
+                 by_confidence: bool = False) -> list[str]:
         """Human-readable summary of one probability row ``(num_outputs,)``.
 
         Binary attributes above ``threshold`` are listed as ``"female 0.93"``; each multi-class
-        group gives its most likely class: ``"upper_color: white 0.88"``.
+        group gives its most likely class: ``"upper_color: white 0.88"``. In schema order, or most
+        confident first with ``by_confidence``.
         """
         p = np.asarray(probs, dtype=np.float64).reshape(-1)
         if p.shape[0] != self.num_outputs:
             raise ValueError(f"expected {self.num_outputs} probabilities for schema {self.name!r}, got {p.shape[0]}")
-        out = []
+        out: list[tuple[float, str]] = []
         for g, s in zip(self.groups, self.group_slices()):
             if g.is_binary:
                 if p[s.start] >= threshold:
-                    out.append(f"{g.name} {p[s.start]:.2f}")
+                    out.append((p[s.start], f"{g.name} {p[s.start]:.2f}"))
             else:
                 k = int(np.argmax(p[s]))
-                out.append(f"{g.name}: {g.classes[k]} {p[s.start + k]:.2f}")
-        return out
+                out.append((p[s.start + k], f"{g.name}: {g.classes[k]} {p[s.start + k]:.2f}"))
+        if by_confidence:
+            out.sort(key=lambda item: -item[0])
+        return [text for _, text in out]
 
     def decode(self, probs: np.ndarray) -> np.ndarray:
         """Predicted targets ``(N, num_groups)`` int64 from probabilities ``(N, num_outputs)``."""

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.config import to_dict
-from pipeline.atomic import atomic_write_json
-from pipeline.errors import UserError
+from core.config import to_dict
+from core.atomic import atomic_write_json
+from core.errors import UserError
 from reid import train_state as ts
 from reid.train_config import TrainConfig
 
@@ -42,7 +42,6 @@ class Trainer:
         from reid.data.image_dataset import ImageDataset, check_train_set
         from reid.data.sampler import PKSampler
         from reid.data.transforms import TrainTransform
-        from reid.losses import MultiTaskLoss
         from reid.model import build_model
 
         self.cfg = cfg
@@ -60,7 +59,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model.backbone, num_ids=len({s.pid for s in self.data.train}),
                                  schema=schema, feat_dim=cfg.model.feat_dim, pretrained=cfg.model.pretrained,
-                                 input_size=cfg.model.input_size).to(self.device)
+                                 input_size=cfg.model.input_size, part_whole_feature=cfg.model.part_whole_feature,
+                                 global_attributes=cfg.model.global_attributes).to(self.device)
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
                                    flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing)
@@ -74,9 +74,7 @@ class Trainer:
                                  drop_last=True, num_workers=cfg.data.workers, generator=self.loader_gen,
                                  pin_memory=self.device.type == "cuda",
                                  persistent_workers=False)
-        L = cfg.loss
-        self.loss_fn = MultiTaskLoss(schema, L.lambda_attr, L.lambda_trip, L.margin, L.label_smoothing,
-                                     L.use_id_loss, L.use_attr_loss, L.identification, L.verification)
+        self.loss_fn = self._loss(cfg, schema)
         params = list(self.model.parameters()) + (list(self.distill.parameters()) if self.distill else [])
         self.optimizer = ts.build_optimizer(params, cfg.optim)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -104,6 +102,23 @@ class Trainer:
         log.warning("%s has no query/gallery split: no evaluation during training (set eval.dataset)",
                     self.data.name)
         return None
+
+    def _loss(self, cfg: TrainConfig, schema):
+        """The multi-task loss; with ``loss.attr_weighting: frequency`` its label weights come from the
+        training samples' attribute frequencies (saved with the training state, see ``save``)."""
+        import numpy as np
+
+        from reid.losses import MultiTaskLoss, attribute_frequencies
+
+        L = cfg.loss
+        freq = None
+        if L.attr_weighting != "none" and schema is not None:
+            missing = np.full(schema.num_groups, -1, np.int64)
+            freq = attribute_frequencies(np.stack([missing if s.attrs is None else np.asarray(s.attrs)
+                                                   for s in self.data.train]), schema)
+        return MultiTaskLoss(schema, L.lambda_attr, L.lambda_trip, L.margin, L.label_smoothing,
+                             L.use_id_loss, L.use_attr_loss, L.identification, L.verification,
+                             attr_reduction=L.attr_reduction, attr_weighting=L.attr_weighting, attr_freq=freq)
 
     def _distillation(self, cfg: TrainConfig, model):
         """(DistillLoss, teacher features (N, D)) when ``distill.teacher`` is set, else (None, None)."""
@@ -146,6 +161,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.distill is not None:
             self.distill.load_state_dict(state["distill"])
+        if "attr_freq" in state and self.loss_fn.attr_freq is not None:
+            self.loss_fn.set_frequencies(state["attr_freq"])   # the label weights the run started with
         ts.set_rng_states(state["rng"])
         self.epoch = int(state["epoch"])
         self.history = list((meta.get("extra") or {}).get("history") or [])
@@ -220,7 +237,9 @@ class Trainer:
             out = self.net(imgs)
             loss, parts = self.loss_fn(out, labels, attrs)
             if self.distill is not None and teacher is not None:
-                student = torch.cat([out.f_ig, out.f_vg, out.f_iu, out.f_il, out.f_vp], dim=1)
+                from reid.model import train_embedding
+
+                student = train_embedding(out)
                 kd, kd_parts = self.distill(student.float(), teacher.to(dev))
                 loss = loss + kd
                 parts = {**parts, **kd_parts}
@@ -265,7 +284,9 @@ class Trainer:
         ts.atomic_torch_save({"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                               "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
                               "scaler": self.scaler.state_dict(), "rng": ts.rng_states(),
-                              **({"distill": self.distill.state_dict()} if self.distill else {})}, self.out / name)
+                              **({"distill": self.distill.state_dict()} if self.distill else {}),
+                              **({"attr_freq": self.loss_fn.attr_freq} if self.loss_fn.attr_freq is not None else {})},
+                             self.out / name)
         metrics = next((h["eval"] for h in reversed(self.history) if "eval" in h), None)
         extra = {"epoch": self.epoch, "train_state": name, "history": self.history, "best": self.best,
                  "data": self.data.describe(), "world_size": self.dist.world_size,

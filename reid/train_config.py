@@ -1,8 +1,8 @@
-"""Configuration of ``mcmt train-reid`` (frozen dataclasses; YAML via ``pipeline.config``).
+"""Configuration of ``mcmt train-reid`` (frozen dataclasses; YAML via ``core.config``).
 
 Sections: ``model``, ``data``, ``loss``, ``optim``, ``schedule``, ``eval``, ``distill`` (optional,
 :mod:`reid.distill`) plus a few run-level keys.
-Unknown keys and wrong types are errors (``pipeline.config.from_dict``). The defaults are the
+Unknown keys and wrong types are errors (``core.config.from_dict``). The defaults are the
 paper's Market-1501 settings (``configs/reid/paper_market1501.yaml`` spells them out).
 
 Learning-rate schedule (``schedule.decay``):
@@ -24,9 +24,12 @@ from typing import Any, Literal, Optional
 @dataclass(frozen=True)
 class ModelSection:
     backbone: str = "resnet50"             # see reid.backbones.BACKBONES
-    feat_dim: int = 256                    # size of each of the five FC features
+    feat_dim: int = 256                    # size of each FC feature
     pretrained: str = "imagenet"           # imagenet | none | path to a state dict
     input_size: tuple[int, int] = (384, 128)  # (height, width)
+    # paper fidelity (reid/model.py); the defaults keep the original five-feature network
+    part_whole_feature: bool = False       # f_I^P: part branch whole-map identity/attribute feature
+    global_attributes: Literal["global", "all"] = "global"  # what the global attribute head predicts
 
     def __post_init__(self):
         if self.feat_dim < 1 or min(self.input_size) < 16:
@@ -71,6 +74,8 @@ class LossSection:
     use_attr_loss: bool = True
     identification: bool = True
     verification: bool = True
+    attr_reduction: Literal["mean", "sum"] = "mean"  # sum: eq. 6's sum over attributes (reid/losses.py)
+    attr_weighting: Literal["none", "frequency"] = "none"  # frequency: label-imbalance weights
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_write
-from pipeline.errors import UserError
+from core import device as core_device
+from core.atomic import atomic_write
+from core.errors import UserError
 from reid.train_config import DataSection, DatasetSpec, OptimSection, ScheduleSection
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,13 @@ def init_distributed(device: str) -> DistInfo:
 
 def resolve_device(name: str, info: DistInfo = DistInfo()) -> torch.device:
     """``auto`` -> cuda when available; each distributed process gets ``cuda:LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    name = core_device.resolve_device(name)
     if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device {name!r} requested but CUDA is not available; use --set device=cpu")
         if info.enabled:
             name = f"cuda:{info.local_rank}"
         dev = torch.device(name)
         torch.cuda.set_device(dev)
         return dev
-    if name != "cpu":
-        raise UserError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
     return torch.device("cpu")
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from pipeline.mtmc_io import mot_to_mtmc, write_mtmc  # noqa: E402
+from pipeline.formats.aicity import mot_to_mtmc, write_mtmc  # noqa: E402
 
 SHARED = Path(os.environ.get("MCMT_SHARED", REPO.parent / "shared"))
 DEFAULT_VIDEO = SHARED / "data" / "pets09-s2l1" / "vtest.avi"

@@ -3,24 +3,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
-from pipeline.assoc_distance import (attribute_disagreement, mean_feature_distance,
+from pipeline.association.distance import (attribute_disagreement, mean_feature_distance,
                                      pairwise_mean_distance, stack_galleries, topk_distance)
-from pipeline.association import associate, associate_detailed
-from pipeline.association_config import AssociationConfig
-from pipeline.clustering import constrained_agglomerative
-from pipeline.config import from_dict, load_config
-from pipeline.errors import ConfigError, UserError
-from pipeline.topology import load_topology, topology_from_dict
+from pipeline.association.associate import associate, associate_detailed
+from pipeline.association.config import AssociationConfig
+from pipeline.association.clustering import constrained_agglomerative
+from core.config import from_dict, load_config
+from core.errors import ConfigError
 from pipeline.tracklet import Tracklet
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def vec(dist_from_axis: float, dim: int = 8) -> np.ndarray:
@@ -44,6 +40,13 @@ def same_partition(a, b) -> bool:
     return len(pairs) == len(set(np.asarray(a).tolist())) == len(set(np.asarray(b).tolist()))
 
 
+def clus(**kw) -> AssociationConfig:
+    """The clustering stage alone, as before linking existed: no linking of consecutive tracklets and
+    one camera's tracklets joined within the cross-camera threshold unless said otherwise."""
+    kw.setdefault("same_camera_threshold", None)
+    return AssociationConfig(link_window=0, **kw)
+
+
 # ---------------------------------------------------------------- clustering core
 
 @pytest.mark.parametrize("method", ["average", "single", "complete"])
@@ -64,11 +67,12 @@ def test_linkage_on_a_chain_hand_computed():
           trk("c3", 1, 4, 5, np.array([[0.8 * 0.8 - 0.6 * 0.6, 2 * 0.8 * 0.6, 0, 0, 0, 0, 0, 0]]))]
     d = mean_feature_distance(*stack_galleries(tr))
     assert d[0, 2] == pytest.approx(0.72, abs=1e-5)
-    ids = {m: associate(tr, AssociationConfig(threshold=0.3, linkage=m, attribute_weight=0)).tolist()
+    ids = {m: associate(tr, clus(threshold=0.3, linkage=m, attribute_weight=0)).tolist()
            for m in ("single", "average", "complete")}
     assert ids["single"] == [1, 1, 1]
-    assert ids["average"] == [1, 1, 2] and ids["complete"] == [1, 1, 2]
-    assert associate(tr, AssociationConfig(threshold=0.47, linkage="average")).tolist() == [1, 1, 1]
+    assert ids["average"] == [1, 1, 2]
+    assert ids["complete"] == [1, 1, 2]
+    assert associate(tr, clus(threshold=0.47, linkage="average")).tolist() == [1, 1, 1]
 
 
 def test_threshold_discovers_number_of_people():
@@ -78,17 +82,17 @@ def test_threshold_discovers_number_of_people():
     d_feat = np.zeros(8, np.float32); d_feat[2], d_feat[3] = 0.7, math.sqrt(1 - 0.49)
     tr = [trk("c1", 1, 0, 5, vec(0.0)), trk("c2", 1, 10, 15, vec(0.1)),
           trk("c1", 2, 20, 25, c_feat), trk("c2", 2, 30, 35, d_feat)]
-    cfg = lambda t: AssociationConfig(threshold=t, attribute_weight=0)  # noqa: E731
+    cfg = lambda t: clus(threshold=t, attribute_weight=0)  # noqa: E731
     assert associate(tr, cfg(0.05)).tolist() == [1, 2, 3, 4]
     assert associate(tr, cfg(0.2)).tolist() == [1, 1, 2, 3]
     assert associate(tr, cfg(0.35)).tolist() == [1, 1, 2, 2]
     assert associate(tr, cfg(1.01)).tolist() == [1, 1, 1, 1]
-    assert associate(tr, AssociationConfig(enabled=False)).tolist() == [1, 2, 3, 4]
+    assert associate(tr, clus(enabled=False)).tolist() == [1, 2, 3, 4]
 
 
 def test_ids_numbered_by_first_appearance():
     tr = [trk("c2", 7, 50, 60, vec(0.0)), trk("c1", 3, 0, 10, vec(1.0)), trk("c1", 4, 20, 30, vec(0.0))]
-    assert associate(tr, AssociationConfig(threshold=0.1)).tolist() == [2, 1, 2]
+    assert associate(tr, clus(threshold=0.1)).tolist() == [2, 1, 2]
 
 
 # ---------------------------------------------------------------- cannot-link
@@ -96,28 +100,29 @@ def test_ids_numbered_by_first_appearance():
 def test_same_camera_overlap_is_never_merged():
     f = vec(0.0)
     tr = [trk("c1", 1, 0, 10, f), trk("c1", 2, 5, 15, f), trk("c2", 1, 20, 30, f), trk("c1", 3, 40, 50, f)]
-    ids = associate(tr, AssociationConfig(threshold=0.5))
+    ids = associate(tr, clus(threshold=0.5))
     assert ids[0] != ids[1]                         # identical look, same camera, same time
     assert ids.max() == 2                           # c2 and the later c1 track join one of them
-    r = associate_detailed(tr, AssociationConfig(threshold=0.5))
+    r = associate_detailed(tr, clus(threshold=0.5))
     assert r.stats["cannot_link_pairs"] == 1
 
 
 def test_same_camera_threshold_limits_reentry_merges():
     # c1 sees A (t 0-10) and, later, B (t 20-30) at distance 0.3; c2 sees someone at 0.15 from both.
     tr = [trk("c1", 1, 0, 10, vec(0.0)), trk("c1", 2, 20, 30, vec(0.3)), trk("c2", 1, 40, 50, vec(0.15))]
-    loose = AssociationConfig(threshold=0.4, attribute_weight=0)
+    loose = clus(threshold=0.4, attribute_weight=0)
     assert associate(tr, loose).tolist() == [1, 1, 1]           # the c2 tracklet bridges A and B
-    strict = AssociationConfig(threshold=0.4, attribute_weight=0, same_camera_threshold=0.2)
+    strict = clus(threshold=0.4, attribute_weight=0, same_camera_threshold=0.2)
     r = associate_detailed(tr, strict)
     ids = r.global_ids.tolist()
-    assert ids[0] != ids[1] and ids[2] in (ids[0], ids[1])      # neither directly nor via c2
+    assert ids[0] != ids[1]
+    assert ids[2] in (ids[0], ids[1])  # neither directly nor via c2
     assert r.stats["same_camera_blocked"] == 1
     # a re-entry close enough in appearance is still joined
     tr[1] = trk("c1", 2, 20, 30, vec(0.1))
     assert associate(tr, strict).tolist() == [1, 1, 1]
     with pytest.raises(ValueError, match="same_camera_threshold"):
-        AssociationConfig(same_camera_threshold=-0.1)
+        clus(same_camera_threshold=-0.1)
 
 
 def test_same_camera_join_needs_a_possible_move():
@@ -130,9 +135,10 @@ def test_same_camera_join_needs_a_possible_move():
     a = boxed(trk("c1", 1, 0, 10, vec(0.0)), 100, 50)
     b = boxed(trk("c1", 2, 11, 15, vec(0.05)), 650, 600)
     c = boxed(trk("c1", 3, 30, 40, vec(0.05)), 650, 600)
-    cfg = AssociationConfig(threshold=0.3, attribute_weight=0, max_speed=2.0, speed_slack=1.0)
+    cfg = clus(threshold=0.3, attribute_weight=0, max_speed=2.0, speed_slack=1.0)
     r = associate_detailed([a, b], cfg)
-    assert r.global_ids.tolist() == [1, 2] and r.stats["motion_blocked"] == 1
+    assert r.global_ids.tolist() == [1, 2]
+    assert r.stats["motion_blocked"] == 1
     assert associate([a, c], cfg).tolist() == [1, 1]                  # a re-entry 20 s later is possible
     assert associate([a, b], replace(cfg, max_speed=None)).tolist() == [1, 1]   # limit off: joined
     b.first_box = None                                                 # boxes unknown: never blocked
@@ -141,7 +147,7 @@ def test_same_camera_join_needs_a_possible_move():
     other.first_box, other.last_box = c.first_box, c.last_box
     assert associate([a, other], cfg).tolist() == [1, 1]
     with pytest.raises(ValueError, match="max_speed"):
-        AssociationConfig(max_speed=-1.0)
+        clus(max_speed=-1.0)
 
 
 def test_cannot_link_honoured_at_scale():
@@ -155,116 +161,14 @@ def test_cannot_link_honoured_at_scale():
         tr.append(trk(f"c{rng.integers(4)}", i, t0, t0 + rng.uniform(1, 30),
                       f / np.linalg.norm(f, axis=1, keepdims=True)))
     for link in ("average", "single"):
-        ids = associate(tr, AssociationConfig(threshold=0.6, linkage=link))
-        assert ids.min() == 1 and set(ids.tolist()) == set(range(1, ids.max() + 1))
+        ids = associate(tr, clus(threshold=0.6, linkage=link))
+        assert ids.min() == 1
+        assert set(ids.tolist()) == set(range(1, ids.max() + 1))
         for g in np.unique(ids):
             m = [tr[i] for i in np.flatnonzero(ids == g)]
             for a in range(len(m)):
                 for b in range(a + 1, len(m)):
                     assert not (m[a].camera == m[b].camera and m[a].overlaps_in_time(m[b]))
-
-
-def test_topology_honoured_at_scale():
-    """Every identity's path is possible: each tracklet follows the one seen last before it
-    (same camera, overlapping view, or an allowed move within its travel-time window)."""
-    rng = np.random.default_rng(5)
-    topo = topology_from_dict(TOPO)
-    people = rng.normal(size=(30, 32))
-    tr = []
-    for i in range(400):
-        f = people[rng.integers(30)] + 0.9 * rng.normal(size=(3, 32))
-        t0 = rng.uniform(0, 600)
-        tr.append(trk("ABCD"[rng.integers(4)], i, t0, t0 + rng.uniform(1, 20),
-                      f / np.linalg.norm(f, axis=1, keepdims=True)))
-    r = associate_detailed(tr, AssociationConfig(threshold=0.7), topo)
-    assert r.stats["topology_rejections"] > 0 and r.global_ids.max() < 400
-    for g in np.unique(r.global_ids):
-        m = sorted((tr[i] for i in np.flatnonzero(r.global_ids == g)), key=lambda t: t.end_time)
-        for x in m:
-            before = [p for p in m if p.end_time < x.start_time]
-            if not before:
-                assert all(p.camera == x.camera or topo.views_overlap(p.camera, x.camera)
-                           for p in m if p.overlaps_in_time(x))
-                continue
-            last = max(before, key=lambda p: p.end_time)
-            ok = []
-            for p in before:
-                if p.end_time < last.start_time:
-                    continue
-                w = topo.transition(p.camera, x.camera)
-                ok.append(p.camera == x.camera or topo.views_overlap(p.camera, x.camera) or
-                          (w is not None and w[0] <= x.start_time - p.end_time <= w[1]))
-            assert any(ok)
-
-
-# ---------------------------------------------------------------- topology
-
-TOPO = {"cameras": ["A", "B", "C", "D"], "overlapping_views": [["A", "D"]],
-        "transitions": [{"from": "A", "to": "B", "min_time": 10, "max_time": 60},
-                        {"from": "B", "to": "C", "min_time": 5, "max_time": 20}]}
-
-
-@pytest.mark.parametrize("start_b,same", [(105, False), (130, True), (200, False)])
-def test_topology_travel_time_window(start_b, same):
-    topo = topology_from_dict(TOPO)
-    f = vec(0.0)
-    tr = [trk("A", 1, 50, 100, f), trk("B", 1, start_b, start_b + 10, f)]
-    ids = associate(tr, AssociationConfig(threshold=0.5), topo)
-    assert bool(ids[0] == ids[1]) is same
-    # without a topology the same pair always merges
-    assert associate(tr, AssociationConfig(threshold=0.5)).tolist() == [1, 1]
-
-
-def test_topology_direction_overlap_and_offsets():
-    topo = topology_from_dict(TOPO)
-    f = vec(0.0)
-    cfg = AssociationConfig(threshold=0.5)
-    back = [trk("B", 1, 0, 10, f), trk("A", 1, 40, 50, f)]           # B -> A is not listed
-    assert associate(back, cfg, topo).tolist() == [1, 2]
-    together = [trk("A", 1, 0, 10, f), trk("D", 1, 5, 12, f)]        # overlapping views
-    assert associate(together, cfg, topo).tolist() == [1, 1]
-    apart = [trk("A", 1, 0, 10, f), trk("B", 1, 5, 12, f)]           # same time, views apart
-    assert associate(apart, cfg, topo).tolist() == [1, 2]
-    shifted = topology_from_dict({**TOPO, "time_offsets": {"B": 25.0}})   # B clock 25 s behind
-    assert associate([trk("A", 1, 0, 10, f), trk("B", 1, 15, 20, f)], cfg, shifted).tolist() == [1, 1]
-    assert associate([trk("A", 1, 0, 10, f), trk("B", 1, 15, 20, f)], cfg, topo).tolist() == [1, 2]
-
-
-def test_topology_multi_hop_path():
-    topo = topology_from_dict(TOPO)
-    f = vec(0.0)
-    cfg = AssociationConfig(threshold=0.5)
-    # A -> B (20 s) -> C (10 s): one person although A -> C is not a direct move. A and C look
-    # closest (0.0 vs 0.1 to B): the A-C merge is asked first and refused, B joins A, then
-    # AB-C (0.05) is asked again and accepted.
-    path = [trk("A", 1, 0, 10, f), trk("B", 1, 30, 40, vec(0.1)), trk("C", 1, 50, 60, f)]
-    r = associate_detailed(path, cfg, topo)
-    assert r.global_ids.tolist() == [1, 1, 1] and r.stats["topology_rejections"] == 1
-    # A then C after 8 s: faster than A -> B -> C (>= 15 s) and no direct move
-    assert associate([trk("A", 1, 0, 10, f), trk("C", 1, 18, 30, f)], cfg, topo).tolist() == [1, 2]
-    # reachable in time via B, but B was never seen: the direct A -> C move is refused on merge
-    r = associate_detailed([trk("A", 1, 0, 10, f), trk("C", 1, 40, 50, f)], cfg, topo)
-    assert r.global_ids.tolist() == [1, 2] and r.stats["topology_rejections"] == 1
-
-
-def test_topology_file_errors(tmp_path):
-    ok = load_topology(REPO / "configs" / "topology_example.yaml")
-    assert len(ok.cameras) >= 2 and ok.transitions
-    bad = [("cameras: [a, b]\ntransitons: []\n", "unknown key 'transitons'"),
-           ("cameras: [a, b]\ntransitions: [{from: a, to: z}]\n", "'z'"),
-           ("cameras: [a, b]\ntransitions: [{from: a, to: b, min_time: 9, max_time: 3}]\n", "min_time"),
-           ("cameras: [a, b]\ntransitions: [{from: a, to: b, speed: 3}]\n", "transitions[0].speed"),
-           ("cameras: [a, b]\noverlapping_views: [[a]]\n", "overlapping_views[0]"),
-           ("cameras: [a, b]\nunlisted_transitions: maybe\n", "unlisted_transitions")]
-    for text, needle in bad:
-        p = tmp_path / "t.yaml"
-        p.write_text(text)
-        with pytest.raises(ConfigError, match=None) as exc:
-            load_topology(p)
-        assert needle in str(exc.value) and str(p) in str(exc.value)
-    topo = topology_from_dict({"cameras": ["a", "b"]})
-    with pytest.raises(UserError, match="'zz'"):
-        associate([trk("a", 1, 0, 1, vec(0)), trk("zz", 1, 0, 1, vec(0))], AssociationConfig(), topo)
 
 
 # ---------------------------------------------------------------- short tracklets
@@ -279,29 +183,33 @@ def _short_setup():
 def test_short_tracklet_policies():
     tr = _short_setup()
     base = dict(threshold=0.3, linkage="single", min_tracklet_length=5, attribute_weight=0)
-    keep = associate_detailed(tr, AssociationConfig(**base, short_tracklets="keep"))
+    keep = associate_detailed(tr, clus(**base, short_tracklets="keep"))
     assert keep.global_ids.tolist() == [1, 1, 1]        # the short one bridges two people
     assert not keep.flagged.any()
-    flag = associate_detailed(tr, AssociationConfig(**base, short_tracklets="flag"))
-    assert flag.global_ids.tolist() == [1, 1, 1] and flag.flagged.tolist() == [False, False, True]
-    merge = associate_detailed(tr, AssociationConfig(**base, short_tracklets="merge"))
+    flag = associate_detailed(tr, clus(**base, short_tracklets="flag"))
+    assert flag.global_ids.tolist() == [1, 1, 1]
+    assert flag.flagged.tolist() == [False, False, True]
+    merge = associate_detailed(tr, clus(**base, short_tracklets="merge"))
     assert merge.global_ids.tolist() in ([1, 2, 1], [1, 2, 2])   # attached, but no bridge
     assert merge.flagged.tolist() == [False, False, True]
-    drop = associate_detailed(tr, AssociationConfig(**base, short_tracklets="drop"))
-    assert drop.global_ids.tolist() == [1, 2, 0] and drop.stats["dropped"] == 1
+    drop = associate_detailed(tr, clus(**base, short_tracklets="drop"))
+    assert drop.global_ids.tolist() == [1, 2, 0]
+    assert drop.stats["dropped"] == 1
 
 
 def test_merge_respects_cannot_link_between_short_tracklets():
     f = vec(0.0)
     tr = [trk("c1", 1, 0, 10, f), trk("c2", 1, 20, 21, f, n=2), trk("c2", 2, 20, 21, f, n=2),
           trk("c3", 1, 50, 60, vec(0.05), n=0, attrs=None)]
-    r = associate_detailed(tr, AssociationConfig(threshold=0.3, short_tracklets="merge"))
+    r = associate_detailed(tr, clus(threshold=0.3, short_tracklets="merge"))
     ids = r.global_ids
-    assert ids[1] != ids[2] and ids[0] in (ids[1], ids[2])
+    assert ids[1] != ids[2]
+    assert ids[0] in (ids[1], ids[2])
     assert ids[3] == ids[0]          # n_boxes unset: length = gallery size 1 < 5, attached as short
     no_feat = Tracklet("c4", 9, 0, 1, 0.0, 1.0, n_boxes=50)
-    r = associate_detailed([*tr, no_feat], AssociationConfig(threshold=0.3))
-    assert r.flagged[-1] and not r.flagged[0]
+    r = associate_detailed([*tr, no_feat], clus(threshold=0.3))
+    assert r.flagged[-1]
+    assert not r.flagged[0]
     assert np.sum(r.global_ids == r.global_ids[-1]) == 1
 
 
@@ -311,7 +219,8 @@ def test_gallery_distances_hand_computed():
     e1, e2 = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
     tr = [trk("a", 1, 0, 1, np.stack([e1, e2])), trk("b", 1, 2, 3, e1)]
     feats, w = stack_galleries(tr)
-    assert feats.shape == (2, 2, 8) and w.tolist() == [[1, 1], [1, 0]]
+    assert feats.shape == (2, 2, 8)
+    assert w.tolist() == [[1, 1], [1, 0]]
     assert mean_feature_distance(feats, w)[0, 1] == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
     assert pairwise_mean_distance(feats, w)[0, 1] == pytest.approx(0.5, abs=1e-6)
     assert topk_distance(feats, w, 1)[0, 1] == pytest.approx(0.0, abs=1e-6)
@@ -323,7 +232,8 @@ def test_attribute_disagreement_hand_computed():
     p = np.array([[0.9, 0.5, 0.5, 0.0], [0.2, 1.0, 0.0, 0.0]])
     d = attribute_disagreement(p, names)
     # female: 0.9*0.8 + 0.1*0.2 = 0.74; age: 1 - 0.5 = 0.5; mean of 2 groups = 0.62
-    assert d[0, 1] == pytest.approx(0.62, abs=1e-6) and d[1, 0] == pytest.approx(0.62, abs=1e-6)
+    assert d[0, 1] == pytest.approx(0.62, abs=1e-6)
+    assert d[1, 0] == pytest.approx(0.62, abs=1e-6)
 
 
 def test_attributes_decide_when_appearance_is_ambiguous():
@@ -332,25 +242,24 @@ def test_attributes_decide_when_appearance_is_ambiguous():
     same = [trk("c1", 1, 0, 5, a, attrs=[0.99, 0.01], names=names),
             trk("c2", 1, 10, 15, b, attrs=[0.99, 0.01], names=names)]
     diff = [same[0], trk("c2", 1, 10, 15, b, attrs=[0.01, 0.99], names=names)]
-    cfg = AssociationConfig(threshold=0.45, attribute_weight=0.2)
+    cfg = clus(threshold=0.45, attribute_weight=0.2)
     # fused: 0.8 * 0.5 + 0.2 * 0.0198 = 0.404 -> merged; 0.4 + 0.2 * 0.9802 = 0.596 -> not
     assert associate(same, cfg).tolist() == [1, 1]
     assert associate(diff, cfg).tolist() == [1, 2]
-    assert associate(same, AssociationConfig(threshold=0.45, attribute_weight=0.0)).tolist() == [1, 2]
+    assert associate(same, clus(threshold=0.45, attribute_weight=0.0)).tolist() == [1, 2]
     # a tracklet without attributes is compared by appearance only
     bare = [same[0], trk("c2", 1, 10, 15, vec(0.4))]
     assert associate(bare, cfg).tolist() == [1, 1]
 
 
 def test_rerank_option_runs_and_keeps_clear_answers():
-    pytest.importorskip("reid.rerank")
     rng = np.random.default_rng(1)
     people = np.linalg.qr(rng.normal(size=(16, 16)))[0][:6]
     tr = []
     for i in range(30):
         f = people[i % 6] + 0.1 * rng.normal(size=(3, 16))
         tr.append(trk(f"c{i % 3}", i, i * 20, i * 20 + 5, f / np.linalg.norm(f, axis=1, keepdims=True)))
-    ids = associate(tr, AssociationConfig(threshold=0.5, rerank=True))   # same <= 0.33, others >= 0.62
+    ids = associate(tr, clus(threshold=0.5, rerank=True))   # same <= 0.33, others >= 0.62
     assert same_partition(ids, np.arange(30) % 6)
 
 
@@ -366,7 +275,7 @@ def test_config_strict_and_yaml_override(tmp_path):
 
 
 def test_attach_to_clusters_hand_computed():
-    from pipeline.clustering import attach_to_clusters
+    from pipeline.association.clustering import attach_to_clusters
     # items 0,1 form cluster 0; item 2 cluster 1; items 3, 4 unlabelled
     d = np.array([[0, .1, .9, .2, .5],
                   [.1, 0, .9, .4, .5],
@@ -386,14 +295,17 @@ def test_attach_to_clusters_hand_computed():
 
 
 def test_cluster_scores_hand_computed():
-    from pipeline.assoc_metrics import cluster_scores
+    from pipeline.evaluation.clusters import cluster_scores
     true = np.array([1, 1, 1, 2, 2, 3])
     pred = np.array([7, 7, 8, 8, 8, 9])
     s = cluster_scores(pred, true)
     # clusters: {7: 1,1} {8: 1,2,2} {9: 3} -> purity (2 + 2 + 1) / 6
     # ids: {1: 7,7,8} {2: 8,8} {3: 9} -> completeness (2 + 2 + 1) / 6
-    assert s["purity"] == pytest.approx(5 / 6) and s["completeness"] == pytest.approx(5 / 6)
+    assert s["purity"] == pytest.approx(5 / 6)
+    assert s["completeness"] == pytest.approx(5 / 6)
     # pairs together in pred: 1 + 3 = 4, of them truly together: 1 + 1 = 2; true pairs: 3 + 1 = 4
-    assert s["pair_precision"] == pytest.approx(0.5) and s["pair_recall"] == pytest.approx(0.5)
-    assert s["clusters"] == 3 and s["identities"] == 3
+    assert s["pair_precision"] == pytest.approx(0.5)
+    assert s["pair_recall"] == pytest.approx(0.5)
+    assert s["clusters"] == 3
+    assert s["identities"] == 3
     assert cluster_scores(true, true)["pair_f1"] == 1.0

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from pipeline.assoc_constraints import cannot_link_matrix, tracklet_times
-from pipeline.assoc_metrics import cluster_scores
-from pipeline.association import associate, fused_distance
-from pipeline.association_config import AssociationConfig
-from pipeline.clustering import constrained_agglomerative
+from pipeline.association.constraints import cannot_link_matrix, tracklet_times
+from pipeline.evaluation.clusters import cluster_scores
+from pipeline.association.associate import associate, associate_detailed, fused_distance
+from pipeline.association.config import AssociationConfig
+from pipeline.association.clustering import constrained_agglomerative
 from pipeline.tracklet import Tracklet
 
 MODEL = ("models", "openvino", "person-reidentification-retail-0286", "FP16",
@@ -47,7 +47,8 @@ def _pieces(root: Path, piece: int = 20) -> list[tuple[tuple[int, int, int], lis
 @pytest.fixture(scope="module")
 def mars():
     """(tracklets, true pids, MARS tracklet key per piece), embedded with OpenVINO 0286."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
+
     pytest.importorskip("openvino")
     root = shared_path("data", "mars-mini", "bbox_train")
     from reid import ReIDEncoder
@@ -78,6 +79,11 @@ def mars():
     return tracklets, np.array([k[0] for k, _ in pieces]), [k for k, _ in pieces]
 
 
+def CLUSTERING(thr: float) -> AssociationConfig:
+    """The clustering stage alone at a fixed threshold (no linking, same-camera joins at the same threshold)."""
+    return AssociationConfig(threshold=thr, link_window=0, same_camera_threshold=None)
+
+
 def _naive(dist: np.ndarray, thr: float) -> np.ndarray:
     """Baseline: connected components of 'distance below threshold', no constraints."""
     from scipy.sparse.csgraph import connected_components
@@ -90,16 +96,18 @@ def _violations(labels: np.ndarray, cannot: np.ndarray) -> int:
 
 def test_mars_constrained_clustering_beats_naive_threshold(mars):
     tracklets, pids, _ = mars
-    assert len(tracklets) == 88 and len(set(pids.tolist())) == 16
+    assert len(tracklets) == 88
+    assert len(set(pids.tolist())) == 16
     cannot = cannot_link_matrix(*tracklet_times(tracklets))
-    assert cannot.sum() > 0 and not (cannot & (pids[:, None] == pids[None, :])).any()   # timeline sane
+    assert cannot.sum() > 0
+    assert not (cannot & (pids[:, None] == pids[None, :])).any()  # timeline sane
     dist = fused_distance(tracklets, AssociationConfig())
     print(f"\nMARS mini, {len(tracklets)} tracklets, 16 ids, {int(np.triu(cannot).sum())} cannot-link pairs")
     print(f"{'threshold':>9} {'method':<28} {'purity':>6} {'compl.':>6} {'pairF1':>6} {'ids':>4} {'viol':>4}")
     rows = {}
     for thr in (0.45, 0.6, 0.8):
         for name, labels in (
-                ("ours (avg, cannot-link)", associate(tracklets, AssociationConfig(threshold=thr))),
+                ("ours (avg, cannot-link)", associate(tracklets, CLUSTERING(thr))),
                 ("avg linkage, no constraints", constrained_agglomerative(dist, None, thr, "average")),
                 ("naive threshold (CC)", _naive(dist, thr))):
             s = cluster_scores(labels, pids)
@@ -107,13 +115,25 @@ def test_mars_constrained_clustering_beats_naive_threshold(mars):
             print(f"{thr:9.2f} {name:<28} {s['purity']:6.3f} {s['completeness']:6.3f} {s['pair_f1']:6.3f} "
                   f"{s['clusters']:4d} {rows[(thr, name)]['viol']:4d}")
     ours = rows[(0.45, "ours (avg, cannot-link)")]
-    assert ours["purity"] > 0.9 and ours["completeness"] > 0.9 and ours["viol"] == 0
+    assert ours["purity"] > 0.9
+    assert ours["completeness"] > 0.9
+    assert ours["viol"] == 0
     for thr in (0.45, 0.6, 0.8):
         o, n = rows[(thr, "ours (avg, cannot-link)")], rows[(thr, "naive threshold (CC)")]
-        assert o["viol"] == 0 and o["purity"] >= n["purity"] and o["pair_f1"] >= n["pair_f1"]
+        assert o["viol"] == 0
+        assert o["purity"] >= n["purity"]
+        assert o["pair_f1"] >= n["pair_f1"]
     # at a loose threshold the naive baseline glues people together; the constraints do not let it
     assert rows[(0.8, "naive threshold (CC)")]["viol"] > 0
     assert rows[(0.8, "ours (avg, cannot-link)")]["purity"] > rows[(0.8, "naive threshold (CC)")]["purity"] + 0.3
+    # the defaults: linking + clustering with thresholds calibrated on these tracklets
+    r = associate_detailed(tracklets, AssociationConfig())
+    s = cluster_scores(r.global_ids, pids)
+    print(f"defaults (calibrated: link {r.stats['link_threshold']}, merge {r.stats['threshold']}, same camera "
+          f"{r.stats['same_camera_threshold']}): purity {s['purity']:.3f} completeness {s['completeness']:.3f}")
+    assert s["purity"] > 0.95
+    assert s["completeness"] > 0.85
+    assert _violations(r.global_ids, cannot) == 0
 
 
 def test_mars_whole_tracklets_and_short_policy(mars):
@@ -130,11 +150,14 @@ def test_mars_whole_tracklets_and_short_policy(mars):
     s = cluster_scores(associate(whole, AssociationConfig()), np.array(truth))
     print(f"\nMARS mini, 32 whole tracklets: purity {s['purity']:.3f} completeness {s['completeness']:.3f} "
           f"ids {s['clusters']}")
-    assert s["purity"] > 0.9 and s["completeness"] > 0.85
+    assert s["purity"] > 0.9
+    assert s["completeness"] > 0.85
     # pieces under 18 boxes are "short": merged afterwards, they must not lower purity
     cfg = AssociationConfig(min_tracklet_length=18, short_tracklets="merge")
     n_short = sum(t.n_boxes < 18 for t in tracklets)
     s = cluster_scores(associate(tracklets, cfg), pids)
     print(f"MARS mini, {n_short} short pieces merged: purity {s['purity']:.3f} "
           f"completeness {s['completeness']:.3f}")
-    assert n_short >= 10 and s["purity"] > 0.9 and s["completeness"] > 0.85
+    assert n_short >= 10
+    assert s["purity"] > 0.9
+    assert s["completeness"] > 0.85

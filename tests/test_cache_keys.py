@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.cache import model_fingerprint
-from pipeline.run_config import RunConfig
-from pipeline.runner import stage_keys
-from pipeline.video import VideoSource
+from pipeline.run.cache import model_fingerprint
+from pipeline.run.config import RunConfig
+from pipeline.run.runner import stage_keys
+from pipeline.run.video import VideoSource
 
 
 def _rewrite(path, data: bytes):
@@ -46,7 +46,8 @@ def test_model_fingerprint_of_folders_names_and_default(tmp_path):
     assert model_fingerprint(str(tmp_path / "yolo11n.pt")) is None        # a name ultralytics downloads
     assert model_fingerprint("none") is None
     default = model_fingerprint("default")
-    assert default is not None and default["path"].endswith(os.path.join("reid", "weights", "default.pt"))
+    assert default is not None
+    assert default["path"].endswith(os.path.join("reid", "weights", "default.pt"))
 
 
 @pytest.fixture
@@ -70,10 +71,12 @@ def test_stage_keys_change_with_model_files(tmp_path, src):
     assert stage_keys(src, cfg, None) == (d0, t0)
     _rewrite(ckpt, b"b" * 16)
     d1, t1 = stage_keys(src, cfg, None)
-    assert d1 == d0 and t1 != t0                                  # detections stay valid, tracks do not
+    assert d1 == d0
+    assert t1 != t0  # detections stay valid, tracks do not
     _rewrite(det, b"e" * 16)
     d2, t2 = stage_keys(src, cfg, None)
-    assert d2 != d1 and t2 != t1
+    assert d2 != d1
+    assert t2 != t1
 
 
 def test_released_detector_name_keeps_its_key_after_the_download(tmp_path, src, monkeypatch):

@@ -29,7 +29,9 @@ def test_subcommand_help_documents_common_options(name, capsys):
         main([name, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "--config" in out and "--set" in out and "--verbose" in out
+    assert "--config" in out
+    assert "--set" in out
+    assert "--verbose" in out
 
 
 def test_every_option_has_help_text():
@@ -51,7 +53,8 @@ def test_missing_video_is_one_line_error(tmp_path):
     assert res.returncode != 0
     lines = [l for l in res.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, res.stderr
-    assert "missing.mp4" in lines[0] and "Traceback" not in res.stderr
+    assert "missing.mp4" in lines[0]
+    assert "Traceback" not in res.stderr
 
 
 def test_unknown_override_key_is_named(tmp_path):
@@ -59,7 +62,8 @@ def test_unknown_override_key_is_named(tmp_path):
     video.write_bytes(b"x")
     res = run_cli("run", "--videos", str(video), "--set", "tracker.nonexistent=1", cwd=tmp_path)
     assert res.returncode != 0
-    assert "tracker.nonexistent" in res.stderr and "Traceback" not in res.stderr
+    assert "tracker.nonexistent" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_config_file_errors_name_the_file(tmp_path, capsys):
@@ -67,7 +71,8 @@ def test_config_file_errors_name_the_file(tmp_path, capsys):
     cfg.write_text("detector:\n  modle: x.pt\n")
     assert main(["run", "--videos", str(cfg), "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "detector.modle" in err and str(cfg) in err
+    assert "detector.modle" in err
+    assert str(cfg) in err
 
 
 def test_argument_errors_exit_2(capsys):
@@ -84,4 +89,6 @@ def test_verbose_shows_traceback_for_user_errors(tmp_path):
     res = run_cli("-v", "run", "--videos", "missing.mp4", cwd=tmp_path)
     res2 = run_cli("run", "-v", "--videos", "missing.mp4", cwd=tmp_path)
     for r in (res, res2):  # -v before or after the command
-        assert r.returncode == 2 and "Traceback" in r.stderr and "missing.mp4" in r.stderr
+        assert r.returncode == 2
+        assert "Traceback" in r.stderr
+        assert "missing.mp4" in r.stderr

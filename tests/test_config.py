@@ -6,9 +6,9 @@ from typing import Optional
 
 import pytest
 
-from pipeline.config import apply_overrides, from_dict, load_config, parse_override, to_dict
-from pipeline.errors import ConfigError
-from pipeline.run_config import RunConfig
+from core.config import apply_overrides, from_dict, load_config, parse_override, to_dict
+from core.errors import ConfigError
+from pipeline.run.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ def test_defaults_without_file():
 
 def test_file_values_and_int_to_float(tmp_path):
     cfg = load_config(Outer, write(tmp_path, "inner:\n  rate: 1\n  size: [256, 128]\nflag: true\n"))
-    assert cfg.inner.rate == 1.0 and isinstance(cfg.inner.rate, float)
+    assert cfg.inner.rate == 1.0
+    assert isinstance(cfg.inner.rate, float)
     assert cfg.inner.size == (256, 128)
     assert cfg.flag is True
     assert cfg.inner.steps == 3  # untouched default
@@ -51,7 +52,9 @@ def test_unknown_key_names_key_and_file(tmp_path):
     with pytest.raises(ConfigError) as exc:
         load_config(Outer, path)
     msg = str(exc.value)
-    assert "inner.rte" in msg and str(path) in msg and "rate" in msg
+    assert "inner.rte" in msg
+    assert str(path) in msg
+    assert "rate" in msg
 
 
 def test_unknown_top_level_key(tmp_path):
@@ -84,7 +87,10 @@ def test_overrides_parse_yaml_values():
 def test_overrides_apply_on_top_of_file(tmp_path):
     path = write(tmp_path, "inner:\n  rate: 0.1\n  steps: 9\n")
     cfg = load_config(Outer, path, ["inner.rate=0.7", "inner.path=/x", "flag=true"])
-    assert cfg.inner.rate == 0.7 and cfg.inner.steps == 9 and cfg.inner.path == "/x" and cfg.flag
+    assert cfg.inner.rate == 0.7
+    assert cfg.inner.steps == 9
+    assert cfg.inner.path == "/x"
+    assert cfg.flag
 
 
 def test_override_unknown_key_is_named():
@@ -95,7 +101,8 @@ def test_override_unknown_key_is_named():
 def test_apply_overrides_does_not_mutate_input():
     data = {"a": {"b": 1}}
     out = apply_overrides(data, ["a.b=2"])
-    assert data == {"a": {"b": 1}} and out == {"a": {"b": 2}}
+    assert data == {"a": {"b": 1}}
+    assert out == {"a": {"b": 2}}
 
 
 def test_configs_are_frozen():

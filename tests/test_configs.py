@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config, read_yaml
-from pipeline.run_config import RunConfig
+from core.config import load_config, read_yaml
+from pipeline.run.config import RunConfig
 from reid.train_config import TrainConfig
 from trackers import TRACKERS
 from trackers.config import TrackerConfig
@@ -19,16 +19,25 @@ def test_reid_training_configs_load(path):
     cfg = load_config(TrainConfig, path)
     assert cfg.loss.margin == 1.2  # the paper's triplet margin in every recipe
     if path.name.startswith("paper_"):
-        assert cfg.model.backbone == "resnet50" and tuple(cfg.model.input_size) == (384, 128)
-        assert cfg.optim.name == "sgd" and cfg.optim.lr == 2e-4 and cfg.schedule.epochs == 320
+        assert cfg.model.backbone == "resnet50"
+        assert tuple(cfg.model.input_size) == (384, 128)
+        assert cfg.optim.name == "sgd"
+        assert cfg.optim.lr == 2e-4
+        assert cfg.schedule.epochs == 320
         assert cfg.data.num_instances == 4
+        # paper fidelity: six FC features, global attribute head on all attributes, eq. 6 sum
+        assert cfg.model.part_whole_feature is True
+        assert cfg.model.global_attributes == "all"
+        assert cfg.loss.attr_reduction == "sum"
+    if path.name.startswith("paper_") or path.name in ("default_cpu.yaml", "osnet_cpu.yaml"):
+        assert cfg.loss.attr_weighting == "frequency"
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "trackers").glob("*.yaml")), ids=lambda p: p.name)
 def test_tracker_configs_load_and_build(path):
     cfg = load_config(TrackerConfig, path)
     assert cfg.name in TRACKERS
-    from pipeline.runner import build_tracker_for
+    from pipeline.run.runner import build_tracker_for
     import numpy as np
 
     tracker = build_tracker_for(RunConfig(tracker=cfg))
@@ -39,14 +48,16 @@ def test_run_config_loads_and_accepts_tracker_file_as_section():
     cfg = load_config(RunConfig, CONFIGS / "run.yaml")
     section = read_yaml(CONFIGS / "trackers" / "botsort.yaml")
     cfg2 = load_config(RunConfig, None, base={"tracker": section})
-    assert cfg2.tracker.name == "botsort" and cfg.tracker.name in TRACKERS
+    assert cfg2.tracker.name == "botsort"
+    assert cfg.tracker.name in TRACKERS
 
 
 def test_topology_example_loads():
-    from pipeline.topology import load_topology
+    from pipeline.association.topology import load_topology
 
     topo = load_topology(CONFIGS / "topology_example.yaml")
     assert topo.cameras == ("entrance", "hall", "corridor", "stairs")
-    assert topo.offset("corridor") == 2.5 and topo.views_overlap("entrance", "hall")
+    assert topo.offset("corridor") == 2.5
+    assert topo.views_overlap("entrance", "hall")
     assert topo.transitions[("entrance", "hall")] == (0.0, 30.0)
     assert topo.transitions[("hall", "entrance")] == (0.0, 30.0)  # bidirectional

@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 
 from conftest import shared_path
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data import DATASETS, build_dataset
 from reid.data.schemas import DUKEMTMC, MARKET1501, VIPER
 
@@ -39,7 +39,8 @@ def test_market1501_mini_counts_and_attributes():
     root = shared_path("data", "market1501-mini")
     d = build_dataset("market1501", root)
     assert (len(d.train), len(d.query), len(d.gallery)) == (32, 32, 32)
-    assert d.num_train_pids == 16 and d.schema is MARKET1501
+    assert d.num_train_pids == 16
+    assert d.schema is MARKET1501
     s = next(x for x in d.train if Path(x.path).name == "0002_c1s1_069056_02.jpg")
     assert (s.pid, s.camid) == (2, 1)
     # mat train struct, id 0002: age 2, gender 1, hair 1, up 2, hat/backpack/bag/handbag 1, upred 2,
@@ -49,8 +50,10 @@ def test_market1501_mini_counts_and_attributes():
     q = _by_pid(d.query)[4]
     assert q.attrs.tolist() == [1, 0, 0, 1, 0, 1, 0, 0, 5, 1, 0, 0]
     # 0008 has no lower-body colour set, 0013 no upper-body colour: missing (-1), the rest labelled
-    assert _by_pid(d.gallery)[8].attrs[11] == -1 and _by_pid(d.gallery)[8].attrs[8] == 6
-    assert _by_pid(d.query)[13].attrs[8] == -1 and _by_pid(d.query)[13].attrs[11] == 0
+    assert _by_pid(d.gallery)[8].attrs[11] == -1
+    assert _by_pid(d.gallery)[8].attrs[8] == 6
+    assert _by_pid(d.query)[13].attrs[8] == -1
+    assert _by_pid(d.query)[13].attrs[11] == 0
     assert {s.pid for s in d.train}.isdisjoint({s.pid for s in d.query})
 
 
@@ -66,7 +69,8 @@ def test_market_layout_errors_and_junk(tmp_path):
     _img(tmp_path / "bounding_box_test" / "-1_c3s1_000001_00.jpg")
     _img(tmp_path / "bounding_box_test" / "0000_c4s1_000001_00.jpg")
     d = build_dataset("market1501", tmp_path)
-    assert d.schema is None and d.train[0].attrs is None
+    assert d.schema is None
+    assert d.train[0].attrs is None
     assert sorted((s.pid, s.camid) for s in d.gallery) == [(-1, 3), (0, 4)]
     scipy.io.savemat(str(tmp_path / "other.mat"), {"something_else": np.zeros(3)})
     with pytest.raises(UserError, match="has no variable 'market_attribute'"):
@@ -101,7 +105,8 @@ def test_dukemtmc_generated_layout(tmp_path):
                               "test": _duke_struct([5], fields[::-1], test)}}
     scipy.io.savemat(str(tmp_path / "duke_attribute.mat"), mat)
     d = build_dataset("dukemtmc", tmp_path)
-    assert d.schema is DUKEMTMC and DUKEMTMC.num_groups == 10
+    assert d.schema is DUKEMTMC
+    assert DUKEMTMC.num_groups == 10
     assert sum(len(g.classes) or 1 for g in DUKEMTMC.groups) == 8 + 8 + 7  # 23 annotated fields
     # groups: female, long_top, hat, backpack, bag, handbag, upper_color, boots, light_shoes, lower_color
     red = DUKEMTMC.groups[6].classes.index("red")
@@ -122,9 +127,12 @@ def test_viper_split_protocol():
     d = build_dataset("viper", root, split=0)
     train_ids, q_ids, g_ids = ({s.pid for s in x} for x in (d.train, d.query, d.gallery))
     assert (len(train_ids), len(q_ids), len(d.train), len(d.query), len(d.gallery)) == (316, 316, 632, 316, 316)
-    assert train_ids.isdisjoint(q_ids) and q_ids == g_ids
-    assert {s.camid for s in d.query} == {1} and {s.camid for s in d.gallery} == {2}
-    assert d.schema is VIPER and VIPER.num_groups == 19
+    assert train_ids.isdisjoint(q_ids)
+    assert q_ids == g_ids
+    assert {s.camid for s in d.query} == {1}
+    assert {s.camid for s in d.gallery} == {2}
+    assert d.schema is VIPER
+    assert VIPER.num_groups == 19
     # Label.txt "806 ... lowerBodyCasual lowerBodyTrousers personalLess30 personalMale upperBodyCasual
     # upperBodyLogo upperBodyShortSleeve upperBodyTshirt hairShort footwearSneakers carryingNothing ..."
     s806 = next(s for s in d.train + d.query + d.gallery if s.pid == 806)
@@ -143,42 +151,52 @@ def test_viper_split_protocol():
 def test_peta_subsets_and_labels():
     root = shared_path("data", "peta")
     d = build_dataset("peta", root, subsets="GRID,SARC3D")
-    assert d.info["subsets"] == ["GRID", "SARC3D"] and len(d.train) == 1275 + 200
+    assert d.info["subsets"] == ["GRID", "SARC3D"]
+    assert len(d.train) == 1275 + 200
     assert {s.pid // 100_000 for s in d.train} == {1, 2}  # pids unique per subset
     assert len({s.pid for s in d.train}) == 1025 + 50
     # GRID 0989: "upperBodyBlack upperBodyWhite ... hairYellow footwearBlack ... personalFemale ..."
     s = next(x for x in d.train if x.pid == 100_000 + 989)
     names = d.schema.group_names
-    assert s.attrs[names.index("personalFemale")] == 1 and s.attrs[names.index("personalMale")] == 0
+    assert s.attrs[names.index("personalFemale")] == 1
+    assert s.attrs[names.index("personalMale")] == 0
     assert s.attrs[names.index("upperBodyColor")] == 0  # black, the first colour listed
     assert s.attrs[names.index("hairColor")] == d.schema.groups[names.index("hairColor")].classes.index("yellow")
     assert s.camid == 100 + int(Path(s.path).name.split("_")[1])  # GRID camera from the file name
     full = build_dataset("peta", root)
-    assert "VIPeR" not in full.info["subsets"] and len(full.info["subsets"]) == 7
+    assert "VIPeR" not in full.info["subsets"]
+    assert len(full.info["subsets"]) == 7
     with pytest.raises(UserError, match="unknown subset"):
         build_dataset("peta", root, subsets=["NOPE"])
     multi = build_dataset("peta", root, subsets=["GRID", "SARC3D"], min_images=2)
-    assert len(multi.train) == 1275 + 200 - 775 and len({s.pid for s in multi.train}) == 250 + 50
+    assert len(multi.train) == 1275 + 200 - 775
+    assert len({s.pid for s in multi.train}) == 250 + 50
     single = build_dataset("peta", root / "SARC3D")
-    assert len(single.train) == 200 and len({s.pid for s in single.train}) == 50
+    assert len(single.train) == 200
+    assert len({s.pid for s in single.train}) == 50
 
 
 # ---- MARS -------------------------------------------------------------------------------------
 def test_mars_mini_tracklets():
     root = shared_path("data", "mars-mini")
     d = build_dataset("mars", root, test_folder="bbox_train")
-    assert len(d.train) == 1719 and d.num_train_pids == 16
+    assert len(d.train) == 1719
+    assert d.num_train_pids == 16
     keys = {}
     for s in d.train:
         name = Path(s.path).name  # PPPPCcTttttFfff.jpg
         keys.setdefault(s.tracklet, set()).add((int(name[:4]), int(name[5]), int(name[7:11])))
-    assert len(keys) == 32 and all(len(v) == 1 for v in keys.values())
+    assert len(keys) == 32
+    assert all(len(v) == 1 for v in keys.values())
     q_tr, g_tr = {s.tracklet for s in d.query}, {s.tracklet for s in d.gallery}
-    assert len(q_tr) == 4 and {s.pid for s in d.query} == {13, 21, 23, 35} and q_tr.isdisjoint(g_tr)
+    assert len(q_tr) == 4
+    assert {s.pid for s in d.query} == {13, 21, 23, 35}
+    assert q_tr.isdisjoint(g_tr)
     for s in d.query:  # each query has a match in another camera
         assert any(g.pid == s.pid and g.camid != s.camid for g in d.gallery)
     small = build_dataset("mars", root, test_folder="bbox_train", max_per_tracklet=5)
-    assert len(small.train) == 32 * 5 and len(small.query) + len(small.gallery) == 32 * 5
+    assert len(small.train) == 32 * 5
+    assert len(small.query) + len(small.gallery) == 32 * 5
     auto = build_dataset("mars", root)  # no bbox_test: the protocol falls back to bbox_train
     assert [s.path for s in auto.query] == [s.path for s in d.query]
     with pytest.raises(UserError, match="test folder .* not found"):
@@ -199,7 +217,9 @@ def test_mars_official_protocol_generated(tmp_path):
     scipy.io.savemat(str(tmp_path / "info" / "tracks_test_info.mat"), {"track_test_info": tracks})
     scipy.io.savemat(str(tmp_path / "info" / "query_IDX.mat"), {"query_IDX": np.array([[1, 3]])})
     d = build_dataset("mars", tmp_path)
-    assert d.info["protocol"] == "official" and len(d.train) == 1 and d.train[0].tracklet == 0
+    assert d.info["protocol"] == "official"
+    assert len(d.train) == 1
+    assert d.train[0].tracklet == 0
     assert [Path(s.path).name for s in d.query] == [names[0], names[1], names[3]]
     assert [(s.pid, s.camid, s.tracklet) for s in d.gallery] == [(1, 2, 2), (2, 3, 4), (2, 3, 4)]
     assert {s.tracklet for s in d.query} == {1, 3}
@@ -220,7 +240,8 @@ def test_folder_layout_with_attributes_csv(tmp_path):
     assert d.schema.groups[2].classes == ("blue", "red")
     assert _by_pid(d.train)[1].attrs.tolist() == [1, 0, 1]
     assert _by_pid(d.train)[2].attrs.tolist() == [0, -1, 0]
-    assert d.query[0].attrs.tolist() == [-1, 1, 1] and (d.query[0].pid, d.query[0].camid) == (3, 1)
+    assert d.query[0].attrs.tolist() == [-1, 1, 1]
+    assert (d.query[0].pid, d.query[0].camid) == (3, 1)
     assert _by_pid(d.gallery)[-1].attrs.tolist() == [-1, -1, -1]
     (tmp_path / "attributes.csv").write_text("id,female\n1,1\n")
     with pytest.raises(UserError, match="header 'pid"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.sampler import PKSampler
 
 # 6 identities with 1, 2, 4, 5, 8, 9 images: 29 samples, pids deliberately not 0..C-1
@@ -24,7 +24,8 @@ def test_batches_hold_p_ids_times_k_images():
     assert batches.shape == (3, 12)
     for b in batches:
         groups = PIDS[b].reshape(3, 4)  # K consecutive images of one identity
-        assert (groups == groups[:, :1]).all() and len(set(groups[:, 0])) == 3
+        assert (groups == groups[:, :1]).all()
+        assert len(set(groups[:, 0])) == 3
         for g in b.reshape(3, 4):
             n = COUNTS[PIDS[g[0]]]
             if n >= 4:  # enough images: no repeats inside a chunk
@@ -59,7 +60,8 @@ def test_distributed_ranks_split_the_global_plan():
     full = PKSampler(pids, 2, 4, seed=1).plan(0)
     r0, r1 = PKSampler(pids, 2, 4, seed=1, rank=0, world_size=2), PKSampler(pids, 2, 4, seed=1, rank=1, world_size=2)
     assert len(r0) == len(r1) == 5 * 8
-    assert (_batches(r0) == full[0::2]).all() and (_batches(r1) == full[1::2]).all()
+    assert (_batches(r0) == full[0::2]).all()
+    assert (_batches(r1) == full[1::2]).all()
     assert sorted(np.concatenate([full[0::2], full[1::2]]).ravel().tolist()) == list(range(80))  # each image once
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data import build_dataset, combine
 from reid.data.peta import encode_label_tokens, read_labels
 from reid.data.schemas import COMMON, DUKEMTMC, MARKET1501, PETA, SCHEMAS, VIPER, get_schema, to_common
@@ -18,12 +18,17 @@ RED, BLUE, GRAY = (COMMON.groups[C["upper_color"]].classes.index(c) for c in ("r
 
 def test_schema_sizes():
     # Market-1501: 27 annotated fields = 9 binary + age + 8 upper colours + 9 lower colours
-    assert MARKET1501.num_groups == 12 and MARKET1501.num_outputs == 9 + 4 + 8 + 9
-    assert DUKEMTMC.num_groups == 10 and DUKEMTMC.num_outputs == 8 + 8 + 7
+    assert MARKET1501.num_groups == 12
+    assert MARKET1501.num_outputs == 9 + 4 + 8 + 9
+    assert DUKEMTMC.num_groups == 10
+    assert DUKEMTMC.num_outputs == 8 + 8 + 7
     binary = [g for g in PETA.groups if g.is_binary]
     multi = [g for g in PETA.groups if not g.is_binary]
-    assert len(binary) == 61 and len(multi) == 4 and all(len(g.classes) == 11 for g in multi)
-    assert VIPER.num_groups == 19 and all(g.is_binary for g in VIPER.groups)
+    assert len(binary) == 61
+    assert len(multi) == 4
+    assert all(len(g.classes) == 11 for g in multi)
+    assert VIPER.num_groups == 19
+    assert all(g.is_binary for g in VIPER.groups)
     assert set(VIPER.group_names) <= set(PETA.group_names)
     for s in SCHEMAS.values():  # every schema round-trips and uses all three parts
         assert AttributeSchema.from_dict(s.to_dict()) == s
@@ -36,9 +41,11 @@ def test_schema_sizes():
 
 def test_peta_token_encoding():
     t = encode_label_tokens(["upperBodyRed", "upperBodyBlack", "hairLong", "footwearSneaker", "accessoryFaceMask"])
-    assert t[PETA.index("hairLong")] == 1 and t[PETA.index("footwearSneakers")] == 1  # alias
+    assert t[PETA.index("hairLong")] == 1
+    assert t[PETA.index("footwearSneakers")] == 1  # alias
     assert t[PETA.index("upperBodyColor")] == 8  # red (first listed) of black..yellow
-    assert t[PETA.index("lowerBodyColor")] == -1 and t[PETA.index("personalMale")] == 0
+    assert t[PETA.index("lowerBodyColor")] == -1
+    assert t[PETA.index("personalMale")] == 0
     assert int((t[:61] == 1).sum()) == 2  # discarded attributes (FaceMask) are ignored
 
 
@@ -66,7 +73,9 @@ def test_to_common_market_and_peta_by_hand():
     # handbag unknown, upper gray, short lower, skirt, lower orange -> not a common colour
     assert row.tolist() == [2, 1, 0, 1, 0, 1, 0, -1, GRAY, 1, 1, -1]
     none = to_common(np.zeros((1, PETA.num_groups), np.int64), PETA)[0]
-    assert none[C["age"]] == -1 and none[C["female"]] == -1 and none[C["hat"]] == 0
+    assert none[C["age"]] == -1
+    assert none[C["female"]] == -1
+    assert none[C["hat"]] == 0
     duke = np.array([[1, 1, 0, 1, 0, 0, DUKEMTMC.groups[6].classes.index("red"), 1, 0, -1]])
     assert to_common(duke, DUKEMTMC)[0].tolist() == [-1, 1, -1, 0, 0, 1, 0, 0, RED, -1, -1, -1]
     with pytest.raises(UserError, match="no mapping"):
@@ -77,7 +86,9 @@ def test_combine_market_and_peta_onto_common():
     market = build_dataset("market1501", shared_path("data", "market1501-mini"))
     peta = build_dataset("peta", shared_path("data", "peta"), subsets="SARC3D")
     c = combine([peta, market])
-    assert c.schema is COMMON and len(c.train) == 200 + 32 and len(c.query) == 32
+    assert c.schema is COMMON
+    assert len(c.train) == 200 + 32
+    assert len(c.query) == 32
     assert c.num_train_pids == 50 + 16  # no pid shared between sources
     assert {s.pid // 10_000_000 for s in c.train} == {0, 1}
     m2 = next(s for s in c.train if s.pid == 10_000_000 + 2)

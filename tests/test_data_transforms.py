@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import shared_path
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data import Sample, build_dataset
 from reid.data.image_dataset import ImageDataset, check_train_set
 from reid.data.sampler import PKSampler
@@ -24,7 +24,8 @@ def _halves() -> np.ndarray:
 
 def test_preprocess_normalises_and_resizes():
     x = preprocess(_halves(), (16, 8))
-    assert x.shape == (3, 16, 8) and x.dtype == np.float32
+    assert x.shape == (3, 16, 8)
+    assert x.dtype == np.float32
     for c in range(3):  # black -> -mean/std, white -> (1-mean)/std
         assert x[c, 5, 0] == pytest.approx(-IMAGENET_MEAN[c] / IMAGENET_STD[c], abs=1e-5)
         assert x[c, 5, 7] == pytest.approx((1 - IMAGENET_MEAN[c]) / IMAGENET_STD[c], abs=1e-5)
@@ -36,14 +37,16 @@ def test_train_transform_flip_pad_and_erasing():
     img = _halves()
     plain = EvalTransform((8, 4))(img)
     flipped = TrainTransform((8, 4), flip=1.0)(img)
-    assert torch.equal(flipped, torch.flip(plain, dims=[2])) and flipped[0, 0, 0] > 0 > plain[0, 0, 0]
+    assert torch.equal(flipped, torch.flip(plain, dims=[2]))
+    assert flipped[0, 0, 0] > 0 > plain[0, 0, 0]
     assert torch.equal(TrainTransform((8, 4), flip=0.0)(img), plain)
     torch.manual_seed(0)
     big = np.full((64, 32, 3), 200, np.uint8)
     erased = TrainTransform((64, 32), flip=0.0, random_erasing=1.0)(big)
     ref = EvalTransform((64, 32))(big)
     zero = (erased == 0).all(0)
-    assert 0 < int(zero.sum()) < 64 * 32 and torch.equal(erased[:, ~zero], ref[:, ~zero])
+    assert 0 < int(zero.sum()) < 64 * 32
+    assert torch.equal(erased[:, ~zero], ref[:, ~zero])
     padded = TrainTransform((64, 32), flip=0.0, pad=4)(big)
     assert padded.shape == (3, 64, 32)
     with pytest.raises(UserError, match="probabilities"):
@@ -54,14 +57,20 @@ def test_image_dataset_on_market_mini_with_pk_loader():
     data = build_dataset("market1501", shared_path("data", "market1501-mini"))
     check_train_set(data.train, data.schema)
     ds = ImageDataset(data.train, EvalTransform((32, 16)), data.schema.num_groups)
-    assert ds.num_ids == 16 and sorted(set(ds.labels.tolist())) == list(range(16))
+    assert ds.num_ids == 16
+    assert sorted(set(ds.labels.tolist())) == list(range(16))
     img, label, camid, attrs = ds[0]
-    assert img.shape == (3, 32, 16) and (label, camid) == (0, 1)  # pid 2 is the smallest -> label 0
-    assert attrs.dtype == torch.int64 and attrs.tolist() == data.train[0].attrs.tolist()
+    assert img.shape == (3, 32, 16)
+    assert (label, camid) == (0, 1)  # pid 2 is the smallest -> label 0
+    assert attrs.dtype == torch.int64
+    assert attrs.tolist() == data.train[0].attrs.tolist()
     sampler = PKSampler(ds.labels, p=4, k=2, seed=0)
     imgs, labels, cams, targets = next(iter(DataLoader(ds, batch_size=sampler.batch_size, sampler=sampler)))
-    assert imgs.shape == (8, 3, 32, 16) and targets.shape == (8, 12) and labels.dtype == torch.int64
-    assert len(set(labels.tolist())) == 4 and (labels.view(4, 2) == labels.view(4, 2)[:, :1]).all()
+    assert imgs.shape == (8, 3, 32, 16)
+    assert targets.shape == (8, 12)
+    assert labels.dtype == torch.int64
+    assert len(set(labels.tolist())) == 4
+    assert (labels.view(4, 2) == labels.view(4, 2)[:, :1]).all()
     bgr = cv2.imread(data.train[0].path)  # what ReIDEncoder gets from OpenCV: same pixels as training
     assert np.array_equal(img.numpy(), preprocess(bgr, (32, 16), bgr=True))
 
@@ -82,7 +91,8 @@ def test_dataset_errors(tmp_path):
 
 def test_training_and_inference_preprocessing_agree():
     """The eval transform (training side) and reid.preprocess (ReIDEncoder side) give the same tensor."""
-    preprocess_mod = pytest.importorskip("reid.preprocess")
+    from reid import preprocess as preprocess_mod
+
     path = str(shared_path("data", "market1501-mini", "query", "0004_c2s3_059152_00.jpg"))
     ours = EvalTransform((64, 32))(read_image(path)).numpy()
     pp = preprocess_mod.Preprocess((64, 32))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.distill import DistillLoss, centred, relational_loss, teacher_features
 from reid.train_config import DistillSection, LossSection
 from test_train import _one_thread, folder_data, tiny_config  # noqa: F401  (fixtures shared with test_train)
@@ -31,7 +31,8 @@ def test_centred_teacher_features_have_zero_mean_and_unit_norm():
     x = np.abs(np.random.default_rng(0).normal(size=(50, 8))).astype(np.float32)   # one orthant
     c = centred(x)
     assert np.allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5)
-    assert np.abs(c.mean(0)).max() < 0.2 and (c @ c.T)[~np.eye(50, dtype=bool)].mean() < 0.05
+    assert np.abs(c.mean(0)).max() < 0.2
+    assert (c @ c.T)[~np.eye(50, dtype=bool)].mean() < 0.05
 
 
 def test_distill_loss_gradient_reaches_student_and_projection():
@@ -40,9 +41,12 @@ def test_distill_loss_gradient_reaches_student_and_projection():
     t = torch.nn.functional.normalize(torch.randn(5, 4), dim=1)
     total, parts = loss(s, t)
     total.backward()
-    assert set(parts) == {"feat", "rel"} and 0 <= parts["feat"] <= 2 and parts["rel"] > 0
+    assert set(parts) == {"feat", "rel"}
+    assert 0 <= parts["feat"] <= 2
+    assert parts["rel"] > 0
     assert float(total.detach()) == pytest.approx(2.0 * parts["feat"] + 10.0 * parts["rel"], rel=1e-5)
-    assert s.grad.abs().sum() > 0 and loss.proj.weight.grad.abs().sum() > 0
+    assert s.grad.abs().sum() > 0
+    assert loss.proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         DistillLoss(6, 4, weight_feat=-1)
 
@@ -76,7 +80,8 @@ def test_training_with_distillation_pulls_towards_teacher_and_resumes_exactly(fo
     trainer = Trainer(cfg, data_root=str(folder_data), progress=False)
     trainer.fit()
     hist = trainer.history
-    assert hist[-1]["rel"] < 0.7 * hist[0]["rel"] and hist[-1]["feat"] < hist[0]["feat"]
+    assert hist[-1]["rel"] < 0.7 * hist[0]["rel"]
+    assert hist[-1]["feat"] < hist[0]["feat"]
 
     # with the multi-task losses: an interrupted + resumed run equals an uninterrupted one
     full_cfg = _distill_cfg(tmp_path / "full", epochs=2)

@@ -1,10 +1,10 @@
-"""pipeline.draw: pixel checks on tiny hand-built images (sizes, border colours, placement)."""
+"""pipeline.outputs.draw: pixel checks on tiny hand-built images (sizes, border colours, placement)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline import draw
+from pipeline.outputs import draw
 
 
 def solid(h, w, bgr):
@@ -15,10 +15,13 @@ def solid(h, w, bgr):
 
 def test_as_bgr_converts_gray_and_bgra_and_rejects_bad_shapes():
     gray = np.full((4, 5), 7, np.uint8)
-    assert draw.as_bgr(gray).shape == (4, 5, 3) and (draw.as_bgr(gray) == 7).all()
+    assert draw.as_bgr(gray).shape == (4, 5, 3)
+    assert (draw.as_bgr(gray) == 7).all()
     bgra = np.zeros((4, 5, 4), np.uint8); bgra[..., 2] = 9; bgra[..., 3] = 200
     out = draw.as_bgr(bgra)
-    assert out.shape == (4, 5, 3) and (out[..., 2] == 9).all() and (out[..., :2] == 0).all()
+    assert out.shape == (4, 5, 3)
+    assert (out[..., 2] == 9).all()
+    assert (out[..., :2] == 0).all()
     with pytest.raises(ValueError, match="expected an image"):
         draw.as_bgr(np.zeros((0, 5, 3), np.uint8))
 
@@ -27,7 +30,8 @@ def test_fit_keeps_aspect_ratio_and_centres():
     out = draw.fit(solid(50, 50, (0, 0, 0)), size=(128, 64))   # -> 64x64 black, rows 32..95
     assert out.shape == (128, 64, 3)
     assert (out[32:96] == 0).all()
-    assert (out[:32] == 255).all() and (out[96:] == 255).all()
+    assert (out[:32] == 255).all()
+    assert (out[96:] == 255).all()
 
 
 def test_bordered_has_border_colour_all_around_and_image_inside():
@@ -111,7 +115,8 @@ def test_draw_tracks_draws_in_id_colour_without_mutating_input():
     frame = np.zeros((100, 100, 3), np.uint8)
     out = draw.draw_tracks(frame, np.array([[20, 40, 60, 90]]), np.array([7]))
     assert (frame == 0).all()
-    assert tuple(out[70, 20]) == draw.id_colour(7) and tuple(out[90, 40]) == draw.id_colour(7)
+    assert tuple(out[70, 20]) == draw.id_colour(7)
+    assert tuple(out[90, 40]) == draw.id_colour(7)
     assert tuple(out[70, 40]) == (0, 0, 0)
 
 

@@ -76,7 +76,8 @@ def test_filter_learns_constant_velocity():
     for t in range(1, 40):
         mean, cov = kalman.predict(mean, cov)
         mean, cov = kalman.update(mean, cov, np.array([[100 + 3 * t, 200 - 1 * t, 0.5, 80]]))
-    assert mean[0, 4] == pytest.approx(3, abs=0.05) and mean[0, 5] == pytest.approx(-1, abs=0.05)
+    assert mean[0, 4] == pytest.approx(3, abs=0.05)
+    assert mean[0, 5] == pytest.approx(-1, abs=0.05)
 
 
 def test_gating_distance_is_mahalanobis():

@@ -3,8 +3,9 @@ import lap
 import numpy as np
 import pytest
 
+from core.boxes import iou_matrix
 from trackers.matching import (assignment_pairs, embedding_distance, fuse_score, gate, iou_distance,
-                               iou_matrix, linear_assignment)
+                               linear_assignment)
 
 
 def test_iou_matrix_hand_computed():
@@ -40,23 +41,33 @@ def test_fuse_score_and_gate():
     fused = fuse_score(cost, np.array([0.5, 0.9]))
     np.testing.assert_allclose(fused, [[1 - 0.8 * 0.5, 1.0], [1 - 0.5, 1 - 0.5 * 0.9]])
     gated = gate(cost, np.array([[1.0, 20.0], [9.0, 9.5]]), thresh=9.4877)
-    assert gated[0, 0] == 0.2 and np.isinf(gated[0, 1]) and gated[1, 0] == 0.0 and np.isinf(gated[1, 1])
+    assert gated[0, 0] == 0.2
+    assert np.isinf(gated[0, 1])
+    assert gated[1, 0] == 0.0
+    assert np.isinf(gated[1, 1])
     assert cost[0, 1] == 1.0                                   # inputs untouched
 
 
 def test_linear_assignment_competing_rows():
     matches, ua, ub = linear_assignment(np.array([[0.1, 0.9], [0.2, 0.3]]), thresh=0.5)
     assert sorted(map(tuple, matches.tolist())) == [(0, 0), (1, 1)]   # 0.4 total beats greedy 0.1 + nothing
-    assert len(ua) == 0 and len(ub) == 0
+    assert len(ua) == 0
+    assert len(ub) == 0
     matches, ua, ub = linear_assignment(np.array([[0.1, 0.9], [0.2, 0.95]]), thresh=0.5)
-    assert matches.tolist() == [[0, 0]] and ua.tolist() == [1] and ub.tolist() == [1]
+    assert matches.tolist() == [[0, 0]]
+    assert ua.tolist() == [1]
+    assert ub.tolist() == [1]
 
 
 def test_linear_assignment_threshold_inf_and_empty():
     matches, ua, ub = linear_assignment(np.array([[0.6, np.inf], [np.inf, 0.1]]), thresh=0.5)
-    assert matches.tolist() == [[1, 1]] and ua.tolist() == [0] and ub.tolist() == [0]
+    assert matches.tolist() == [[1, 1]]
+    assert ua.tolist() == [0]
+    assert ub.tolist() == [0]
     matches, ua, ub = linear_assignment(np.zeros((0, 3)), thresh=0.5)
-    assert matches.shape == (0, 2) and len(ua) == 0 and ub.tolist() == [0, 1, 2]
+    assert matches.shape == (0, 2)
+    assert len(ua) == 0
+    assert ub.tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (6, 4), (8, 8), (12, 3)])
@@ -75,5 +86,6 @@ def test_assignment_matches_plain_lapjv(shape):
         ref_obj = cost[ref_rows, x[ref_rows]].sum() + thresh / 2 * (sum(shape) - 2 * len(ref_rows))
         obj = cost[rows, cols].sum() + thresh / 2 * (sum(shape) - 2 * len(rows))
         assert obj == pytest.approx(ref_obj, abs=1e-9)
-        assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+        assert len(set(rows.tolist())) == len(rows)
+        assert len(set(cols.tolist())) == len(cols)
         assert np.all(cost[rows, cols] <= thresh)

@@ -44,7 +44,8 @@ def test_same_camera_image_would_count_without_the_protocol():
 
 def test_junk_query_is_skipped_and_no_valid_query_raises():
     cmc, mAP = evaluate_rank(DIST[2:], np.array([3]), G_PIDS, Q_CAMS[2:], G_CAMS, max_rank=1)
-    assert cmc[0] == 1.0 and mAP == 1.0
+    assert cmc[0] == 1.0
+    assert mAP == 1.0
     with pytest.raises(ValueError, match="no query identity"):
         evaluate_rank(DIST[1:2], Q_PIDS[1:2], G_PIDS, Q_CAMS[1:2], G_CAMS)
     with pytest.raises(ValueError, match="no query identity"):
@@ -116,8 +117,41 @@ def test_attribute_accuracy_toy():
 def test_attribute_accuracy_unlabelled_attribute_is_left_out_of_the_mean():
     probs = np.array([[0.9, 0.9, 0.0, 1.0, 0.0]])
     out = attribute_accuracy(probs, np.array([[1, -1, 0]]), SCHEMA)
-    assert "backpack" not in out["per_attribute"] and out["counts"]["backpack"] == 0
+    assert "backpack" not in out["per_attribute"]
+    assert out["counts"]["backpack"] == 0
     assert out["per_attribute"] == {"female": 1.0, "age": 0.0}
     assert out["mean"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="do not fit"):
         attribute_accuracy(probs[:, :4], np.array([[1, -1, 0]]), SCHEMA)
+
+
+def test_attribute_ma_by_hand_on_the_toy_case():
+    """mA: per attribute the mean recall of the classes present in the labels."""
+    probs = np.array([[0.9, 0.2, 0.1, 0.8, 0.1], [0.4, 0.7, 0.6, 0.3, 0.1],
+                      [0.5, 0.1, 0.2, 0.2, 0.6], [0.1, 0.9, 0.3, 0.4, 0.3]])
+    targets = np.array([[1, 0, 1], [1, 1, 0], [1, -1, 1], [-1, 0, -1]])
+    out = attribute_accuracy(probs, targets, SCHEMA)
+    # female: only positives labelled -> no mA (a constant "yes" would score 100), left out of the mean
+    # backpack: negatives rows 0, 3 -> 1 of 2 right; positive row 1 right -> (1/2 + 1) / 2
+    # age: adult rows 0, 2 -> 1 of 2; child row 1 -> 1 of 1 -> (1/2 + 1) / 2
+    assert out["per_attribute_ma"] == pytest.approx({"backpack": 0.75, "age": 0.75})
+    assert out["ma"] == pytest.approx(0.75)
+    assert out["per_attribute"]["female"] == pytest.approx(2 / 3)          # accuracy is still reported
+
+
+def test_constant_answer_scores_50_ma_whatever_its_accuracy():
+    rng = np.random.default_rng(0)
+    targets = np.stack([(rng.random(200) < 0.1).astype(np.int64),          # female: 10% positive
+                        (rng.random(200) < 0.7).astype(np.int64),          # backpack: 70% positive
+                        rng.integers(0, 3, 200)], axis=1)                   # age: 3 classes
+    for answer in (0.0, 1.0):
+        probs = np.tile([answer, answer, 0.1, 0.7, 0.2], (200, 1))         # age: always "adult"
+        out = attribute_accuracy(probs, targets, SCHEMA)
+        assert out["per_attribute_ma"]["female"] == pytest.approx(0.5)
+        assert out["per_attribute_ma"]["backpack"] == pytest.approx(0.5)
+        assert out["per_attribute_ma"]["age"] == pytest.approx(1 / 3)    # balanced accuracy: 1/K
+        assert out["per_attribute"]["female"] == pytest.approx(np.mean(targets[:, 0] == answer))
+    perfect = np.zeros((200, 5))
+    perfect[:, 0], perfect[:, 1] = targets[:, 0], targets[:, 1]
+    perfect[np.arange(200), 2 + targets[:, 2]] = 1.0
+    assert attribute_accuracy(perfect, targets, SCHEMA)["ma"] == pytest.approx(1.0)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.errors import UserError
-from pipeline.mot_eval import evaluate_mot, hota, iou_xywh, preprocess
-from pipeline.mot_io import read_mot, write_mot
-from pipeline.commands.eval import evaluate_folders
+from core.errors import UserError
+from core.boxes import iou_matrix_xywh as iou_xywh
+from pipeline.evaluation.mot import evaluate_mot, hota, preprocess
+from pipeline.formats.mot import read_mot, write_mot
+from pipeline.evaluation.scores import evaluate_folders
 
 
 def mot(rows):
@@ -38,7 +39,9 @@ def test_read_mot_short_rows_whitespace_and_errors(tmp_path):
     p.write_text("1 3 10 20 30 40\n\n2,3,11,21,30,40,0.5\n")
     rows = read_mot(p)
     assert rows.shape == (2, 10)
-    assert rows[0, 6] == 1 and rows[0, 7] == -1 and rows[1, 6] == 0.5
+    assert rows[0, 6] == 1
+    assert rows[0, 7] == -1
+    assert rows[1, 6] == 0.5
     p.write_text("1,3,10,20\n")
     with pytest.raises(UserError, match=":1: expected 6 to 10"):
         read_mot(p)
@@ -57,9 +60,13 @@ def test_iou_xywh():
 def test_hota_perfect_and_empty():
     gt = mot([[f, i, 10 * i + f, 0, 5, 10] for f in range(1, 6) for i in (1, 2)])
     m = evaluate_mot(gt, gt)
-    assert m["HOTA"] == pytest.approx(100) and m["MOTA"] == pytest.approx(100) and m["IDF1"] == pytest.approx(100)
+    assert m["HOTA"] == pytest.approx(100)
+    assert m["MOTA"] == pytest.approx(100)
+    assert m["IDF1"] == pytest.approx(100)
     m = evaluate_mot(gt, np.zeros((0, 10)))
-    assert m["HOTA"] == 0 and m["DetA"] == 0 and m["num_misses"] == 10
+    assert m["HOTA"] == 0
+    assert m["DetA"] == 0
+    assert m["num_misses"] == 10
 
 
 def test_hota_id_switch_halves_association():
@@ -88,15 +95,18 @@ def test_hota_false_positive():
     gt = mot([[1, 1, 0, 0, 10, 10], [2, 1, 0, 0, 10, 10]])
     pred = mot([[1, 5, 0, 0, 10, 10], [2, 5, 0, 0, 10, 10], [2, 6, 100, 100, 10, 10]])
     m = evaluate_mot(gt, pred)
-    assert m["DetA"] == pytest.approx(100 * 2 / 3) and m["AssA"] == pytest.approx(100)
+    assert m["DetA"] == pytest.approx(100 * 2 / 3)
+    assert m["AssA"] == pytest.approx(100)
     assert m["HOTA"] == pytest.approx(100 * np.sqrt(2 / 3))
-    assert m["num_false_positives"] == 1 and m["MOTA"] == pytest.approx(50)
+    assert m["num_false_positives"] == 1
+    assert m["MOTA"] == pytest.approx(50)
 
 
 def test_hota_pure_function_on_frames():
     frames = [(np.array([3]), np.array([9]), np.array([[1.0]]))] * 3
     res = hota(frames)
-    assert res["HOTA"] == pytest.approx(1.0) and len(res["per_alpha"]["HOTA"]) == 19
+    assert res["HOTA"] == pytest.approx(1.0)
+    assert len(res["per_alpha"]["HOTA"]) == 19
 
 
 # ----------------------------------------------------------------------------- official scores
@@ -109,9 +119,11 @@ def test_reproduces_official_motchallenge_scores(seq, mota, idf1, fp, fn, idsw):
     if not os.path.isdir(folder):
         pytest.skip(f"motmetrics package data not installed: {folder}")
     m = evaluate_mot(read_mot(os.path.join(folder, "gt.txt")), read_mot(os.path.join(folder, "test.txt")))
-    assert round(m["MOTA"], 1) == mota and round(m["IDF1"], 1) == idf1
+    assert round(m["MOTA"], 1) == mota
+    assert round(m["IDF1"], 1) == idf1
     assert (m["num_false_positives"], m["num_misses"], m["num_switches"]) == (fp, fn, idsw)
-    assert 0 < m["HOTA"] < 100 and m["HOTA"] == pytest.approx(np.sqrt(m["DetA"] * m["AssA"]), rel=0.05)
+    assert 0 < m["HOTA"] < 100
+    assert m["HOTA"] == pytest.approx(np.sqrt(m["DetA"] * m["AssA"]), rel=0.05)
 
 
 # ----------------------------------------------------------------------------- MOT16/17 rules
@@ -125,7 +137,8 @@ def test_preprocess_mot17_distractors_and_zero_marked():
     assert g[:, 1].tolist() == [1]
     assert p[:, 1].tolist() == [1, 3]                   # the box on the distractor is dropped
     m = evaluate_mot(gt, pred)
-    assert m["num_false_positives"] == 1 and m["num_misses"] == 0
+    assert m["num_false_positives"] == 1
+    assert m["num_misses"] == 0
 
 
 # ----------------------------------------------------------------------------- mcmt eval
@@ -146,9 +159,11 @@ def test_evaluate_folders_trackeval_layout_and_combined(tmp_path):
     res = evaluate_folders(tmp_path / "pred", tmp_path / "gt")
     assert set(res["sequences"]) == {"seqA", "seqB"}
     assert res["sequences"]["seqA"]["IDF1"] == pytest.approx(100)
-    assert res["sequences"]["seqB"]["num_misses"] == 5 and res["sequences"]["seqB"]["num_false_positives"] == 5
+    assert res["sequences"]["seqB"]["num_misses"] == 5
+    assert res["sequences"]["seqB"]["num_false_positives"] == 5
     comb = res["combined"]
-    assert comb["num_misses"] == 5 and comb["num_false_positives"] == 5
+    assert comb["num_misses"] == 5
+    assert comb["num_false_positives"] == 5
     assert comb["MOTA"] == pytest.approx(100 * (1 - 10 / 20))
     assert comb["num_unique_objects"] == 3
 
@@ -159,7 +174,9 @@ def test_mcmt_eval_cli(tmp_path, capsys):
     assert cli_main(["eval", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
                      "--json", str(out_json)]) == 0
     table = capsys.readouterr().out
-    assert "seqA" in table and "COMBINED" in table and "HOTA" in table
+    assert "seqA" in table
+    assert "COMBINED" in table
+    assert "HOTA" in table
     data = json.loads(out_json.read_text())
     assert data["sequences"]["seqA"]["MOTA"] == pytest.approx(100)
     (tmp_path / "pred" / "seqB.txt").unlink()

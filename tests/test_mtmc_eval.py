@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.mtmc_eval import box_iou_pairs, evaluate_mtmc, match_boxes, per_camera_idf1, same_key_pairs
-from pipeline.mtmc_io import mot_to_mtmc, mtmc_to_mot, read_mtmc, write_mtmc
+from core.boxes import iou_pairs_xywh as box_iou_pairs
+from pipeline.evaluation.mtmc import evaluate_mtmc, match_boxes, per_camera_idf1, same_key_pairs
+from pipeline.formats.aicity import mot_to_mtmc, mtmc_to_mot, read_mtmc, write_mtmc
 
 
 def track(cam: int, pid: int, frames: range, x: float, y: float = 50.0) -> np.ndarray:
@@ -44,14 +45,19 @@ def test_match_needs_same_camera_and_frame():
     gt = track(1, 1, range(1, 3), 0)
     pred = np.vstack([track(2, 5, range(1, 3), 0), track(1, 6, range(2, 3), 0)])  # other camera; one frame
     ig, ip, ious = match_boxes(gt, pred)
-    assert ig.tolist() == [1] and ip.tolist() == [2] and ious.tolist() == [1.0]
+    assert ig.tolist() == [1]
+    assert ip.tolist() == [2]
+    assert ious.tolist() == [1.0]
 
 
 def test_perfect_prediction():
     pred = GT.copy()
     pred[:, 1] += 10  # id values are arbitrary
     m = evaluate_mtmc(GT, pred)
-    assert m["IDF1"] == pytest.approx(100.0) and m["IDTP"] == 40 and m["IDFP"] == 0 and m["IDFN"] == 0
+    assert m["IDF1"] == pytest.approx(100.0)
+    assert m["IDTP"] == 40
+    assert m["IDFP"] == 0
+    assert m["IDFN"] == 0
     assert (m["true_ids"], m["pred_ids"], m["true_multicam_ids"], m["pred_multicam_ids"]) == (2, 2, 2, 2)
     assert (m["handoffs_true"], m["handoffs_correct"], m["handoffs_missed"]) == (2, 2, 0)
     assert (m["handoffs_pred"], m["handoffs_wrong"]) == (2, 0)
@@ -62,7 +68,9 @@ def test_swapped_pair_of_ids_in_second_camera():
     pred = np.vstack([P1_C1, relabel(P1_C2, 2), P2_C1, relabel(P2_C2, 1)])
     m = evaluate_mtmc(GT, pred)
     # counts: every (true, pred) pair co-occurs 10 times -> best assignment IDTP = 20 of 40
-    assert m["IDTP"] == 20 and m["IDF1"] == pytest.approx(50.0) and m["IDP"] == pytest.approx(50.0)
+    assert m["IDTP"] == 20
+    assert m["IDF1"] == pytest.approx(50.0)
+    assert m["IDP"] == pytest.approx(50.0)
     assert (m["handoffs_true"], m["handoffs_correct"], m["handoffs_missed"]) == (2, 0, 2)
     assert (m["handoffs_pred"], m["handoffs_wrong"]) == (2, 2)
     assert per_camera_idf1(GT, pred) == {1: pytest.approx(100.0), 2: pytest.approx(100.0)}
@@ -73,8 +81,11 @@ def test_handoff_split_into_two_ids():
     pred = np.vstack([relabel(P1_C1, 7), track(2, 8, range(21, 41), 0)])
     m = evaluate_mtmc(gt, pred)
     # best single pred id for the person is 8 (20 boxes): IDTP 20, IDF1 = 2*20 / (30 + 30)
-    assert m["IDTP"] == 20 and m["IDFN"] == 10 and m["IDFP"] == 10
-    assert m["IDF1"] == pytest.approx(200 * 20 / 60) and m["IDR"] == pytest.approx(100 * 20 / 30)
+    assert m["IDTP"] == 20
+    assert m["IDFN"] == 10
+    assert m["IDFP"] == 10
+    assert m["IDF1"] == pytest.approx(200 * 20 / 60)
+    assert m["IDR"] == pytest.approx(100 * 20 / 30)
     assert (m["true_ids"], m["pred_ids"], m["pred_multicam_ids"]) == (1, 2, 0)
     assert (m["handoffs_true"], m["handoffs_correct"], m["handoffs_missed"]) == (1, 0, 1)
     assert (m["handoffs_pred"], m["handoffs_wrong"]) == (0, 0)
@@ -84,7 +95,8 @@ def test_wrong_merge_of_two_people():
     gt = np.vstack([P1_C1, track(2, 2, range(21, 31), 0)])          # two people, one per camera
     pred = np.vstack([relabel(P1_C1, 3), track(2, 3, range(21, 31), 0)])
     m = evaluate_mtmc(gt, pred)
-    assert m["IDTP"] == 10 and m["IDF1"] == pytest.approx(50.0)
+    assert m["IDTP"] == 10
+    assert m["IDF1"] == pytest.approx(50.0)
     assert (m["handoffs_true"], m["handoffs_pred"], m["handoffs_wrong"]) == (0, 1, 1)
 
 
@@ -99,7 +111,10 @@ def test_handoff_read_at_the_boundary_not_the_majority():
 
 def test_empty_prediction():
     m = evaluate_mtmc(GT, np.zeros((0, 9)))
-    assert m["IDF1"] == 0.0 and m["IDFN"] == 40 and m["handoffs_missed"] == 2 and m["pred_ids"] == 0
+    assert m["IDF1"] == 0.0
+    assert m["IDFN"] == 40
+    assert m["handoffs_missed"] == 2
+    assert m["pred_ids"] == 0
 
 
 def test_single_camera_idf1_matches_official_motmetrics_oracle():
@@ -119,17 +134,19 @@ def test_mtmc_io_round_trip_and_commas(tmp_path):
     rows = np.vstack([P2_C2[:2], P1_C1[:2]])
     path = write_mtmc(tmp_path / "a" / "mtmc.txt", rows)
     back = read_mtmc(path)
-    assert back.shape == (4, 9) and back[0, :3].tolist() == [1, 1, 1]  # sorted by camera, frame, id
+    assert back.shape == (4, 9)
+    assert back[0, :3].tolist() == [1, 1, 1]  # sorted by camera, frame, id
     (tmp_path / "c.txt").write_text("1,2,3,4.5,5,6,7\n\n2 9 1 0 0 1 1 0.5 -2\n")
     c = read_mtmc(tmp_path / "c.txt")
     assert c.tolist() == [[1, 2, 3, 4.5, 5, 6, 7, -1, -1], [2, 9, 1, 0, 0, 1, 1, 0.5, -2]]
     per = mtmc_to_mot(c, ["left", "right"])
-    assert per["left"][0, :6].tolist() == [3, 2, 4.5, 5, 6, 7] and len(per["right"]) == 1
+    assert per["left"][0, :6].tolist() == [3, 2, 4.5, 5, 6, 7]
+    assert len(per["right"]) == 1
     np.testing.assert_array_equal(mot_to_mtmc(per, ["left", "right"]), c)
 
 
 def _write_mot(path: Path, rows9: np.ndarray) -> None:
-    from pipeline.mot_io import write_mot
+    from pipeline.formats.mot import write_mot
 
     mot = np.full((len(rows9), 10), -1.0)
     mot[:, 0], mot[:, 1], mot[:, 2:6], mot[:, 6] = rows9[:, 2], rows9[:, 1], rows9[:, 3:7], 1.0
@@ -137,7 +154,11 @@ def _write_mot(path: Path, rows9: np.ndarray) -> None:
 
 
 def test_evaluate_paths_reads_run_folders_gt_folders_and_mtmc_files(tmp_path):
-    from pipeline.mtmc_eval import evaluate_paths, format_multicam
+    from pipeline.evaluation.mtmc import format_multicam
+    from pipeline.evaluation.scores import evaluate_folders
+
+    def evaluate_paths(pred, gt):
+        return evaluate_folders(pred, gt).get("multi_camera")
 
     gt_dir, run = tmp_path / "gt", tmp_path / "run"
     for cam, name in ((1, "left"), (2, "right")):
@@ -146,12 +167,14 @@ def test_evaluate_paths_reads_run_folders_gt_folders_and_mtmc_files(tmp_path):
     for cam, name in ((1, "left"), (2, "right")):
         _write_mot(run / "mot" / f"{name}.txt", swapped[swapped[:, 0] == cam])
     res = evaluate_paths(run, gt_dir)
-    assert res["cameras"] == {"left": "left", "right": "right"} and res["metrics"]["IDF1"] == pytest.approx(50.0)
+    assert res["cameras"] == {"left": "left", "right": "right"}
+    assert res["metrics"]["IDF1"] == pytest.approx(50.0)
     assert "handoffs: true 2, correct 0, missed 2; predicted 2, wrong 2" in format_multicam(res)
     # an AI City prediction without camera names is matched to the ground truth's cameras by position
     write_mtmc(tmp_path / "pred" / "mtmc.txt", GT)
     res = evaluate_paths(tmp_path / "pred" / "mtmc.txt", gt_dir)
-    assert res["cameras"] == {"left": "1", "right": "2"} and res["metrics"]["IDF1"] == pytest.approx(100.0)
+    assert res["cameras"] == {"left": "1", "right": "2"}
+    assert res["metrics"]["IDF1"] == pytest.approx(100.0)
     # a single-camera ground truth has no cross-camera section
     assert evaluate_paths(run, gt_dir / "left" / "gt" / "gt.txt") is None
 
@@ -159,7 +182,7 @@ def test_evaluate_paths_reads_run_folders_gt_folders_and_mtmc_files(tmp_path):
 def test_multicamera_idf1_equals_motmetrics_on_cameras_laid_end_to_end():
     # The AI City evaluation script shifts each camera's frames past the previous camera's and runs
     # motmetrics once over the concatenation; our vectorised version must give the same IDTP.
-    from pipeline.mot_eval import _motmetrics
+    from pipeline.evaluation.mot import _motmetrics
 
     mm = _motmetrics()
     path = Path(__file__).resolve().parents[1] / "samples" / "gt" / "mtmc.txt"
@@ -199,7 +222,8 @@ def test_mcmt_eval_prints_the_cross_camera_section(tmp_path, capsys):
     write_mtmc(gt_dir / "mtmc.txt", GT)                 # both formats side by side, as samples/gt
     assert main(["eval", "--pred", str(run), "--gt", str(gt_dir), "--json", str(tmp_path / "s.json")]) == 0
     out = capsys.readouterr().out
-    assert "cross-camera (2 cameras: left, right)" in out and "IDF1  50.00" in out
+    assert "cross-camera (2 cameras: left, right)" in out
+    assert "IDF1  50.00" in out
     assert "handoffs: true 2, correct 0, missed 2; predicted 0, wrong 0" in out
     import json
     doc = json.loads((tmp_path / "s.json").read_text())

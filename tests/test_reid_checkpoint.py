@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.checkpoint import load_checkpoint, save_checkpoint
 from reid.model import build_model
 from reid.schema import AttributeGroup, AttributeSchema
@@ -50,14 +50,19 @@ def test_round_trip_identical_outputs(tmp_path, trained_model):
         ref = trained_model.eval()(x)
         got = model(x)
     trained_model.train()
-    assert torch.equal(ref.embedding, got.embedding) and torch.equal(ref.attributes, got.attributes)
-    assert meta["backbone"] == "mobilenetv2" and meta["input_size"] == SIZE
-    assert meta["num_ids"] == 5 and meta["feat_dim"] == 16
+    assert torch.equal(ref.embedding, got.embedding)
+    assert torch.equal(ref.attributes, got.attributes)
+    assert meta["backbone"] == "mobilenetv2"
+    assert meta["input_size"] == SIZE
+    assert meta["num_ids"] == 5
+    assert meta["feat_dim"] == 16
     assert AttributeSchema.from_dict(meta["schema"]) == SCHEMA
-    assert model.schema == SCHEMA and model.attribute_names == SCHEMA.output_names
+    assert model.schema == SCHEMA
+    assert model.attribute_names == SCHEMA.output_names
     assert meta["mean"] == pytest.approx((0.485, 0.456, 0.406))
     assert meta["train_config"] == {"lr": 2e-4, "epochs": 3}
-    assert meta["metrics"] == {"mAP": 12.5, "rank1": 30.0} and meta["extra"] == {"epoch": 2}
+    assert meta["metrics"] == {"mAP": 12.5, "rank1": 30.0}
+    assert meta["extra"] == {"epoch": 2}
     # and the loaded model keeps training: same identity classifier shapes
     assert [c.out_features for c in model.id_classifiers] == [5, 5, 5]
 
@@ -106,7 +111,8 @@ def test_slim_checkpoint_keeps_embeddings(tmp_path):
     full = save_checkpoint(tmp_path / "full.pt", model, metrics={"rank1": 1.0})
     slim = slim_checkpoint(full, tmp_path / "slim.pt")
     m2, meta = load_checkpoint(slim)
-    assert meta["num_ids"] == 0 and meta["metrics"] == {"rank1": 1.0}
+    assert meta["num_ids"] == 0
+    assert meta["metrics"] == {"rank1": 1.0}
     assert meta["extra"]["slim"]["num_ids_trained"] == 500
     x = torch.rand(2, 3, 64, 32)
     with torch.inference_mode():

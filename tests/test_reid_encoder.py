@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import shared_path
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid import ReIDEncoder
 from reid.checkpoint import save_checkpoint
 from reid.model import build_model
@@ -40,7 +40,9 @@ def test_preprocess_channel_order_and_normalisation():
     blue = np.zeros((10, 6, 3), np.uint8)
     blue[..., 0] = 255                                           # BGR blue
     rgb = resize_crops([blue], (8, 4), rgb=True)
-    assert rgb.shape == (1, 8, 4, 3) and (rgb[..., 2] == 255).all() and (rgb[..., 0] == 0).all()
+    assert rgb.shape == (1, 8, 4, 3)
+    assert (rgb[..., 2] == 255).all()
+    assert (rgb[..., 0] == 0).all()
     assert (resize_crops([blue], (8, 4), rgb=False)[..., 0] == 255).all()
     pp = Preprocess((8, 4), True, (0.5, 0.25, 0.0), (0.5, 0.25, 1.0))
     x = normalize_numpy(rgb, pp)
@@ -55,11 +57,15 @@ def test_preprocess_channel_order_and_normalisation():
 def test_our_checkpoint_matches_manual_pipeline(checkpoint):
     path, model = checkpoint
     enc = ReIDEncoder.from_checkpoint(path)
-    assert enc.dim == 40 and enc.attribute_names == SCHEMA.output_names and enc.input_size == SIZE
+    assert enc.dim == 40
+    assert enc.attribute_names == SCHEMA.output_names
+    assert enc.input_size == SIZE
     crops = _crops(5)
     feats, attrs = enc.embed(crops)
-    assert feats.dtype == np.float32 and attrs.dtype == np.float32
-    assert feats.shape == (5, 40) and attrs.shape == (5, SCHEMA.num_outputs)
+    assert feats.dtype == np.float32
+    assert attrs.dtype == np.float32
+    assert feats.shape == (5, 40)
+    assert attrs.shape == (5, SCHEMA.num_outputs)
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
     # by hand: resize (h, w) = SIZE, BGR -> RGB, ImageNet normalisation, eval forward, L2 normalise
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -80,7 +86,8 @@ def test_batching_empty_and_from_model(checkpoint):
     small = ReIDEncoder.from_checkpoint(path, batch_size=3).embed(crops)
     np.testing.assert_allclose(big[0], small[0], atol=1e-5)
     feats, attrs = ReIDEncoder.from_checkpoint(path).embed([])
-    assert feats.shape == (0, 40) and attrs.shape == (0, SCHEMA.num_outputs)
+    assert feats.shape == (0, 40)
+    assert attrs.shape == (0, SCHEMA.num_outputs)
     model.train()
     enc = ReIDEncoder.from_model(model)
     np.testing.assert_allclose(enc.embed(crops)[0], big[0], atol=1e-5)
@@ -111,10 +118,13 @@ def test_openvino_0286_real_market_crops():
     root = shared_path("data", "market1501-mini")
     model = shared_path("models", "openvino", "person-reidentification-retail-0286")
     enc = ReIDEncoder.from_checkpoint(model)                 # a folder: finds the .xml
-    assert enc.dim == 256 and enc.attribute_names == () and enc.input_size == (256, 128)
+    assert enc.dim == 256
+    assert enc.attribute_names == ()
+    assert enc.input_size == (256, 128)
     crops, pids = _market_crops(root)
     feats, attrs = enc.embed(crops)
-    assert feats.shape == (len(crops), 256) and attrs.shape == (len(crops), 0)
+    assert feats.shape == (len(crops), 256)
+    assert attrs.shape == (len(crops), 0)
     same, diff = _same_vs_different(feats, pids)
     assert same > diff + 0.2, (same, diff)                   # measured: 0.59 vs 0.12
 
@@ -122,7 +132,8 @@ def test_openvino_0286_real_market_crops():
 def test_osnet_onnx_real_market_crops():
     root = shared_path("data", "market1501-mini")
     enc = ReIDEncoder.from_checkpoint(shared_path("models", "osnet_x0_25_msmt17.onnx"), batch_size=16)
-    assert enc.dim == 512 and enc.attribute_names == ()
+    assert enc.dim == 512
+    assert enc.attribute_names == ()
     crops, pids = _market_crops(root)
     feats, _ = enc.embed(crops)
     same, diff = _same_vs_different(feats, pids)
@@ -135,9 +146,11 @@ def test_shipped_default_checkpoint():
     from reid.data.schemas import COMMON
 
     enc = ReIDEncoder.from_checkpoint("default")
-    assert enc.dim == 640 and tuple(enc.attribute_names) == tuple(COMMON.output_names)
+    assert enc.dim == 640
+    assert tuple(enc.attribute_names) == tuple(COMMON.output_names)
     feats, attrs = enc.embed([np.full((100, 40, 3), 128, np.uint8)])
-    assert feats.shape == (1, 640) and attrs.shape == (1, COMMON.num_outputs)
+    assert feats.shape == (1, 640)
+    assert attrs.shape == (1, COMMON.num_outputs)
     assert np.isclose(np.linalg.norm(feats[0]), 1.0, atol=1e-4)
     root = shared_path("data", "market1501-mini", "query").parent
     crops, pids = _market_crops(root)

@@ -39,8 +39,10 @@ def test_onnx_parity_and_encoder(tmp_path, model):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
     onnx_enc = ReIDEncoder.from_checkpoint(tmp_path / "m.onnx", batch_size=4)   # dynamic batch: 4 + 1
-    assert onnx_enc.attribute_names == SCHEMA.output_names and onnx_enc.input_size == SIZE
-    assert onnx_enc.dim == model.embedding_dim and onnx_enc.schema == SCHEMA
+    assert onnx_enc.attribute_names == SCHEMA.output_names
+    assert onnx_enc.input_size == SIZE
+    assert onnx_enc.dim == model.embedding_dim
+    assert onnx_enc.schema == SCHEMA
     torch_enc = ReIDEncoder.from_model(model)
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (90, 40, 3), dtype=np.uint8) for _ in range(5)]
@@ -54,7 +56,8 @@ def test_export_command(tmp_path, model, capsys):
     ckpt = save_checkpoint(tmp_path / "m.pt", model)
     assert cli_main(["export-reid", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "parity vs PyTorch" in out and (tmp_path / "out.onnx").is_file()
+    assert "parity vs PyTorch" in out
+    assert (tmp_path / "out.onnx").is_file()
     # the .pt encoder (BatchNorm folded into the convolutions, channels_last) agrees with the ONNX file
     rng = np.random.default_rng(1)
     crops = [rng.integers(0, 256, (70, 30, 3), dtype=np.uint8) for _ in range(3)]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.backbones import BACKBONES
 from reid.heads import AttributeHeads, attribute_probs
 from reid.model import ReIDInference, ReIDTrainOutput, build_model
@@ -59,7 +59,8 @@ def test_resnet50_split_at_res_conv4_1():
     count = lambda m: sum(isinstance(x, Bottleneck) for x in m.modules())  # noqa: E731
     # trunk: layer1 (3) + layer2 (4) + layer3[0] (1); each branch: layer3[1:] (5) + layer4 (3)
     assert count(model.trunk) == 8
-    assert count(model.global_branch) == 8 and count(model.part_branch) == 8
+    assert count(model.global_branch) == 8
+    assert count(model.part_branch) == 8
     ref = torchvision.models.resnet50(weights=None)
     ref_trunk = [ref.conv1, ref.bn1, ref.layer1, ref.layer2, ref.layer3[0]]
     assert sum(p.numel() for p in model.trunk.parameters()) == sum(
@@ -98,7 +99,8 @@ def test_every_backbone_output_shapes(backbone):
     with torch.no_grad():
         inf = model.eval()(x)
     assert isinstance(inf, ReIDInference)
-    assert inf.embedding.shape == (3, 5 * 16) and inf.attributes.shape == (3, SCHEMA.num_outputs)
+    assert inf.embedding.shape == (3, 5 * 16)
+    assert inf.attributes.shape == (3, SCHEMA.num_outputs)
     assert model.config["backbone"] == backbone
 
 
@@ -148,7 +150,8 @@ def test_attribute_probs_sigmoid_and_softmax():
 def test_no_schema_no_ids():
     model = build_model("resnet18", num_ids=0, schema=None, feat_dim=8, pretrained="none", input_size=SIZE)
     out = model.train()(torch.randn(2, 3, *SIZE))
-    assert out.id_logits == () and out.attr_logits.shape == (2, 0)
+    assert out.id_logits == ()
+    assert out.attr_logits.shape == (2, 0)
     assert model.eval()(torch.randn(2, 3, *SIZE)).attributes.shape == (2, 0)
 
 
@@ -180,3 +183,97 @@ def test_errors_are_clear(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(UserError, match="do not match"):
         build_model("resnet18", pretrained=str(tmp_path / "bad.pth"))
+
+
+# ---- paper-fidelity options (defaults keep the five-feature network) ------------------------------
+def test_six_features_and_all_attribute_global_head():
+    """part_whole_feature adds f_I^P (GMP of the whole part map -> FC) with an identity classifier and an
+    attribute head; global_attributes="all" sizes the global head to every attribute output."""
+    torch.manual_seed(3)
+    model = build_model("resnet18", num_ids=5, schema=SCHEMA, feat_dim=8, pretrained="none", input_size=SIZE,
+                        part_whole_feature=True, global_attributes="all")
+    assert model.attr_heads.heads["global"].out_features == SCHEMA.num_outputs
+    assert model.attr_heads.heads["part"].out_features == SCHEMA.num_outputs
+    assert model.attr_heads.heads["upper"].out_features == len(SCHEMA.part_indices("upper"))
+    assert model.config["part_whole_feature"] is True and model.config["global_attributes"] == "all"
+    assert model.embedding_dim == 6 * 8
+    x = torch.randn(3, 3, *SIZE)
+    out = model.train()(x)
+    assert out.f_ip.shape == (3, 8)
+    assert [tuple(t.shape) for t in out.id_logits] == [(3, 5)] * 4
+    assert out.attr_logits.shape == out.attr_logits_global.shape == out.attr_logits_part.shape == (3, 11)
+    model.eval()
+    with torch.no_grad():
+        _, p_map = model.feature_maps(x)
+        ip = model.fc_ip(p_map.amax(dim=(2, 3)))
+        inf = model(x)
+        f = model.features(x)
+    assert inf.embedding.shape == (3, 48)
+    torch.testing.assert_close(inf.embedding[:, 40:], ip)                  # f_I^P appended last
+    torch.testing.assert_close(inf.embedding[:, :40], torch.cat([f[k] for k in
+                                                                 ("f_ig", "f_vg", "f_iu", "f_il", "f_vp")], 1))
+    # reported upper-body probabilities still come from the upper head (Table 1), not the global one
+    with torch.no_grad():
+        routed = model.attr_heads.route({p: model.attr_heads.heads[p](f[k]) for p, k in
+                                         (("global", "f_ig"), ("upper", "f_iu"), ("lower", "f_il"))}, f["f_ig"])
+        up = model.attr_heads.heads["upper"](f["f_iu"])
+    torch.testing.assert_close(routed[:, list(SCHEMA.part_indices("upper"))], up)
+    torch.testing.assert_close(inf.attributes, attribute_probs(routed, SCHEMA))
+
+
+def test_part_whole_head_mirrors_a_global_only_head():
+    model = build_model("resnet18", num_ids=2, schema=SCHEMA, feat_dim=8, pretrained="none", input_size=SIZE,
+                        part_whole_feature=True)
+    glob = list(SCHEMA.part_indices("global"))
+    assert model.attr_heads.heads["global"].out_features == len(glob)
+    assert model.attr_heads.heads["part"].out_features == len(glob)
+    out = model.train()(torch.randn(2, 3, *SIZE))
+    assert out.attr_logits_global is None
+    others = [c for c in range(SCHEMA.num_outputs) if c not in glob]
+    assert torch.count_nonzero(out.attr_logits_part[:, others]) == 0
+    assert torch.count_nonzero(out.attr_logits_part[:, glob]) > 0
+    assert "global_attributes" not in model.config
+    with pytest.raises(UserError, match="global_attributes"):
+        build_model("resnet18", pretrained="none", input_size=SIZE, global_attributes="some")
+
+
+def test_default_options_keep_the_five_feature_architecture(tmp_path):
+    """Defaults: no new parameters, config keys or outputs, so older checkpoints load and resume."""
+    from reid.checkpoint import load_checkpoint, save_checkpoint
+
+    model = build_model("resnet18", num_ids=3, schema=SCHEMA, feat_dim=8, pretrained="none", input_size=SIZE)
+    assert set(model.config) == {"backbone", "num_ids", "feat_dim", "input_size", "mean", "std", "schema"}
+    assert not any(k.startswith(("fc_ip", "attr_heads.heads.part")) for k in model.state_dict())
+    assert len(model.id_classifiers) == 3
+    out = model.train()(torch.randn(2, 3, *SIZE))
+    assert out.f_ip is None and out.attr_logits_global is None and out.attr_logits_part is None
+    six = build_model("resnet18", num_ids=3, schema=SCHEMA, feat_dim=8, pretrained="none", input_size=SIZE,
+                      part_whole_feature=True, global_attributes="all")
+    path = save_checkpoint(tmp_path / "six.pt", six)
+    loaded, _ = load_checkpoint(path)
+    x = torch.randn(2, 3, *SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).embedding, six.eval()(x).embedding)
+    assert loaded.config == six.config
+
+
+def test_shipped_default_checkpoint_embeddings_are_unchanged():
+    """reid/weights/default.pt embeds two fixed synthetic crops exactly as before the paper-fidelity options
+    (reference values computed with the five-feature code, fixed random projections of the outputs)."""
+    from reid.encoder import ReIDEncoder
+
+    enc = ReIDEncoder.from_checkpoint("default")
+    y, x = np.mgrid[0:160, 0:64]
+    img = np.stack([(y * 3) % 256, (x * 7 + y) % 256, (x * y) % 256], -1).astype(np.uint8)
+    feats, attrs = enc.embed([img, img[::-1].copy()])
+    assert feats.shape == (2, 640) and attrs.shape == (2, 33)
+    np.testing.assert_allclose(feats[:, [0, 1, 127, 128, 300, 383, 500, 639]], [
+        [-0.025162, 0.048212, -0.013825, -0.011316, -0.045133, -0.062624, -0.00425, 0.035267],
+        [-0.066729, 0.07264, 0.022329, -0.013946, -0.011834, 0.000607, -0.017286, 0.039941]], atol=2e-5)
+    np.testing.assert_allclose(attrs[:, :6], [[0.203924, 0.13508, 0.555238, 0.105759, 0.678972, 0.238187],
+                                              [0.103809, 0.33509, 0.480272, 0.080829, 0.966712, 0.671105]],
+                               atol=2e-5)
+    proj_f = np.random.default_rng(0).standard_normal(640).astype(np.float32)
+    proj_a = np.random.default_rng(1).standard_normal(33).astype(np.float32)
+    np.testing.assert_allclose(feats @ proj_f, [-1.24159, 0.342233], atol=1e-4)
+    np.testing.assert_allclose(attrs @ proj_a, [0.618595, 0.087021], atol=1e-4)

@@ -1,4 +1,4 @@
-"""pipeline.reid_viz: a toy gallery with a known ranking -> pictures with the right tiles and borders."""
+"""pipeline.outputs.reid_viz: a toy gallery with a known ranking -> pictures with the right tiles and borders."""
 from __future__ import annotations
 
 import cv2
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from pipeline import draw
-from pipeline.reid_viz import (attribute_items, first_match_ranks, select_queries,
-                               write_reid_visualizations)
+from pipeline.outputs import draw
+from pipeline.outputs.reid_viz import attribute_items, select_queries, write_reid_visualizations
 from reid.data.base import Sample
+from reid.metrics import first_match_ranks
 from reid.schema import AttributeGroup, AttributeSchema
 
 TW, GAP, M, TITLE_H = 64 + 2 * draw.BORDER, 6, 6, draw.LINE_H + 4
@@ -54,7 +54,8 @@ def test_select_queries_seeded_plus_worst():
     assert a == select_queries(ranks, 2, 2, seed=3)
     random_part = [i for i, r in a if r == "random"]
     worst_part = [i for i, r in a if r == "worst"]
-    assert len(random_part) == 2 and 3 not in random_part          # no query without a match
+    assert len(random_part) == 2
+    assert 3 not in random_part  # no query without a match
     expected_worst = [i for i in (2, 5, 0, 1, 4, 6, 7) if i not in random_part][:2]
     assert worst_part == expected_worst
 
@@ -73,8 +74,10 @@ def test_ranked_list_picture_has_known_tiles_and_borders(tmp_path, toy):
         assert tuple(img[y, tile_x(i)]) == col, f"border of tile {i}"
         assert tuple(img[y, tile_x(i) + TW // 2]) == colours[g], f"tile {i} should show gallery {g}"
     text = index.read_text()
-    assert "q00000.png" in text and '<td class="rank">2</td>' in text            # rank of first true match
-    assert "attribute pictures skipped" in text and not (out / "attributes").exists()
+    assert "q00000.png" in text
+    assert '<td class="rank">2</td>' in text  # rank of first true match
+    assert "attribute pictures skipped" in text
+    assert not (out / "attributes").exists()
 
 
 def test_attribute_items_readable_and_marked():
@@ -86,7 +89,8 @@ def test_attribute_items_readable_and_marked():
     assert np.allclose([it.prob for it in items], [0.9, 0.8, 0.7])
     assert [it.wrong for it in items] == [False, True, None]
     plain = attribute_items(np.array([0.3]), np.array([0]), names=["bag"])
-    assert plain[0].text == "no bag" and plain[0].wrong is False
+    assert plain[0].text == "no bag"
+    assert plain[0].wrong is False
 
 
 def test_attribute_pictures_mark_the_wrong_attribute(tmp_path, toy):
@@ -138,7 +142,8 @@ def test_first_true_match_beyond_topk_is_appended(tmp_path, toy):
     img = cv2.imread(str(tmp_path / "ranked" / "q00000.png"))
     assert img.shape[1] == 2 * M + 3 * TW + 5 * GAP                 # query + top-1 + the rank-2 match
     y = M + TITLE_H + 60
-    assert tuple(img[y, tile_x(0)]) == draw.RED and tuple(img[y, tile_x(1)]) == draw.GREEN
+    assert tuple(img[y, tile_x(0)]) == draw.RED
+    assert tuple(img[y, tile_x(1)]) == draw.GREEN
     assert tuple(img[y, tile_x(1) + TW // 2]) == colours[1]
 
 
@@ -151,7 +156,8 @@ def test_far_first_match_is_appended_after_a_gap(tmp_path, toy):
     assert img.shape[1] == 2 * M + 3 * TW + 5 * GAP + 4 * GAP        # plus the ".." spacer
     y = M + TITLE_H + 60
     x = tile_x(1) + 4 * GAP
-    assert tuple(img[y, x]) == draw.GREEN and tuple(img[y, x + TW // 2]) == colours[1]
+    assert tuple(img[y, x]) == draw.GREEN
+    assert tuple(img[y, x + TW // 2]) == colours[1]
     assert tuple(img[y, tile_x(1)]) == draw.WHITE
 
 

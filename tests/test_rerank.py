@@ -65,7 +65,8 @@ def test_chunked_rerank_matches_dense_reference(k1, k2, lam, chunk):
     q_g, q_q, g_g = _dist(feats[q], feats[g]), _dist(feats[q], feats[q]), _dist(feats[g], feats[g])
     ref = dense_reference(q_g, q_q, g_g, k1, k2, lam)
     out = k_reciprocal_rerank(q_g, q_q, g_g, k1=k1, k2=k2, lambda_value=lam, chunk_size=chunk)
-    assert out.shape == (len(q), len(g)) and out.dtype == np.float32
+    assert out.shape == (len(q), len(g))
+    assert out.dtype == np.float32
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -109,4 +110,5 @@ def test_rerank_rejects_mismatched_shapes():
 def test_identical_points_give_finite_distances():
     z = np.zeros((3, 3), np.float32)
     out = k_reciprocal_rerank(z, z, z, k1=2, k2=1)
-    assert np.isfinite(out).all() and out.shape == (3, 3)
+    assert np.isfinite(out).all()
+    assert out.shape == (3, 3)

@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
-from pipeline.crops import CropPolicy, crop, crop_quality, ioa_matrix, select_for_embedding, track_overlap
+from pipeline.run.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
+from core.boxes import ioa_matrix
+from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.tracklet import Tracklet
-from pipeline.tracklet_store import TrackletStore
-from pipeline.writers import attribute_summary, local_to_mot
+from pipeline.run.tracklet_store import TrackletStore
+from pipeline.outputs.writers import attribute_summary, local_to_mot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,18 +76,22 @@ def test_store_memory_is_bounded_over_10k_frames(tmp_path):
         quality = np.array([f / 10_000, 0.5], np.float32)
         store.add_features(f, f, [1, 2], feats, np.array([[1.0, 0.0], [0.0, 1.0]]), quality, [img, img])
         live = store.live[1]
-        assert len(live.features) <= 5 and len(live.thumbs) <= 2
+        assert len(live.features) <= 5
+        assert len(live.thumbs) <= 2
     (t1, t2) = store.close_all()
     assert (t1.start_frame, t1.end_frame, t1.n_boxes) == (0, 9999, 10_000)
-    assert t1.start_time == 100.0 and t1.end_time == pytest.approx(100.0 + 9999 / 10)
+    assert t1.start_time == 100.0
+    assert t1.end_time == pytest.approx(100.0 + 9999 / 10)
     assert t1.features.shape == (5, 8)
     # the gallery keeps the 5 best-quality features: those of the last 5 frames of track 1
     np.testing.assert_allclose(np.sort(t1.weights), np.arange(9995, 10_000) / 10_000, rtol=1e-6)
     np.testing.assert_allclose(t1.attributes, [1.0, 0.0])
     assert t2.attribute_names == ("a", "b")
-    assert store.thumb_paths[1] == ["1_0.jpg", "1_1.jpg"] and (tmp_path / "thumbs" / "1_1.jpg").is_file()
+    assert store.thumb_paths[1] == ["1_0.jpg", "1_1.jpg"]
+    assert (tmp_path / "thumbs" / "1_1.jpg").is_file()
     rows = np.loadtxt(tmp_path / "boxes.csv", delimiter=",")
-    assert rows.shape == (20_000, 7) and set(rows[:, 1]) == {1.0, 2.0}
+    assert rows.shape == (20_000, 7)
+    assert set(rows[:, 1]) == {1.0, 2.0}
 
 
 def test_store_closes_finished_tracks_only():
@@ -95,7 +100,10 @@ def test_store_closes_finished_tracks_only():
     store.add_tracks(1, _tracks([2]))
     store.add_tracks(2, _tracks([3, 2]))      # track 2 moves from x 10 to x 0 and back to 10
     (done,) = store.close([1, 99])            # unknown ids are ignored
-    assert done.track_id == 1 and done.n_boxes == 1 and not done.has_features and done.attributes is None
+    assert done.track_id == 1
+    assert done.n_boxes == 1
+    assert not done.has_features
+    assert done.attributes is None
     assert sorted(store.live) == [2, 3]
     (two,) = store.close([2])
     np.testing.assert_array_equal(two.first_box, [10, 0, 50, 100])   # boxes at start and end frame
@@ -113,36 +121,55 @@ def test_tracklets_roundtrip_through_cache(tmp_path):
     t[0].first_box, t[0].last_box = np.array([1, 2, 3, 4.5], np.float32), np.array([5, 6, 7, 8], np.float32)
     save_tracklets(tmp_path, t, {3: ["3_0.jpg"]})
     back, thumbs = load_tracklets(tmp_path)
-    assert back[0].key == ("c", 3) and back[0].flagged and back[0].attribute_names == ("x", "y")
+    assert back[0].key == ("c", 3)
+    assert back[0].flagged
+    assert back[0].attribute_names == ("x", "y")
     np.testing.assert_array_equal(back[0].features, t[0].features)
     np.testing.assert_array_equal(back[0].attributes, t[0].attributes)
-    assert back[1].attributes is None and not back[1].has_features
+    assert back[1].attributes is None
+    assert not back[1].has_features
     np.testing.assert_array_equal(back[0].last_box, t[0].last_box)
     np.testing.assert_array_equal(back[0].first_box, t[0].first_box)
-    assert back[1].first_box is None and back[1].last_box is None
+    assert back[1].first_box is None
+    assert back[1].last_box is None
     assert thumbs == {3: ["3_0.jpg"], 4: []}
 
 
 def test_detection_cache_resumes_after_interruption(tmp_path):
     cache = CameraCache(tmp_path, "cam")
-    w = DetectionWriter(cache, "k1", {}, every=2)
+    w = DetectionWriter(cache, "k1", cache.cached_detections("k1"), every=2)
     dets = {f: np.array([[f, 0, f + 10, 20, 0.5, 0]], np.float32) for f in range(5)}
     dets[2] = np.zeros((0, 6), np.float32)
     for f in range(5):
         w.add(f, dets[f])
     w._file.flush()          # a crash here: frame 4 written but not yet recorded as done
     reused = CameraCache(tmp_path, "cam").cached_detections("k1")
-    assert sorted(reused) == [0, 1, 2, 3]             # progress recorded every 2 frames
+    assert [f for f in range(6) if f in reused] == [0, 1, 2, 3]    # progress recorded every 2 frames
     np.testing.assert_allclose(reused[3], dets[3])
     assert reused[2].shape == (0, 6)
-    assert cache.cached_detections("other-key") == {}
+    assert not cache.cached_detections("other-key")
     w2 = DetectionWriter(cache, "k1", reused)         # the next run continues from frame 4
     w2.add(3, dets[3])                                # already done: ignored
     w2.add(4, dets[4])
     w2.close(complete=True)
     again = cache.cached_detections("k1")
-    assert sorted(again) == [0, 1, 2, 3, 4] and cache.detect_complete("k1")
+    assert [f for f in range(6) if f in again] == [0, 1, 2, 3, 4]
+    assert cache.detect_complete("k1")
     assert len(np.loadtxt(cache.dets, delimiter=",", ndmin=2)) == 4      # no duplicated rows
+
+
+def test_detection_cache_keeps_frame_numbers_of_long_videos_exact(tmp_path):
+    cache = CameraCache(tmp_path, "cam")
+    frames = [12_345_678, 12_345_679, 98_765_432]            # about 137 and 1097 hours at 25 fps
+    w = DetectionWriter(cache, "k", cache.cached_detections("k"))
+    for f in frames:
+        w.add(f, np.array([[1.5, 2, 30, 40, 0.9, 0]], np.float32))
+    w.close(complete=True)
+    back = cache.cached_detections("k")
+    assert back.upto == 98_765_432
+    assert np.loadtxt(cache.dets, delimiter=",", ndmin=2)[:, 0].astype(np.int64).tolist() == frames
+    np.testing.assert_allclose(back[12_345_679], [[1.5, 2, 30, 40, 0.9, 0]])
+    assert back[12_345_680].shape == (0, 6)                   # analysed, no detection
 
 
 def test_stage_key_changes_with_settings():
@@ -165,8 +192,8 @@ def test_attribute_summary_readable():
 
 
 def test_run_yaml_mirrors_the_defaults():
-    from pipeline.config import load_config, read_yaml, to_dict
-    from pipeline.run_config import RunConfig
+    from core.config import load_config, read_yaml, to_dict
+    from pipeline.run.config import RunConfig
 
     path = REPO / "configs" / "run.yaml"
     assert read_yaml(path) == to_dict(RunConfig())      # every key present with the default value

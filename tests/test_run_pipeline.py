@@ -103,32 +103,37 @@ def majority_ids(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
 
 
 def test_outputs_exist_and_parse(run_dir):
-    from pipeline.mot_io import read_mot
-    from pipeline.mtmc_io import read_mtmc
+    from pipeline.formats.mot import read_mot
+    from pipeline.formats.aicity import read_mtmc
 
     doc = json.loads((run_dir / "identities.json").read_text())
     assert [c["name"] for c in doc["cameras"]] == ["left", "right"]
-    assert [c["fps"] for c in doc["cameras"]] == [5.0, 5.0] and doc["cameras"][1]["frames"] == COUNT
+    assert [c["fps"] for c in doc["cameras"]] == [5.0, 5.0]
+    assert doc["cameras"][1]["frames"] == COUNT
     mot = {c: read_mot(run_dir / "mot" / f"{c}.txt") for c in VIEWS}
     mtmc = read_mtmc(run_dir / "mtmc.txt")
     assert len(mtmc) == sum(len(m) for m in mot.values()) > 100
     for cam_id, cam in enumerate(VIEWS, 1):                     # the same boxes in both formats
         rows = mtmc[mtmc[:, 0] == cam_id]
         assert sorted(map(tuple, rows[:, [2, 1]])) == sorted(map(tuple, mot[cam][:, [0, 1]]))
-        assert mot[cam][:, 0].min() >= 1 and mot[cam][:, 0].max() <= COUNT
+        assert mot[cam][:, 0].min() >= 1
+        assert mot[cam][:, 0].max() <= COUNT
     ids = {i["global_id"]: i for i in doc["identities"]}
-    assert set(ids) == set(mtmc[:, 1].astype(int)) and sorted(ids) == list(range(1, len(ids) + 1))
+    assert set(ids) == set(mtmc[:, 1].astype(int))
+    assert sorted(ids) == list(range(1, len(ids) + 1))
     for ident in ids.values():
         assert ident["box_count"] == int((mtmc[:, 1] == ident["global_id"]).sum())
         for cam, files in ident["thumbnails"].items():
-            assert cam in ident["cameras"] and all((run_dir / f).is_file() for f in files)
+            assert cam in ident["cameras"]
+            assert all((run_dir / f).is_file() for f in files)
             assert 1 <= len(files) <= 4
-    assert doc["summary"]["identities"] == len(ids) and (run_dir / "report.html").is_file()
+    assert doc["summary"]["identities"] == len(ids)
+    assert (run_dir / "report.html").is_file()
 
 
 def test_every_local_track_maps_to_one_global_id(run_dir):
-    from pipeline.cache import CameraCache, read_boxes
-    from pipeline.mot_io import read_mot
+    from pipeline.run.cache import CameraCache, read_boxes
+    from pipeline.formats.mot import read_mot
 
     for cam in VIEWS:
         local = read_boxes(CameraCache(run_dir, cam))              # frame0, local id, x1, y1, x2, y2, score
@@ -142,7 +147,7 @@ def test_every_local_track_maps_to_one_global_id(run_dir):
 
 
 def test_crossing_person_keeps_one_id_and_different_people_differ(run_dir, two_views):
-    from pipeline.mot_io import read_mot
+    from pipeline.formats.mot import read_mot
 
     maj = {cam: majority_ids(two_views["gt"][cam], read_mot(run_dir / "mot" / f"{cam}.txt")) for cam in VIEWS}
     for pid in CROSSERS:
@@ -159,7 +164,8 @@ def test_rerun_reuses_the_cache_without_detection(run_dir, two_views):
     before = (run_dir / "mot" / "left.txt").read_text()
     assert _run(two_views, run_dir) == 0
     stats = json.loads((run_dir / "run.json").read_text())["stats"]
-    assert stats["detected_frames"] == 0 and stats["reused_cameras"] == ["left", "right"]
+    assert stats["detected_frames"] == 0
+    assert stats["reused_cameras"] == ["left", "right"]
     assert (run_dir / "mot" / "left.txt").read_text() == before
 
 
@@ -187,11 +193,12 @@ def test_detections_files_and_no_reid(two_views, tmp_path, capfd):
                  "--detections", *map(str, files), "--reid", "none", "--max-frames", "60", "-q"])
     assert code == 0
     assert "step/s" not in capfd.readouterr().err                      # -q: no progress bar either
-    from pipeline.mot_io import read_mot
+    from pipeline.formats.mot import read_mot
 
     left = read_mot(out / "mot" / "left.txt")
     g = two_views["gt"]["left"]
-    assert 33 <= left[:, 0].min() and left[:, 0].max() <= 60       # nobody is in the left view before 33
+    assert 33 <= left[:, 0].min()
+    assert left[:, 0].max() <= 60  # nobody is in the left view before 33
     # perfect detections: after the 1-frame confirmation nearly every gt box of the first 60 frames is output
     assert 0.9 * (g[:, 0] <= 60).sum() <= len(left) <= (g[:, 0] <= 60).sum()
 
@@ -219,7 +226,8 @@ def test_bad_inputs_give_documented_errors(two_views, tmp_path, capsys, case, me
     out = tmp_path / "out"
     assert mcmt(["run", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    assert message in err
+    assert err.count("\n") == 1
     assert not out.exists()                               # stopped before any work
 
 
@@ -233,7 +241,9 @@ def test_default_reid_checkpoint_gives_readable_attributes(two_views, tmp_path, 
                "--no-progress"])
     if not shipped:
         err = capsys.readouterr().err
-        assert rc == 2 and "default ReID checkpoint" in err and not out.exists()
+        assert rc == 2
+        assert "default ReID checkpoint" in err
+        assert not out.exists()
         return
     assert rc == 0
     from reid.data.schemas import COMMON
@@ -241,7 +251,8 @@ def test_default_reid_checkpoint_gives_readable_attributes(two_views, tmp_path, 
     idents = json.loads((out / "identities.json").read_text())
     assert set(idents["attribute_names"]) == set(COMMON.output_names)
     with_attrs = [i for i in idents["identities"] if i["attributes"]]  # identities with embedded crops
-    assert with_attrs and all(i["attribute_summary"] for i in with_attrs)
+    assert with_attrs
+    assert all(i["attribute_summary"] for i in with_attrs)
     for ident in with_attrs:
         assert set(ident["attributes"]) <= set(COMMON.output_names)
         assert all(0.0 <= v <= 1.0 for v in ident["attributes"].values())
@@ -254,11 +265,11 @@ def test_associate_needs_a_run_folder(tmp_path, capsys):
 
 def test_interrupted_run_continues_from_the_cache(two_views, tmp_path):
     """Ctrl-C after 6 steps: detections so far stay in the cache, the rerun detects only the rest."""
-    from pipeline.config import load_config
-    from pipeline.detector import YoloDetector
-    from pipeline.run_config import RunConfig
-    from pipeline.runner import run_cameras
-    from pipeline.video import open_sources
+    from core.config import load_config
+    from pipeline.run.detectors import YoloDetector
+    from pipeline.run.config import RunConfig
+    from pipeline.run.runner import run_cameras
+    from pipeline.run.video import open_sources
 
     det_path, _ = _models()
     cfg = load_config(RunConfig, None, ["video.max_frames=12", "reid.checkpoint=none"])
@@ -283,18 +294,19 @@ def test_interrupted_run_continues_from_the_cache(two_views, tmp_path):
     stats = run_cameras(sources, cfg, tmp_path, progress=False,
                         detector_factory=lambda: YoloDetector(str(det_path), device="cpu"))
     assert stats.detected_frames == 2 * 6                              # frames 6..11 of both cameras
-    assert stats.frames == 24 and json.loads((tmp_path / "cache" / "left" / "track.json").read_text())["complete"]
+    assert stats.frames == 24
+    assert json.loads((tmp_path / "cache" / "left" / "track.json").read_text())["complete"]
 
 
 def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path):
     """botsort in the run is tracked one step late while the ReID worker embeds its detections: the
     boxes and ids must equal a plain frame-by-frame loop over the same detector, masks and encoder."""
-    from pipeline.config import load_config
-    from pipeline.crops import crop
-    from pipeline.detector import YoloDetector
-    from pipeline.run_config import RunConfig
-    from pipeline.runner import build_tracker_for, run_cameras
-    from pipeline.video import open_sources
+    from core.config import load_config
+    from pipeline.run.crops import crop
+    from pipeline.run.detectors import YoloDetector
+    from pipeline.run.config import RunConfig
+    from pipeline.run.runner import build_tracker_for, run_cameras
+    from pipeline.run.video import open_sources
     from reid.encoder import ReIDEncoder
 
     det_path, _ = _models()
@@ -320,4 +332,5 @@ def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path)
         assert len(direct) == len(in_run) > 40, src.name
         assert np.array_equal(in_run[:, :2], direct[:, :2])                # same frames, same ids
         assert np.allclose(in_run[:, 2:6], direct[:, 2:6], atol=0.01)
-    assert stats.frames == 80 and stats.embedded_crops == embedded < high   # fewer than every box
+    assert stats.frames == 80
+    assert stats.embedded_crops == embedded < high  # fewer than every box

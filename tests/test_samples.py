@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from pipeline.mtmc_io import read_mtmc
+from pipeline.formats.aicity import read_mtmc
 
 spec = importlib.util.spec_from_file_location("make_pets_multicam", REPO / "samples" / "make_pets_multicam.py")
 mpm = importlib.util.module_from_spec(spec)
@@ -44,10 +44,12 @@ def test_view_boxes_clip_shift_scale_by_hand():
 
 def test_views_leave_a_blind_strip_and_third_view_changes_colour():
     left, right, third = mpm.default_views(768, 576, blind=80, scale=0.75, third=True)
-    assert (left.x1, right.x0, right.x1) == (344, 424, 768) and left.size == (258, 384)
+    assert (left.x1, right.x0, right.x1) == (344, 424, 768)
+    assert left.size == (258, 384)
     lut = mpm.colour_lut(third)                                            # B gain 0.75, R gain 1.2, gamma 0.8
     assert lut[255, 0].tolist() == [round(255 * 0.75 ** 0.8), round(255 * 0.95 ** 0.8), 255]  # [203, 245, 255]
-    assert lut[0, 0].tolist() == [0, 0, 0] and third.size[1] < left.size[1]
+    assert lut[0, 0].tolist() == [0, 0, 0]
+    assert third.size[1] < left.size[1]
 
 
 def test_generator_on_real_frames(tmp_path):
@@ -57,7 +59,8 @@ def test_generator_on_real_frames(tmp_path):
     assert s["frames"] == 6
     for name, size in (("pets_left", (258, 384)), ("pets_right", (258, 384)), ("pets_third", (216, 288))):
         frames = read_frames(tmp_path / f"{name}.mp4")
-        assert len(frames) == 6 and frames[0].shape == (size[1], size[0], 3)
+        assert len(frames) == 6
+        assert frames[0].shape == (size[1], size[0], 3)
         assert (tmp_path / "gt" / name / "seqinfo.ini").read_text().count("seqLength=6") == 1
 
     src = np.loadtxt(gt_src, delimiter=",")
@@ -84,7 +87,8 @@ def test_generator_on_real_frames(tmp_path):
 def test_generator_without_ground_truth_writes_clips_only(tmp_path):
     video = shared_path("data", "pets09-s2l1", "vtest.avi")
     s = mpm.make(video, None, tmp_path, max_frames=2)
-    assert s["frames"] == 2 and not (tmp_path / "gt").exists()
+    assert s["frames"] == 2
+    assert not (tmp_path / "gt").exists()
     assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["pets_left.mp4", "pets_right.mp4"]
 
 
@@ -93,11 +97,15 @@ def test_committed_samples_match_their_ground_truth():
     if not gt.is_file():
         pytest.skip("samples not generated")
     rows = read_mtmc(gt)
-    assert set(np.unique(rows[:, 0])) == {1, 2} and len(np.unique(rows[:, 1])) == 19
+    assert set(np.unique(rows[:, 0])) == {1, 2}
+    assert len(np.unique(rows[:, 1])) == 19
     cap = cv2.VideoCapture(str(REPO / "samples" / "pets_left.mp4"))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 795 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(7)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 795
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(7)
     cap.release()
-    assert rows[:, 2].max() <= 795 and (rows[:, 3] >= 0).all() and (rows[:, 3] + rows[:, 5] <= 258.01).all()
+    assert rows[:, 2].max() <= 795
+    assert (rows[:, 3] >= 0).all()
+    assert (rows[:, 3] + rows[:, 5] <= 258.01).all()
 
 
 @pytest.mark.slow
@@ -114,9 +122,12 @@ def test_multicam_benchmark_end_to_end_on_a_few_frames(tmp_path):
     assert bench.main(["--max-frames", "15", "--out", str(tmp_path / "runs"), "--reid", str(reid),
                        "--json", str(tmp_path / "b.json")]) == 0
     res = json.loads((tmp_path / "b.json").read_text())["results"]
-    assert set(res) == set(bench.VARIANTS) and {"full", "no_association", "no_topology"} <= set(res)
+    assert set(res) == set(bench.VARIANTS)
+    assert {"full", "no_association", "no_topology"} <= set(res)
     none = res["no_association"]["cross"]
-    assert none["pred_multicam_ids"] == 0 and none["handoffs_pred"] == 0   # ids kept per camera
+    assert none["pred_multicam_ids"] == 0
+    assert none["handoffs_pred"] == 0  # ids kept per camera
     assert none["pred_ids"] >= res["full"]["cross"]["pred_ids"]
     for v in res.values():                                                 # the detector finds people
-        assert v["per_camera"]["pets_left"]["MOTA"] > 30 and v["cross"]["true_ids"] == 3  # ids 9, 15, 19
+        assert v["per_camera"]["pets_left"]["MOTA"] > 30
+        assert v["cross"]["true_ids"] == 3  # ids 9, 15, 19

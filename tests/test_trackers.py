@@ -59,7 +59,8 @@ def test_gap_shorter_than_buffer_keeps_id_longer_gives_new(name):
         assert t.update(np.zeros((0, 6))).shape == (0, 8)
         x += 3
     out = t.update(dets(box(x)))
-    assert out[0, 4] == first and t.pop_finished() == []
+    assert out[0, 4] == first
+    assert t.pop_finished() == []
     for _ in range(12):                                   # 12 missed frames > buffer
         t.update(np.zeros((0, 6)))
         x += 3
@@ -67,7 +68,8 @@ def test_gap_shorter_than_buffer_keeps_id_longer_gives_new(name):
     assert t.pop_finished() == []
     t.update(dets(box(x)))
     out = t.update(dets(box(x + 3)))
-    assert out.shape == (1, 8) and out[0, 4] != first
+    assert out.shape == (1, 8)
+    assert out[0, 4] != first
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -85,7 +87,8 @@ def test_instances_have_independent_ids(name):
     assert sorted(out_a[:, 4]) == [1, 2, 3]
     assert out_b[:, 4].tolist() == [1]
     a.reset()                                             # a new video on the same camera
-    assert a.update(dets(box(10)))[:, 4].tolist() == [1] and len(a.tracks) == 1
+    assert a.update(dets(box(10)))[:, 4].tolist() == [1]
+    assert len(a.tracks) == 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -101,9 +104,12 @@ def test_det_idx_points_at_the_detection(name):
         out = t.update(d, emb if name == "botsort" else None)
         for row in out:
             src = d[int(row[7])]
-            assert src[4] == pytest.approx(row[5]) and src[4] > 0.1
-            assert abs(row[0] - src[0]) < 4 and abs(row[2] - src[2]) < 4
-    assert len(out) == 4 and len(set(out[:, 4])) == 4
+            assert src[4] == pytest.approx(row[5])
+            assert src[4] > 0.1
+            assert abs(row[0] - src[0]) < 4
+            assert abs(row[2] - src[2]) < 4
+    assert len(out) == 4
+    assert len(set(out[:, 4])) == 4
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -131,7 +137,8 @@ def test_state_bounded_over_10000_frames_with_churn(name):
         if len(out):
             max_id = max(max_id, out[:, 4].max())
     assert max_live <= 8 * 3                # live + lost tracks stay bounded
-    assert len(t.tracks) <= max_live and len(t._finished) == 0
+    assert len(t.tracks) <= max_live
+    assert len(t._finished) == 0
     assert finished >= 0.8 * next_person    # tracks that ended were handed out
     assert max_id <= next_person * 2        # ids are not wasted on flickers
 
@@ -240,7 +247,8 @@ def test_unembedded_rows_leave_features_unchanged():
     t2.update(dets(box(100)), np.zeros((1, 16), np.float32))        # born without an embedding
     assert not t2.tracks.has_feat.any()
     t2.update(dets(box(103)), b[None])
-    assert t2.tracks.has_feat.all() and np.allclose(t2.tracks.features[0], b / np.linalg.norm(b))
+    assert t2.tracks.has_feat.all()
+    assert np.allclose(t2.tracks.features[0], b / np.linalg.norm(b))
 
 
 def test_lazy_embedding_keeps_ids_through_a_swap_and_an_occlusion():
@@ -284,7 +292,8 @@ def test_gmc_warp_keeps_ids_under_camera_pan():
     assert ids == {1.0, 2.0}
     b = build_tracker("bytetrack")                          # without compensation no box overlaps its
     rows = [len(b.update(dets(box(400 - 35 * f, w=25), box(520 - 35 * f, w=25)))) for f in range(15)]
-    assert rows[0] == 2 and sum(rows[1:]) <= 2             # prediction: tracks are lost, rarely re-found
+    assert rows[0] == 2
+    assert sum(rows[1:]) <= 2  # prediction: tracks are lost, rarely re-found
 
 
 def test_sparse_flow_gmc_recovers_translation():
@@ -293,7 +302,8 @@ def test_sparse_flow_gmc_recovers_translation():
     import cv2
     texture = cv2.GaussianBlur(texture, (5, 5), 1.0)
     gmc = build_gmc("sparse")
-    assert isinstance(gmc, SparseFlowGMC) and build_gmc("none") is None
+    assert isinstance(gmc, SparseFlowGMC)
+    assert build_gmc("none") is None
     np.testing.assert_allclose(gmc.apply(texture), np.eye(2, 3))
     moved = np.roll(np.roll(texture, 6, axis=1), -4, axis=0)   # content moves +6 x, -4 y
     warp = gmc.apply(moved)
@@ -304,7 +314,7 @@ def test_sparse_flow_gmc_recovers_translation():
 
 
 def _pets09_frames(seq):
-    from pipeline.mot_io import read_mot
+    from pipeline.formats.mot import read_mot
     det = read_mot(seq / "det" / "det.txt")
     scores = np.clip(det[:, 6] / det[:, 6].max(), 0, None)           # ACF scores -> [0, 1]
     rows = np.column_stack([det[:, 2:4], det[:, 2:4] + det[:, 4:6], scores, np.zeros(len(det))])
@@ -322,8 +332,8 @@ def test_pets09_public_detections_real_scores(shared_dir):
     at least as good as ultralytics' BYTETracker with the same settings."""
     from types import SimpleNamespace
 
-    from pipeline.mot_eval import evaluate_mot
-    from pipeline.mot_io import read_mot
+    from pipeline.evaluation.mot import evaluate_mot
+    from pipeline.formats.mot import read_mot
 
     seq = shared_dir / "data" / "pets09-s2l1"
     frames = _pets09_frames(seq)
@@ -332,9 +342,10 @@ def test_pets09_public_detections_real_scores(shared_dir):
                     track_buffer=30, frame_rate=7.0, fuse_score=True)
     ours = build_tracker("bytetrack", **settings)
     m = evaluate_mot(gt, _to_mot([ours.update(d) for d in frames]))
-    assert m["MOTA"] > 70 and m["IDF1"] > 55 and m["HOTA"] > 43
+    assert m["MOTA"] > 70
+    assert m["IDF1"] > 55
+    assert m["HOTA"] > 43
 
-    pytest.importorskip("ultralytics")
     from ultralytics.trackers.byte_tracker import BYTETracker
 
     class Boxes:  # the part of ultralytics' Boxes that BYTETracker reads
@@ -350,4 +361,5 @@ def test_pets09_public_detections_real_scores(shared_dir):
 
     ultra = BYTETracker(SimpleNamespace(**{**settings, "track_buffer": ours.max_lost}))
     u = evaluate_mot(gt, _to_mot([ultra.update(Boxes(d)).reshape(-1, 8) for d in frames]))
-    assert m["IDF1"] >= u["IDF1"] - 1e-6 and m["HOTA"] >= u["HOTA"] - 1e-6
+    assert m["IDF1"] >= u["IDF1"] - 1e-6
+    assert m["HOTA"] >= u["HOTA"] - 1e-6

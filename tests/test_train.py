@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pipeline.cli import main as cli_main
-from pipeline.config import load_config, to_dict
-from pipeline.errors import ConfigError, UserError
+from core.config import load_config, to_dict
+from core.errors import ConfigError, UserError
 from reid.train_config import (DataSection, DatasetSpec, EvalSection, ModelSection, OptimSection,
                                ScheduleSection, TrainConfig)
 from reid.train_state import check_identities, lr_factor
@@ -74,9 +74,11 @@ def test_paper_configs_hold_the_paper_settings():
         assert (cfg.data.num_ids, cfg.data.num_instances) == (32, 4)
         assert (cfg.optim.name, cfg.optim.lr) == ("sgd", 2e-4)
         assert (cfg.schedule.epochs, cfg.schedule.decay, cfg.schedule.decay_start) == (320, "exp", 160)
-        assert cfg.loss.margin == 1.2 and cfg.data.train[0].name == name
+        assert cfg.loss.margin == 1.2
+        assert cfg.data.train[0].name == name
     smoke = load_config(TrainConfig, REPO / "configs" / "reid" / "smoke_cpu.yaml")
-    assert smoke.device == "cpu" and smoke.schedule.epochs <= 3
+    assert smoke.device == "cpu"
+    assert smoke.schedule.epochs <= 3
 
 
 def test_unknown_key_and_bad_value_are_config_errors(tmp_path):
@@ -87,12 +89,15 @@ def test_unknown_key_and_bad_value_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="optim.name"):
         load_config(TrainConfig, None, ["optim.name=rmsprop"])
     cfg = load_config(TrainConfig, None, ["schedule.epochs=5", "data.train=[{name: viper, options: {split: 2}}]"])
-    assert cfg.schedule.epochs == 5 and cfg.data.train[0].options == {"split": 2}
+    assert cfg.schedule.epochs == 5
+    assert cfg.data.train[0].options == {"split": 2}
 
 
 def test_exponential_decay_from_epoch_160():
     s = ScheduleSection(epochs=320, decay="exp", decay_start=160, decay_final=1e-3)
-    assert lr_factor(0, s) == 1.0 and lr_factor(159, s) == 1.0 and lr_factor(160, s) == 1.0
+    assert lr_factor(0, s) == 1.0
+    assert lr_factor(159, s) == 1.0
+    assert lr_factor(160, s) == 1.0
     assert lr_factor(240, s) == pytest.approx(1e-3 ** 0.5)
     assert lr_factor(161, s) / lr_factor(160, s) == pytest.approx(1e-3 ** (1 / 160))
     assert lr_factor(319, s) == pytest.approx(1e-3 ** (159 / 160))
@@ -127,7 +132,9 @@ def test_several_training_sets_are_combined_on_the_common_schema():
                                  DatasetSpec("peta", "peta", {"subsets": ["SARC3D"]})))
     data = load_train_data(section, str(root))
     # 16 Market-1501 training ids (32 images) + SARC3D's 50 ids (200 images), pids kept apart
-    assert data.schema.name == "common" and data.num_train_pids == 66 and len(data.train) == 232
+    assert data.schema.name == "common"
+    assert data.num_train_pids == 66
+    assert len(data.train) == 232
 
 
 # ---- resume bit for bit -------------------------------------------------------------------------
@@ -139,14 +146,17 @@ def test_resume_gives_identical_weights(folder_data, tmp_path):
     from reid.train import Trainer, train
     cfg = tiny_config(tmp_path / "full", epochs=2, random_erasing=0.5)
     full = train(cfg, data_root=str(folder_data), progress=False)
-    assert full["epoch"] == 2 and "eval" in full and 0 <= full["eval"]["rank1"] <= 100
+    assert full["epoch"] == 2
+    assert "eval" in full
+    assert 0 <= full["eval"]["rank1"] <= 100
 
     half_cfg = replace(cfg, out=str(tmp_path / "half"))
     t = Trainer(half_cfg, data_root=str(folder_data), progress=False)
     t.fit(until=1)                      # an interrupted run: stops after epoch 1 of 2
     t2 = Trainer(half_cfg, data_root=str(folder_data), progress=False)
     t2.resume(tmp_path / "half" / "last.pt")
-    assert t2.epoch == 1 and t2.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1 ** 0.5)
+    assert t2.epoch == 1
+    assert t2.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.1 ** 0.5)
     t2.fit()
     a, b = _state(tmp_path / "full" / "last.pt"), _state(tmp_path / "half" / "last.pt")
     assert a.keys() == b.keys()
@@ -187,7 +197,8 @@ def test_cli_train_resume_and_eval_json(folder_data, tmp_path, capsys):
                      str(folder_data), "--json", str(out_json), "--no-progress"]) == 0
     table = capsys.readouterr().out
     res = json.loads(out_json.read_text())
-    assert "rank-1" in table and f"{res['rank1']:8.2f}" in table
+    assert "rank-1" in table
+    assert f"{res['rank1']:8.2f}" in table
     # the JSON numbers equal an independent computation from the encoder's features
     from reid import ReIDEncoder
     from reid.metrics import evaluate_rank
@@ -201,8 +212,11 @@ def test_cli_train_resume_and_eval_json(folder_data, tmp_path, capsys):
     cmc, mAP = evaluate_rank(np.sqrt(np.maximum(2 - 2 * fq @ fg.T, 0)), qp, gp, qc, gc)
     assert res["rank1"] == pytest.approx(100 * cmc[0], abs=1e-3)
     assert res["mAP"] == pytest.approx(100 * mAP, abs=1e-3)
-    assert res["protocol"]["dataset"] == "folder" and res["num_query"] == 4 and res["num_gallery"] == 8
-    assert res["attributes"]["counts"] == {"dark_upper": 8} and 0 <= res["attributes"]["mean"] <= 100
+    assert res["protocol"]["dataset"] == "folder"
+    assert res["num_query"] == 4
+    assert res["num_gallery"] == 8
+    assert res["attributes"]["counts"] == {"dark_upper": 8}
+    assert 0 <= res["attributes"]["mean"] <= 100
     # re-ranked, with pictures
     assert cli_main(["eval-reid", "--checkpoint", str(ckpt), "--dataset", "folder", "--data-root",
                      str(folder_data), "--json", str(out_json), "--rerank", "--k1", "3", "--k2", "2",
@@ -228,7 +242,8 @@ def test_torchrun_two_process_gloo_ddp_smoke(folder_data, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = torch.load(tmp_path / "ddp" / "last.pt", map_location="cpu", weights_only=True)
-    assert meta["extra"]["world_size"] == 2 and meta["extra"]["epoch"] == 1
+    assert meta["extra"]["world_size"] == 2
+    assert meta["extra"]["epoch"] == 1
     # 6 ids x 3 images -> 2 chunks of K=2 per id -> 12 chunks -> 4 global batches of P=3 -> 2 per process
     assert meta["extra"]["history"][0]["batches"] == 2
 
@@ -257,5 +272,6 @@ def test_training_on_peta_without_viper_improves_viper_rank1(tmp_path):
     after = trainer.fit()["eval"]
     print(f"\nVIPeR split 0, untrained: rank-1 {before['rank1']:.2f} mAP {before['mAP']:.2f}; "
           f"after 400 PETA batches: rank-1 {after['rank1']:.2f} mAP {after['mAP']:.2f}")
-    assert after["rank1"] >= before["rank1"] + 4.0 and after["rank1"] >= 2 * before["rank1"]
+    assert after["rank1"] >= before["rank1"] + 4.0
+    assert after["rank1"] >= 2 * before["rank1"]
     assert after["mAP"] >= before["mAP"] + 4.0

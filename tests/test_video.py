@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from pipeline.errors import UserError
-from pipeline.video import VideoSource, camera_name, camera_names, open_sources
+from core.errors import UserError
+from pipeline.run.video import VideoSource, camera_name, camera_names, open_sources
 
 
 def _frame(value: int, h: int = 48, w: int = 64) -> np.ndarray:
@@ -47,7 +47,9 @@ def test_folder_natural_order_stride_fps_offset(tmp_path):
     assert [f.index for f in frames] == [0, 3, 6, 9]
     assert [_value(f.image) for f in frames] == [0, 3, 6, 9]          # 10.png is after 9.png
     assert [f.time for f in frames] == [10.0, 10.75, 11.5, 12.25]     # offset + index / 4 fps
-    assert src.fps == 4 and src.num_frames == 4 and src.corrupt == 0
+    assert src.fps == 4
+    assert src.num_frames == 4
+    assert src.corrupt == 0
     assert camera_name(folder) == "SEQ-01"
 
 
@@ -57,7 +59,8 @@ def test_folder_corrupt_frame_is_skipped_and_counted(tmp_path, caplog):
     src = VideoSource(folder, "cam", default_fps=25.0)
     frames = list(src)
     assert [f.index for f in frames] == [0, 1, 3, 4, 5]
-    assert src.corrupt == 1 and src.fps == 25.0
+    assert src.corrupt == 1
+    assert src.fps == 25.0
     assert "could not be decoded" in caplog.text
 
 
@@ -65,12 +68,15 @@ def test_video_file_stride_and_max_frames(tmp_path):
     path = make_video(tmp_path / "walk.avi", 10, fps=5.0)
     src = VideoSource(path, camera_name(path), stride=3)
     frames = list(src)
-    assert src.name == "walk" and src.fps == pytest.approx(5.0) and src.total_frames == 10
+    assert src.name == "walk"
+    assert src.fps == pytest.approx(5.0)
+    assert src.total_frames == 10
     assert [f.index for f in frames] == [0, 3, 6, 9]
     assert [_value(f.image) for f in frames] == [0, 3, 6, 9]
     assert [f.time for f in frames] == pytest.approx([0.0, 0.6, 1.2, 1.8])
     limited = VideoSource(path, "walk", max_frames=4)
-    assert [f.index for f in limited] == [0, 1, 2, 3] and limited.num_frames == 4
+    assert [f.index for f in limited] == [0, 1, 2, 3]
+    assert limited.num_frames == 4
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -116,5 +122,6 @@ def test_real_pets_video_properties():
     src = VideoSource(path, "pets", max_frames=3, stride=2)
     frames = list(src)
     assert (src.width, src.height, src.fps, src.total_frames) == (768, 576, 10.0, 795)
-    assert [f.index for f in frames] == [0, 2, 4] and frames[0].image.shape == (576, 768, 3)
+    assert [f.index for f in frames] == [0, 2, 4]
+    assert frames[0].image.shape == (576, 768, 3)
     assert src.describe()["frames"] == 795

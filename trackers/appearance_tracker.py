@@ -24,7 +24,8 @@ import numpy as np
 from trackers import kalman
 from trackers.byte_tracker import LOST, ByteTracker, Frame, Stage
 from trackers.gmc import build_gmc, warp_states
-from trackers.matching import embedding_distance, fuse_score, gate, iou_matrix
+from core.boxes import iou_matrix
+from trackers.matching import embedding_distance, fuse_score, gate
 
 
 class AppearanceTracker(ByteTracker):

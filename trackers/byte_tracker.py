@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from trackers import kalman
-from trackers.matching import assignment_pairs, fuse_score, iou_distance, iou_matrix
-from trackers.track import Track, TrackSet, TrackState
+from core.boxes import iou_matrix
+from trackers.matching import assignment_pairs, fuse_score, iou_distance
+from trackers.track import TrackSet, TrackState
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,6 @@ class ByteTracker:
         out = list(self._finished)
         self._finished.clear()
         return out
-
-    def active_tracks(self) -> list[Track]:
-        """Snapshots of all live tracks (tracked and lost, confirmed or not)."""
-        return [self.tracks.track(i) for i in range(len(self.tracks))]
 
     def reset(self) -> None:
         """Forget all tracks and restart ids at 1 (for a new video on the same camera)."""

@@ -8,20 +8,11 @@ from __future__ import annotations
 import lap
 import numpy as np
 
+from core.boxes import iou_matrix
+
 _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) and b (M, 4) in x1, y1, x2, y2 -> (N, M); 0 for empty boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
-    np.maximum(wh, 0.0, out=wh)
-    inter = wh[..., 0] * wh[..., 1]                                                            # (N, M)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])                                         # (N,)
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])                                         # (M,)
-    union = area_a[:, None] + area_b - inter
-    return inter / np.maximum(union, 1e-12)
 
 
 def iou_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,17 +1,14 @@
 """Track state as a structure of arrays (one row per track), so every step is vectorised.
 
 :class:`TrackSet` holds all live tracks of one tracker; every array is created in
-``__init__`` and all share the first dimension T. :class:`Track` is a read-only snapshot of one
-row for inspection and tests.
+``__init__`` and all share the first dimension T.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
-from trackers.kalman import xyah_to_xyxy
 
 
 class TrackState(IntEnum):
@@ -70,28 +67,3 @@ class TrackSet:
         if have and self.has_feat.any():
             raise ValueError(f"embedding size changed from {have} to {dim}: use one ReID model per tracker")
         self.features = np.zeros((len(self), dim), dtype=np.float32)
-
-    def track(self, i: int) -> "Track":
-        """Read-only snapshot of row i."""
-        return Track(int(self.ids[i]), xyah_to_xyxy(self.means[i:i + 1])[0], TrackState(int(self.state[i])),
-                     float(self.score[i]), float(self.cls[i]), int(self.det_idx[i]), int(self.start[i]),
-                     int(self.last[i]), int(self.hits[i]))
-
-
-@dataclass(frozen=True)
-class Track:
-    """Snapshot of one track (see :meth:`TrackSet.track`)."""
-    track_id: int
-    box: np.ndarray        # (4,) x1, y1, x2, y2 of the current Kalman state
-    state: TrackState
-    score: float
-    cls: float
-    det_idx: int
-    start_frame: int
-    last_frame: int
-    hits: int
-
-    @property
-    def age(self) -> int:
-        """Frames between the first and the last matched detection."""
-        return self.last_frame - self.start_frame

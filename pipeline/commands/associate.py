@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.run_config import RunConfig
+from pipeline.run.config import RunConfig
 
 CONFIG_CLASS = RunConfig
 
@@ -24,10 +24,10 @@ def add_arguments(p):
 def main(args) -> int:
     import dataclasses
 
-    from pipeline.config import load_config
-    from pipeline.errors import UserError
-    from pipeline.outputs import associate_and_write, read_run_file
-    from pipeline.video import VideoSource
+    from core.config import load_config
+    from core.errors import UserError
+    from pipeline.outputs.write import associate_and_write, read_run_file
+    from pipeline.run.video import VideoSource
 
     run_dir = Path(args.run)
     t0 = time.perf_counter()

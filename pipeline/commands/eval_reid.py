@@ -6,10 +6,15 @@ Examples:
       --dataset viper --data-root ../shared/data/peta/VIPeR --json viper.json
   mcmt eval-reid --checkpoint model.pt --dataset mars --data-root /data/MARS --visualize vis/
 
+  mcmt eval-reid --checkpoint model.pt --dataset peta --data-root ../shared/data/peta   # attributes only
+
 Protocol: Euclidean distance of L2-normalised features; gallery images of the query's identity
 from the query's camera are dropped, junk (pid -1) ignored (Market-1501 protocol); attribute
-accuracy on the labelled gallery images. viper: average of the 10 seeded random splits (or one
-with --option split=N). mars: tracklet retrieval (mean feature per tracklet).
+accuracy and mA (mean of per-class recalls: 50 for a constant answer on a binary attribute) on the
+labelled gallery images. viper: average of the 10 seeded random splits (or one with --option
+split=N). mars: tracklet retrieval (mean feature per tracklet). peta: attributes of the held-out
+identities (--option holdout=F, default 0.1; holdout_seed=S). A checkpoint of ours is refused on a
+VIPeR split or PETA part that holds its own training identities (reid/data/overlap.py).
 """
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.atomic import atomic_write_json
-from pipeline.errors import UserError
+from core.atomic import atomic_write_json
+from core.device import resolve_device
+from core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +64,16 @@ def parse_options(items) -> dict:
     return out
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def format_table(result: dict, model_desc: str) -> str:
     """Human-readable summary of an evaluation result."""
     p = result["protocol"]
     lines = [f"model     {model_desc}",
              f"dataset   {p['dataset']}: {result.get('num_query')} query / {result.get('num_gallery')} gallery"
              + (f" ({p['splits']})" if "splits" in p else "") + (f", {p['level']}" if "level" in p else ""),
-             f"rerank    {'k1=%(k1)d k2=%(k2)d lambda=%(lambda)g' % p['rerank'] if p['rerank'] else 'no'}",
-             "", f"{'rank-1':>8} {'rank-5':>8} {'rank-10':>8} {'mAP':>8}",
-             f"{result['rank1']:8.2f} {result['rank5']:8.2f} {result['rank10']:8.2f} {result['mAP']:8.2f}"]
+             f"rerank    {'k1=%(k1)d k2=%(k2)d lambda=%(lambda)g' % p['rerank'] if p['rerank'] else 'no'}"]
+    if "rank1" in result:
+        lines += ["", f"{'rank-1':>8} {'rank-5':>8} {'rank-10':>8} {'mAP':>8}",
+                  f"{result['rank1']:8.2f} {result['rank5']:8.2f} {result['rank10']:8.2f} {result['mAP']:8.2f}"]
     if "rank1_std" in result:
         lines.append(f"{result['rank1_std']:8.2f} {result['rank5_std']:8.2f} {result['rank10_std']:8.2f} "
                      f"{result['mAP_std']:8.2f}   (std over splits)")
@@ -86,9 +86,14 @@ def format_table(result: dict, model_desc: str) -> str:
                   f"F1 {100 * clus['pair_f1']:.2f}"]
     attrs = result.get("attributes")
     if attrs:
-        lines += ["", f"attribute accuracy on the gallery: mean {attrs['mean']:.2f}"]
-        items = sorted(attrs["per_attribute"].items())
-        lines += [f"  {name:24s} {acc:6.2f}" for name, acc in items]
+        lines += ["", f"attributes on the gallery: mean accuracy {attrs['mean']:.2f}, mA {attrs['ma']:.2f} "
+                      "(mA: mean of per-class recalls; 50 = a constant answer on a binary attribute)",
+                  f"  {'attribute':24s} {'acc':>6} {'mA':>6}"]
+        ma = attrs.get("per_attribute_ma", {})
+        lines += [f"  {name:24s} {acc:6.2f} " + (f"{ma[name]:6.2f}" if name in ma else f"{'-':>6}")
+                  for name, acc in sorted(attrs["per_attribute"].items())]
+        if set(attrs["per_attribute"]) - set(ma):
+            lines.append("  (mA '-': only one class labelled in this test set)")
     return "\n".join(lines)
 
 
@@ -97,11 +102,8 @@ def _write_json(path: str, obj) -> None:
 
 
 def _visualize(out_dir: str, arrays: dict, data, encoder, num_queries: int) -> None:
-    try:
-        from pipeline.reid_viz import write_reid_visualizations
-    except ImportError as exc:
-        log.warning("--visualize skipped: pipeline.reid_viz is not available (%s)", exc)
-        return
+    from pipeline.outputs.reid_viz import write_reid_visualizations
+
     query, gallery = arrays.get("query", data.query), arrays.get("gallery", data.gallery)
     g_attrs = arrays.get("g_attrs")
     names = encoder.attribute_names
@@ -112,22 +114,29 @@ def _visualize(out_dir: str, arrays: dict, data, encoder, num_queries: int) -> N
 
 
 def main(args) -> int:
+    from reid.data.overlap import checkpoint_training
     from reid.encoder import ReIDEncoder
     from reid.evaluate import RerankParams, evaluate_dataset
 
     options = parse_options(args.option)
     t0 = time.time()
-    encoder = ReIDEncoder.from_checkpoint(args.checkpoint, device=_device(args.device),
+    encoder = ReIDEncoder.from_checkpoint(args.checkpoint, device=resolve_device(args.device),
                                           batch_size=args.batch_size)
     rerank = RerankParams(args.rerank, args.k1, args.k2, args.lambda_value)
+    trained = checkpoint_training(args.checkpoint)
     result, data, arrays = evaluate_dataset(encoder, args.dataset, args.data_root, options=options,
                                             rerank=rerank, batch_size=args.batch_size,
-                                            progress=not args.no_progress)
+                                            progress=not args.no_progress, trained_on=trained and trained[0])
+    if "image_features" in arrays:          # tracklet data: also cluster them as the pipeline would
+        from pipeline.evaluation.clusters import cluster_tracklets
+
+        result["clustering"] = cluster_tracklets(arrays["images"], arrays["image_features"],
+                                                 arrays["image_attributes"], encoder.attribute_names)
     desc = f"{encoder.name} ({encoder.dim}-d, input {encoder.input_size[0]}x{encoder.input_size[1]}, " \
            f"{len(encoder.attribute_names)} attribute outputs)"
     print(format_table(result, desc))
     if args.json:
-        payload = {k: result[k] for k in ("rank1", "rank5", "rank10", "mAP")}
+        payload = {k: result[k] for k in ("rank1", "rank5", "rank10", "mAP") if k in result}
         payload.update({k: v for k, v in result.items() if k not in payload})
         payload["model"] = {"checkpoint": str(args.checkpoint), "name": encoder.name, "dim": encoder.dim,
                             "input_size": list(encoder.input_size),
@@ -137,6 +146,8 @@ def main(args) -> int:
         payload["seconds"] = round(time.time() - t0, 1)
         _write_json(args.json, payload)
         print(f"wrote {args.json}")
-    if args.visualize:
+    if args.visualize and "distmat" not in arrays:
+        log.warning("--visualize: %s is scored on attributes only; no ranked lists to draw", args.dataset)
+    elif args.visualize:
         _visualize(args.visualize, arrays, data, encoder, args.num_queries)
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -5,27 +5,31 @@ Writes to --out: mot/<camera>.txt (global ids), mtmc.txt, identities.json, thumb
 videos/ (with --save-video) and cache/ (rerunning with the same inputs and settings reuses it;
 'mcmt associate --run DIR' redoes only the association and outputs).
 
-The default ReID model is the interim checkpoint shipped in reid/weights/default.pt (see
-reid/MODEL_CARD.md: appearance + attributes, still weak). For better cross-camera matching pass
---reid with a stronger model file, e.g. an OpenVINO person-reidentification-retail-0286.xml or an
-OSNet .onnx; --reid none disables appearance (every camera track is its own identity).
-With the shipped model, --set association.same_camera_threshold=0 (no re-entry joins within one
-camera) scored better on PETS09 (one camera IDF1 55.4 -> 66.7; see pipeline/association_config.py).
+The default detector (--detector default) is embedded in mcmt and works offline: Intel's
+pedestrian-detection-adas-0002 on OpenVINO (pipeline/run/detectors/weights/MODEL_NOTE.md);
+--detector also takes a YOLOX or SSD .onnx/.xml file or anything ultralytics loads (e.g. yolo11n.pt,
+which it downloads on first use).
+The default ReID model is the checkpoint shipped in reid/weights/default.pt (appearance +
+attributes; its measured quality is in reid/MODEL_CARD.md). --reid takes another model file, e.g.
+an OpenVINO person-reidentification-retail-0286.xml or an OSNet .onnx; --reid none disables
+appearance (every camera track is its own identity). README's "Measured here" table compares the
+settings, e.g. --set association.same_camera_threshold=0 (no re-entry joins within one camera).
 
 Examples:
   mcmt run --videos cam1.mp4 cam2.mp4 --out runs/x --reid osnet_x0_25_msmt17.onnx
   mcmt run --videos seq/img1 --detections seq/det/det.txt --reid none
-  mcmt run --videos a.mp4 b.mp4 --detector yolov8n_full_integer_quant.tflite --set video.offsets.b=2.5
+  mcmt run --videos a.mp4 b.mp4 --detector yolo11n.pt --set video.offsets.b=2.5
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from pathlib import Path
 
-from pipeline.errors import UserError
-from pipeline.run_config import RunConfig
+from core.errors import UserError
+from pipeline.run.config import RunConfig
 
 CONFIG_CLASS = RunConfig
 log = logging.getLogger(__name__)
@@ -38,7 +42,9 @@ def add_arguments(p):
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<timestamp>)")
     p.add_argument("--detections", nargs="+", metavar="DET_TXT",
                    help="MOTChallenge detection files, one per video, instead of the detector")
-    p.add_argument("--detector", metavar="MODEL", help="detector model (sets detector.model)")
+    p.add_argument("--detector", metavar="MODEL",
+                   help="detector model (sets detector.model): 'default' (embedded, works offline), a YOLOX or "
+                        "SSD .onnx/.xml, or anything ultralytics loads (yolo11n.pt downloads on first use)")
     p.add_argument("--reid", metavar="MODEL",
                    help="ReID model: our .pt, .onnx, OpenVINO .xml, 'default' or 'none' (sets reid.checkpoint)")
     p.add_argument("--device", metavar="DEV", help="auto | cpu | cuda | cuda:N for detector and ReID")
@@ -73,19 +79,71 @@ def apply_cli(cfg: RunConfig, args) -> RunConfig:
     return rep(cfg, video=video, detector=det, reid=reid, output=out, association=assoc)
 
 
-def load_encoder(checkpoint: str, device: str, batch_size: int = 32):
-    """The ReID encoder, or None for 'none'; a clear error when the model cannot be used."""
+def reid_threads(threads: int) -> int:
+    """CPU threads of the ReID network: ``threads``, or for 0 half the cores (at least 1)."""
+    from pipeline.run.detectors.runtime import available_cores
+
+    return int(threads) if threads and threads > 0 else max(1, available_cores() // 2)
+
+
+def detector_threads(threads: int, reid_cpu_threads: int) -> int:
+    """CPU threads of the detector: ``threads``, or for 0 the cores the ReID network leaves (at least
+    1; all cores when no ReID runs on the CPU). The ReID worker thread embeds step t's crops while the
+    main thread detects step t + 1, so together they must not ask for more threads than there are
+    cores (more is slower in total; bench/pipeline.py measures it)."""
+    from pipeline.run.detectors.runtime import available_cores
+
+    if threads and threads > 0:
+        return int(threads)
+    return max(1, available_cores() - reid_cpu_threads)
+
+
+def load_encoder(checkpoint: str, device: str, batch_size: int = 32, threads: int = 0):
+    """The ReID encoder, or None for 'none'; a clear error when the model cannot be used. ``threads``:
+    CPU threads of an ONNX / OpenVINO model (a PyTorch model follows ``torch_threads``)."""
     if checkpoint.lower() == "none":
         return None
     if checkpoint != "default" and not Path(checkpoint).exists():
         raise UserError(f"ReID model not found: {checkpoint} (pass --reid path/to/model.pt|.onnx|.xml, "
                         "or --reid none to run without appearance features)")
+    from core.device import resolve_device
+    from reid import ReIDEncoder
+
+    return ReIDEncoder.from_checkpoint(checkpoint, device=resolve_device(device), batch_size=batch_size,
+                                       num_threads=threads)
+
+
+def _on_cpu(device: str) -> bool:
+    from core.device import resolve_device
+
+    return resolve_device(device) == "cpu"
+
+
+def torch_thread_count(cfg: RunConfig, reid: int, detects: bool) -> int:
+    """PyTorch threads of the run: the ReID network's, unless PyTorch also runs the detector (an
+    ultralytics .pt model on the CPU), which then gets ``detector.threads`` (0: all cores)."""
+    from pipeline.run.detectors import model_kind
+    from pipeline.run.detectors.runtime import cpu_threads
+
+    model = cfg.detector.model
+    torch_detector = detects and model_kind(model) == "ultralytics" and Path(model).suffix.lower() in (".pt", ".pth")
+    if torch_detector and _on_cpu(cfg.detector.device):
+        return cpu_threads(cfg.detector.threads)
+    return reid
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """PyTorch's intra-op threads (ReID on the CPU, an ultralytics .pt detector) set to ``n`` for the
+    run and restored after it; threads started meanwhile (the ReID worker) take ``n`` on first use."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try:
-        from reid import ReIDEncoder
-    except ImportError:
-        raise UserError("the ReID encoder is not available in this version; run with --reid none") from None
-    from pipeline.detector import resolve_device
-    return ReIDEncoder.from_checkpoint(checkpoint, device=resolve_device(device), batch_size=batch_size)
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def default_out() -> Path:
@@ -93,10 +151,10 @@ def default_out() -> Path:
 
 
 def main(args) -> int:
-    from pipeline.detector import FileDetections, YoloDetector, detection_files
-    from pipeline.outputs import associate_and_write, write_run_file
-    from pipeline.runner import run_cameras
-    from pipeline.video import open_sources
+    from pipeline.run.detectors import FileDetections, build_detector, check_model_path, detection_files
+    from pipeline.outputs.write import associate_and_write, write_run_file
+    from pipeline.run.runner import run_cameras
+    from pipeline.run.video import open_sources
 
     cfg = apply_cli(args.cfg, args)
     t0 = time.perf_counter()
@@ -108,21 +166,20 @@ def main(args) -> int:
     if cfg.association.topology and not Path(cfg.association.topology).is_file():
         raise UserError(f"topology file not found: {cfg.association.topology}")
     if files is None:
-        from pipeline.detector import check_model_path
         check_model_path(cfg.detector.model)
-    encoder = load_encoder(cfg.reid.checkpoint, cfg.reid.device, cfg.reid.batch_size)
+    threads = reid_threads(cfg.reid.threads)
+    encoder = load_encoder(cfg.reid.checkpoint, cfg.reid.device, cfg.reid.batch_size, threads)
+    reid_on_cpu = encoder is not None and _on_cpu(cfg.reid.device)
+    det_threads = detector_threads(cfg.detector.threads, threads if reid_on_cpu else 0)
+    log.info("CPU threads: detector %d, ReID %s", det_threads, threads if reid_on_cpu else "- (not on the CPU)")
     out = Path(args.out) if args.out else default_out()
     out.mkdir(parents=True, exist_ok=True)
 
-    d = cfg.detector
-
-    def make_detector():
-        return YoloDetector(d.model, conf=d.conf, iou=d.iou, imgsz=d.imgsz, device=d.device, batch=d.batch,
-                            threads=d.threads)
-
     try:
-        stats = run_cameras(sources, cfg, out, detector_factory=make_detector, files=files,
-                            det_files=det_files, encoder=encoder, progress=not args.no_progress)
+        with torch_threads(torch_thread_count(cfg, threads, files is None)):
+            stats = run_cameras(sources, cfg, out, files=files,
+                                detector_factory=lambda: build_detector(cfg.detector, threads=det_threads),
+                                det_files=det_files, encoder=encoder, progress=not args.no_progress)
     except KeyboardInterrupt:
         log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
                     "to continue from them", out / "cache")
@@ -137,7 +194,8 @@ def main(args) -> int:
                  "reid_seconds": round(stats.reid_seconds, 3), "detected_frames": stats.detected_frames,
                  "embedded_crops": stats.embedded_crops, "reused_cameras": stats.reused_cameras,
                  "reid_model": getattr(encoder, "name", cfg.reid.checkpoint) if encoder else "none",
-                 "detector": files.name if files else cfg.detector.model}
+                 "detector": files.name if files else cfg.detector.model,
+                 "threads": {"detector": det_threads, "reid": threads if reid_on_cpu else None}}
     write_run_file(out, cameras, cfg, {"stats": run_stats})
     summary = associate_and_write(out, cfg, cameras, sources=sources, stats=run_stats)
     wall = time.perf_counter() - t0

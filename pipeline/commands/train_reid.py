@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def add_arguments(p):
 
 def resume_config(path: str, overrides) -> TrainConfig:
     """The training configuration stored in checkpoint ``path``, with ``--set`` overrides."""
-    from pipeline.config import apply_overrides, from_dict
+    from core.config import apply_overrides, from_dict
     from reid.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(path)

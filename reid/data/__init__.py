@@ -2,7 +2,7 @@
 
 ``build_dataset(name, root, **options) -> ReIDData`` with ``.train``, ``.query``, ``.gallery`` (lists
 of :class:`Sample`), ``.schema`` and ``.name``. Each loader documents its folder layout in its
-module docstring and raises :class:`~pipeline.errors.UserError` naming what is missing.
+module docstring and raises :class:`~core.errors.UserError` naming what is missing.
 
 - ``market1501`` (:mod:`reid.data.market1501`): ``attributes=<.mat path>``
 - ``dukemtmc`` (:mod:`reid.data.dukemtmc`): ``attributes=<.mat path>``
@@ -22,7 +22,7 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, Sample
 from reid.data.combine import combine, load_combined
 from reid.data.dukemtmc import load_dukemtmc

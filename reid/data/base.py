@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.schema import AttributeSchema
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,3 @@ def attach_attrs(samples: Iterable[Sample], table: dict, num_groups: int) -> lis
     for row in table.values():
         row.setflags(write=False)  # shared between the samples of one identity
     return [Sample(s.path, s.pid, s.camid, table.get(s.pid, missing), s.tracklet) for s in samples]
-
-
-def count_missing(samples: Sequence[Sample]) -> int:
-    """Number of samples whose attribute row is entirely missing (all -1) or None."""
-    return sum(1 for s in samples if s.attrs is None or bool((s.attrs < 0).all()))

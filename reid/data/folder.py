@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, attach_attrs, require_dir
 from reid.data.market1501 import read_split
 from reid.schema import AttributeGroup, AttributeSchema

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import Sample
 from reid.data.transforms import read_image
 from reid.schema import AttributeSchema

@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, Sample, attach_attrs, check_targets, require_dir, require_images
 from reid.data.schemas import MARKET1501
 from reid.schema import AttributeSchema

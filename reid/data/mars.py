@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, Sample, require_dir, require_images
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,14 @@ class, none listed = -1), schema :data:`reid.data.schemas.PETA`. All images go t
 is an attribute data set; VIPeR has its own loader with the evaluation protocol).
 
 ``subsets`` picks subset folders (default: all found except those in ``exclude``, which defaults
-to VIPeR so that training on PETA never sees the VIPeR test identities). pids are made unique
+to VIPeR so that training on PETA never sees the VIPeR test identities).
+
+Held-out identities (``holdout`` > 0, off by default): a deterministic fraction of each subset's
+identities (:func:`held_out`: a hash of seed, subset name and identity, so the split does not
+depend on which subsets are loaded or in which order) goes to ``gallery``, the attribute test part
+that ``mcmt eval-reid --dataset peta`` scores; ``train`` keeps the other identities. A training
+recipe that sets the same ``holdout`` / ``holdout_seed`` on its PETA source excludes exactly the
+identities that evaluation holds out (eval-reid refuses a checkpoint that trained on them). pids are made unique
 across subsets: ``pid = 100000 * (subset index + 1) + id``; cameras likewise ``100 * (index + 1) +
 camera`` (camera parsed for GRID, PRID and VIPeR, 1 elsewhere). ``min_images=2`` keeps only
 identities with at least two images (MIT, and most of GRID and PRID, have one image per id).
@@ -19,13 +26,14 @@ identities with at least two images (MIT, and most of GRID and PRID, have one im
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, Sample, check_targets, require_dir, require_images
 from reid.data.schemas import PETA, PETA_ALIASES, PETA_BINARY, PETA_COLOR_GROUPS, PETA_COLORS
 
@@ -33,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PID_STRIDE = 100_000
 CAM_STRIDE = 100
+PETA_HOLDOUT = 0.1       # held-out identity fraction of the PETA attribute evaluation (eval-reid default)
 _BINARY_INDEX = {n: i for i, n in enumerate(PETA_BINARY)}
 _COLOR_TOKENS = {f"{prefix}{c.capitalize()}": (len(PETA_BINARY) + g, k)
                  for g, prefix in enumerate(PETA_COLOR_GROUPS.values()) for k, c in enumerate(PETA_COLORS)}
@@ -116,6 +125,22 @@ def read_subset(folder: Path, index: int = 0) -> list[Sample]:
     return samples
 
 
+def sample_identity(path: str | Path) -> tuple[str, str]:
+    """(subset folder name, identity string) of a PETA image path (``<subset>/archive/<id>_*.png``)."""
+    p = Path(path)
+    arch = p.parent
+    return (arch.parent.name if arch.name == "archive" else arch.name), p.name.split("_")[0]
+
+
+def held_out(subset: str, identity: str, fraction: float, seed: int = 0) -> bool:
+    """Whether an identity of a PETA subset is held out: the CRC-32 of ``"<seed>/<subset lower-case>/
+    <identity>"`` is below ``fraction * 2**32``. Deterministic, and nested: a smaller fraction holds
+    out a subset of a larger one's identities."""
+    if fraction <= 0:
+        return False
+    return zlib.crc32(f"{int(seed)}/{subset.lower()}/{identity}".encode()) < fraction * 2 ** 32
+
+
 def find_subsets(root: Path) -> list[Path]:
     """Subset folders under a PETA root (folders containing archive/Label.txt), sorted by name."""
     return sorted(d for d in root.iterdir() if d.is_dir() and
@@ -131,10 +156,36 @@ def _as_list(value) -> list[str] | None:
 
 
 def load_peta(root: str | Path, subsets: Sequence[str] | str | None = None,
-              exclude: Sequence[str] | str = ("VIPeR",), min_images: int = 1) -> ReIDData:
+              exclude: Sequence[str] | str = ("VIPeR",), min_images: int = 1, holdout: float = 0.0,
+              holdout_seed: int = 0) -> ReIDData:
     """PETA subsets as one training set with the 65-group PETA schema (see module docstring);
-    ``min_images`` > 1 drops identities with fewer images (e.g. 2 for ReID training)."""
+    ``min_images`` > 1 drops training identities with fewer images (e.g. 2 for ReID training);
+    ``holdout`` > 0 moves that fraction of the identities (seeded by ``holdout_seed``) to ``gallery``."""
+    try:
+        holdout, holdout_seed = float(holdout), int(holdout_seed)
+    except (TypeError, ValueError):
+        raise UserError(f"peta: holdout must be a fraction and holdout_seed an integer, got {holdout!r}, "
+                        f"{holdout_seed!r}") from None
+    if not 0.0 <= holdout < 1.0:
+        raise UserError(f"peta: holdout is the held-out fraction of identities, in [0, 1), got {holdout}")
     root = require_dir(Path(root).expanduser(), "data root", "peta")
+    folders = _subset_folders(root, subsets, exclude)
+    samples = [s for i, d in enumerate(folders) for s in read_subset(d, i)]
+    test = [s for s in samples if held_out(*sample_identity(s.path), holdout, holdout_seed)]
+    test_paths = {s.path for s in test}
+    train = [s for s in samples if s.path not in test_paths]
+    if int(min_images) > 1:
+        counts = Counter(s.pid for s in train)
+        train = [s for s in train if counts[s.pid] >= int(min_images)]
+        if not train:
+            raise UserError(f"peta: no identity of {[d.name for d in folders]} has {min_images} images")
+    info = {"subsets": [d.name for d in folders], "min_images": int(min_images), "holdout": holdout,
+            "holdout_seed": holdout_seed}
+    return ReIDData("peta", train, [], test, PETA, str(root), info)
+
+
+def _subset_folders(root: Path, subsets, exclude) -> list[Path]:
+    """The subset folders ``load_peta`` reads (``root`` itself when it is one subset)."""
     if (root / "archive" / "Label.txt").is_file() or (root / "Label.txt").is_file():
         folders = [root]  # a single subset folder
     else:
@@ -153,10 +204,4 @@ def load_peta(root: str | Path, subsets: Sequence[str] | str | None = None,
             folders = [by_name[s.lower()] for s in wanted]
         if not folders:
             raise UserError(f"peta: no subsets left to load under {root} (subsets={wanted}, exclude={exclude})")
-    train = [s for i, d in enumerate(folders) for s in read_subset(d, i)]
-    if int(min_images) > 1:
-        counts = Counter(s.pid for s in train)
-        train = [s for s in train if counts[s.pid] >= int(min_images)]
-        if not train:
-            raise UserError(f"peta: no identity of {[d.name for d in folders]} has {min_images} images")
-    return ReIDData("peta", train, [], [], PETA, str(root), {"subsets": [d.name for d in folders]})
+    return folders

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 _SEED_STRIDE = 1_000_003
 

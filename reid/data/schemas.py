@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.schema import AttributeGroup as G
 from reid.schema import AttributeSchema
 

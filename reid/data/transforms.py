@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from core.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -114,11 +114,3 @@ def random_erase(x: torch.Tensor, scale=(0.02, 0.4), ratio=(0.3, 3.33), attempts
             out[:, top:top + eh, left:left + ew] = 0
             return out
     return x
-
-
-def build_transforms(input_size: Sequence[int] = (384, 128), mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD, flip: float = 0.5, pad: int = 0,
-                     random_erasing: float = 0.0) -> tuple[TrainTransform, EvalTransform]:
-    """(train transform, eval transform) with the paper's defaults (no erasing unless asked)."""
-    return (TrainTransform(input_size, mean, std, flip, pad, random_erasing),
-            EvalTransform(input_size, mean, std))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from core.errors import UserError
 from reid.data.base import ReIDData, Sample, require_dir, require_images
 from reid.data.peta import archive_dir, read_labels
 from reid.data.schemas import PETA, VIPER

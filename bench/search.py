@@ -1,0 +1,339 @@
+#!/usr/bin/env python
+"""Appearance and attribute search: quality on real data, speed of the index at a million tracklets.
+
+Three parts (all by default; pick with --parts):
+
+  image       two-camera PETS sample: for every ground-truth person seen by both cameras, query crops
+              from one camera (ground-truth boxes, cut from the video frames) are searched among the
+              identities of the OTHER camera (--cameras) of a run folder; the target is the identity
+              that holds that person there (majority of the person's boxes matched by IoU >= 0.5 to
+              the run's boxes). Prints top-1 / top-5 and mAP (relevant: every identity holding >= 20 %
+              of the person's matched boxes there), and the same without the camera filter.
+  attributes  VIPeR (PETA copy) with its attribute labels mapped onto the model's schema: mAP of
+              single-attribute and attribute-pair queries ranked by P(all hold), against random
+              rankings, on the split-0 gallery and on all images.
+  speed       a synthetic index of --tracklets tracklets (runs of 10,000, --dim dimensions, 33
+              attributes): time to add a run of 10,000 tracklets (from a run folder, like 'mcmt index
+              add'), and query times (appearance, attributes, both, with filters), in-process and as
+              the 'mcmt search' command.
+
+  python bench/search.py --runs runs/search_demo runs/search_demo_0286
+  python bench/search.py --parts speed --tracklets 1000000 --dim 512
+Runs are made first when missing (mcmt run with the offline YOLOv8n detector; the second with Intel 0286).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("MCMT_SHARED", REPO.parent / "shared"))
+DETECTOR = SHARED / "models" / "yolov8n_saved_model" / "yolov8n_full_integer_quant.tflite"
+INTEL_0286 = (SHARED / "models" / "openvino" / "person-reidentification-retail-0286" / "FP16"
+              / "person-reidentification-retail-0286.xml")
+VIPER = SHARED / "data" / "peta" / "VIPeR"
+
+
+def ensure_run(run: Path, reid: str) -> None:
+    if (run / "identities.json").is_file():
+        return
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--videos", "samples/pets_left.mp4", "samples/pets_right.mp4",
+           "--out", str(run), "--detector", str(DETECTOR), "--reid", reid, "--no-progress"]
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+# ---- image search on the two-camera sample ------------------------------------------------------
+def iou_1toN(b, boxes):
+    x1 = np.maximum(b[0], boxes[:, 0]); y1 = np.maximum(b[1], boxes[:, 1])
+    x2 = np.minimum(b[0] + b[2], boxes[:, 0] + boxes[:, 2]); y2 = np.minimum(b[1] + b[3], boxes[:, 1] + boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / (b[2] * b[3] + boxes[:, 2] * boxes[:, 3] - inter)
+
+
+def holders(gt_rows, pred) -> dict[int, int]:
+    """Global id -> number of this person's gt boxes it holds (IoU >= 0.5 in the same frame)."""
+    count: dict[int, int] = {}
+    for r in gt_rows:
+        p = pred[pred[:, 0] == r[0]]
+        if len(p):
+            iou = iou_1toN(r[2:6], p[:, 2:6])
+            k = int(np.argmax(iou))
+            if iou[k] >= 0.5:
+                count[int(p[k, 1])] = count.get(int(p[k, 1]), 0) + 1
+    return count
+
+
+def query_crops(video: Path, rows, k: int) -> list[np.ndarray]:
+    """k crops of one person spread over their time in a camera (the tallest box of each k-th part)."""
+    import cv2
+
+    rows = rows[np.argsort(rows[:, 0])]
+    picks = [part[np.argmax(part[:, 5])] for part in np.array_split(rows, min(k, len(rows))) if len(part)]
+    cap, out = cv2.VideoCapture(str(video)), []
+    for r in picks:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(r[0]) - 1)
+        ok, frame = cap.read()
+        x, y, w, h = (int(round(v)) for v in r[2:6])
+        if ok:
+            out.append(frame[max(y, 0):y + h, max(x, 0):x + w])
+    cap.release()
+    return [c for c in out if c.size]
+
+
+def average_precision(ranked: list[int], relevant: set[int]) -> float:
+    hits, ap = 0, 0.0
+    for i, gid in enumerate(ranked, 1):
+        if gid in relevant:
+            hits += 1
+            ap += hits / i
+    return ap / max(len(relevant), 1)
+
+
+def image_search(run: Path, k: int = 3) -> dict:
+    from pipeline.search.gallery import load_run
+    from pipeline.search.model import load_encoder
+    from pipeline.search.rank import Query, rank
+
+    g = load_run(run)
+    enc = load_encoder(g.model)
+    gt = {c: np.loadtxt(REPO / "samples" / "gt" / c / "gt" / "gt.txt", delimiter=",", ndmin=2) for c in g.cameras}
+    pred = {c: np.loadtxt(run / "mot" / f"{c}.txt", delimiter=",", ndmin=2) for c in g.cameras}
+    stats = {"filtered": [], "all": []}
+    no_target = 0
+    for a in g.cameras:
+        for b in g.cameras:
+            if a == b:
+                continue
+            for pid in np.intersect1d(gt[a][:, 1], gt[b][:, 1]):
+                held = holders(gt[b][gt[b][:, 1] == pid], pred[b])
+                if not held:
+                    no_target += 1
+                    continue
+                target = max(held, key=held.get)
+                relevant = {gid for gid, n in held.items() if n >= 0.2 * sum(held.values())}
+                feats, _ = enc.embed(query_crops(REPO / "samples" / f"{a}.mp4", gt[a][gt[a][:, 1] == pid], k))
+                for f in feats:
+                    for key, cams in (("filtered", (b,)), ("all", ())):
+                        ranked = [r.identity for r in rank([g], Query(embedding=f, cameras=cams, top=len(g.gids)))]
+                        pos = ranked.index(target) + 1 if target in ranked else len(ranked) + 1
+                        stats[key].append((pos, average_precision(ranked, relevant)))
+    out = {"model": g.model["name"], "queries": len(stats["filtered"]), "no_target": no_target}
+    for key, v in stats.items():
+        pos = np.array([p for p, _ in v])
+        out[key] = {"top1": 100 * np.mean(pos <= 1), "top5": 100 * np.mean(pos <= 5),
+                    "mAP": 100 * np.mean([ap for _, ap in v])}
+    return out
+
+
+# ---- attribute search on VIPeR --------------------------------------------------------------------
+def viper_queries(targets: np.ndarray, schema, min_pos: int = 5) -> list[tuple[str, np.ndarray]]:
+    """(query words, (N,) relevance 1/0/-1 unknown) for single terms and pairs of terms of different groups."""
+    singles = []
+    for gi, grp in enumerate(schema.groups):
+        t = targets[:, gi]
+        if grp.is_binary:
+            for word, rel in ((grp.name, t == 1), ("-" + grp.name, t == 0)):
+                singles.append((word, gi, np.where(t < 0, -1, rel.astype(int))))
+        else:
+            for ci, cls in enumerate(grp.classes):
+                singles.append((f"{grp.name}={cls}", gi, np.where(t < 0, -1, (t == ci).astype(int))))
+    ok = [(w, g, r) for w, g, r in singles if (r == 1).sum() >= min_pos and (r == 0).sum() >= min_pos]
+    pairs = []
+    for i, (w1, g1, r1) in enumerate(ok):
+        for w2, g2, r2 in ok[i + 1:]:
+            if g1 != g2:
+                r = np.where((r1 < 0) | (r2 < 0), -1, r1 * r2)
+                if (r == 1).sum() >= min_pos:
+                    pairs.append((f"{w1} {w2}", r))
+    return [(w, r) for w, _, r in ok], pairs
+
+
+def mean_ap(probs, names, queries, rng) -> tuple[float, float, int]:
+    from pipeline.search.attributes import joint_probability, parse_attributes
+
+    aps, rnd, better = [], [], 0
+    for words, rel in queries:
+        keep = rel >= 0
+        s = joint_probability(probs[keep], parse_attributes(words, names))
+        r = rel[keep]
+        order = np.argsort(-s, kind="stable")
+        ap = average_precision(list(order), set(np.flatnonzero(r)))
+        ra = np.mean([average_precision(list(rng.permutation(len(r))), set(np.flatnonzero(r))) for _ in range(50)])
+        aps.append(ap)
+        rnd.append(ra)
+        better += ap > ra
+    return 100 * float(np.mean(aps)), 100 * float(np.mean(rnd)), better
+
+
+def attribute_search(model: str = "default") -> list[dict]:
+    from reid.data.schemas import COMMON, to_common
+    from reid.data.viper import load_viper
+    from reid.encoder import ReIDEncoder
+    from reid.evaluate import read_image
+
+    enc = ReIDEncoder.from_checkpoint(model)
+    if tuple(enc.attribute_names) != COMMON.output_names:
+        raise SystemExit(f"{model}: its attributes are not the 'common' schema VIPeR labels map onto")
+    data = load_viper(VIPER, split=0)
+    rows, rng = [], np.random.default_rng(0)
+    for label, samples in (("split-0 gallery", data.gallery), ("all images", data.query + data.gallery + data.train)):
+        samples = [s for s in samples if s.attrs is not None]
+        _, probs = enc.embed([read_image(s.path) for s in samples])
+        targets = to_common(np.stack([s.attrs for s in samples]), data.schema)
+        singles, pairs = viper_queries(targets, COMMON)
+        for kind, qs in (("single", singles), ("pairs", pairs)):
+            m, r, better = mean_ap(probs, enc.attribute_names, qs, rng)
+            rows.append({"gallery": f"{label} ({len(samples)})", "queries": f"{kind} ({len(qs)})", "mAP": m,
+                         "random mAP": r, "better than random": f"{better}/{len(qs)}"})
+    return rows
+
+
+# ---- speed ------------------------------------------------------------------------------------------
+def synthetic_gallery(n: int, dim: int, n_attr: int, seed: int, names):
+    from pipeline.search.gallery import Gallery, Vectors
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ident = np.sort(rng.integers(0, n // 4, n)).astype(np.int32)
+    gids, ident = np.unique(ident, return_inverse=True)
+    start = rng.uniform(0, 3600, n)
+    attrs = rng.dirichlet(np.ones(n_attr), n).astype(np.float32) * 3
+    return Gallery(run=f"synthetic{seed}", run_dir=None, cameras=[f"cam{i}" for i in range(8)],
+                   camera=rng.integers(0, 8, n).astype(np.int16), track_id=np.arange(n), ident=ident.astype(np.int32),
+                   gids=gids.astype(np.int64) + 1, start=start, end=start + rng.uniform(1, 60, n),
+                   n_boxes=rng.integers(5, 300, n).astype(np.int32), vectors=Vectors(x),
+                   has_feature=np.ones(n, bool), attributes=np.clip(attrs, 0, 1), has_attributes=np.ones(n, bool),
+                   attribute_names=tuple(names), model={"name": "synthetic", "dim": dim, "sha256": "0" * 64})
+
+
+def synthetic_run_folder(root: Path, n: int, dim: int, names) -> Path:
+    """A run folder of n tracklets (4 gallery features each) written like 'mcmt run' writes it."""
+    from pipeline.outputs.writers import build_identities, write_identities
+    from pipeline.run.cache import save_tracklets
+    from core.atomic import atomic_write_json
+    from pipeline.tracklet import Tracklet
+
+    rng = np.random.default_rng(1)
+    cams = [{"name": f"cam{i}"} for i in range(8)]
+    ts = []
+    for i in range(n):
+        f = rng.standard_normal((4, dim)).astype(np.float32)
+        f /= np.linalg.norm(f, axis=1, keepdims=True)
+        ts.append(Tracklet(camera=f"cam{i % 8}", track_id=i // 8 + 1, start_frame=i, end_frame=i + 50,
+                           start_time=i / 10, end_time=i / 10 + 5, n_boxes=50, features=f,
+                           weights=np.ones(4, np.float32), attributes=rng.random(len(names)).astype(np.float32),
+                           attribute_names=tuple(names)))
+    for c in cams:
+        mine = [t for t in ts if t.camera == c["name"]]
+        save_tracklets(root / "cache" / c["name"], mine, {})
+        atomic_write_json(root / "cache" / c["name"] / "track.json", {"complete": True})
+    gids = np.arange(len(ts)) // 3 + 1
+    write_identities(root, build_identities(cams, ts, gids, {}, names, {}))
+    atomic_write_json(root / "run.json", {"cameras": cams, "config": {"reid": {"checkpoint": "synthetic.pt"}}})
+    return root
+
+
+def timed(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def speed(total: int, dim: int, workdir: Path) -> list[tuple[str, float]]:
+    from pipeline.search.attributes import parse_attributes
+    from pipeline.search.index import SearchIndex
+    from pipeline.search.rank import Query, rank
+    from reid.data.schemas import COMMON
+
+    names = COMMON.output_names
+    ix = SearchIndex(workdir / "index", create=True)
+    per_run, out = 10_000, []
+    run = synthetic_run_folder(workdir / "run10k", per_run, dim, names)
+    from pipeline.search.gallery import load_run
+    model = load_run(run).model
+    t0 = time.perf_counter()
+    ix.add_run(run)
+    out.append(("add a 10,000-tracklet run folder (index add, in-process)", time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "-q", "index", "add", str(run), "--index",
+                    str(workdir / "cli-index")], check=True, cwd=REPO)
+    out.append(("add a 10,000-tracklet run folder ('mcmt index add' command)", time.perf_counter() - t0))
+    adds = []
+    for k in range(1, total // per_run):
+        g = synthetic_gallery(per_run, dim, len(names), k, names)
+        g.model = model
+        t0 = time.perf_counter()
+        ix.add_gallery(g, f"/synthetic/{k}", f"synthetic{k}", str(k))
+        adds.append(time.perf_counter() - t0)
+    out.append((f"add 10,000 tracklets as arrays (median of {len(adds)})", float(np.median(adds)) if adds else 0.0))
+    q = np.random.default_rng(9).standard_normal(dim).astype(np.float32)
+    q /= np.linalg.norm(q)
+    terms = tuple(parse_attributes("female backpack upper_color=red", names))
+    n = sum(r["n_tracklets"] for r in ix.runs())
+    for label, query in (("appearance", Query(embedding=q)), ("attributes", Query(terms=terms)),
+                         ("appearance + attributes", Query(embedding=q, terms=terms)),
+                         ("appearance, 2 cameras, 10 min window", Query(embedding=q, cameras=("cam1", "cam2"),
+                                                                        t_from=600, t_to=1200))):
+        out.append((f"query over {n:,} tracklets: {label}", timed(lambda: rank(ix.galleries(), query))))
+    for label, args in (("attributes", ["--attributes", "female backpack"]),
+                        ("example", ["--example", "synthetic1:5"])):
+        cmd = [sys.executable, "-m", "pipeline.cli", "-q", "search", "--index", str(workdir / "index"), *args]
+        out.append((f"'mcmt search' command over {n:,} tracklets: {label}",
+                    timed(lambda: subprocess.run(cmd, check=True, cwd=REPO, capture_output=True))))
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    head = list(rows[0])
+    cells = [[f"{r[h]:.1f}" if isinstance(r[h], float) else str(r[h]) for h in head] for r in rows]
+    w = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    return "\n".join("  ".join(c.ljust(x) for c, x in zip(line, w)) for line in [head] + cells)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["image", "attributes", "speed"])
+    ap.add_argument("--runs", nargs="+", type=Path,
+                    default=[REPO / "runs" / "search_demo", REPO / "runs" / "search_demo_0286"])
+    ap.add_argument("--tracklets", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--workdir", type=Path, help="where the synthetic index goes (default: a temporary folder)")
+    args = ap.parse_args()
+    if "image" in args.parts:
+        rows = []
+        for run, reid in zip(args.runs, ["default", str(INTEL_0286)]):
+            ensure_run(run, reid)
+            r = image_search(run)
+            for key, label in (("filtered", "other camera (--cameras)"), ("all", "all cameras")):
+                rows.append({"run": run.name, "model": r["model"], "search in": label, "queries": r["queries"],
+                             "top-1 %": r[key]["top1"], "top-5 %": r[key]["top5"], "mAP %": r[key]["mAP"]})
+        print("\nimage search, PETS two-camera sample (ground-truth crops of one camera, target = the identity "
+              "holding the person in the other)\n" + table(rows))
+    if "attributes" in args.parts:
+        print("\nattribute search, VIPeR labels (default model)\n" + table(attribute_search()))
+    if "speed" in args.parts:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="mcmt-search-bench-"))
+        try:
+            rows = speed(args.tracklets, args.dim, work)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+        print(f"\nindex speed ({args.dim}-d embeddings, int8 memory-mapped, {os.cpu_count()} CPU cores)")
+        print(table([{"what": k, "seconds": f"{v:.3f}"} for k, v in rows]))
+
+
+if __name__ == "__main__":
+    main()

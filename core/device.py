@@ -1,0 +1,30 @@
+"""Choosing the compute device: one rule for the detector, the ReID network and training."""
+from __future__ import annotations
+
+from core.errors import UserError
+
+VALID = "auto, cpu, cuda, cuda:N"
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:          # torch is a dependency; without it only the CPU is there
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; ``cuda``/``cuda:N`` without CUDA is
+    an error that says how to fix it; anything else is an error listing the valid names."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return "cuda:0" if cuda_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not cuda_available():
+            raise UserError(f"device {name!r} requested but CUDA is not available here; "
+                            "use --device cpu (or auto)")
+        return "cuda:0" if name == "cuda" else name
+    raise UserError(f"unknown device {name!r}; valid: {VALID}")

@@ -1,0 +1,232 @@
+"""Cross-camera association: one global identity per tracklet, usable without video.
+
+    ids = associate(tracklets, AssociationConfig(), load_topology("topo.yaml"))
+
+Steps (pure functions in the modules of pipeline/association/):
+1. distances (distance.py): appearance between tracklet galleries (cosine of crop-quality weighted
+   means; optionally k-reciprocal re-ranked, camera-pair normalised) fused with attribute disagreement,
+2. hard constraints (constraints.py): same camera and overlapping in time, same camera and a move
+   faster than ``max_speed``; with a topology, views that cannot see one person at once and moves
+   faster than the topology allows,
+3. calibration (calibration.py): every ``auto`` threshold from the distances of tracklets known to be
+   different people (same camera, same time),
+4. linking (linking.py): consecutive tracklets one-to-one over short gaps (broken tracks, handoffs),
+   with entry / exit zones learned from the run,
+5. clustering (clustering.py) of the linked chains, constrained, stopped at ``threshold``; two
+   tracklets of one camera only within ``same_camera_threshold``; the topology's travel-time
+   windows checked on every merge; optional refinement (``refine``),
+6. short tracklets kept, flagged, attached afterwards ("merge") or dropped, per config.
+
+Global ids are 1-based and consecutive, numbered by first appearance; 0 = dropped. The statistics
+(``AssociationResult.stats``) record the thresholds used and how they were found.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from pipeline.association.calibration import Calibration, calibrate, gallery_half_distances
+from pipeline.association.clustering import (attach_to_clusters, constrained_agglomerative, group_matrices,
+                                             refine_labels)
+from pipeline.association.config import AUTO, AssociationConfig
+from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_pairs, motion_blocked_pairs,
+                                              overlapping_pairs, topology_validator, tracklet_times)
+from pipeline.association.distance import fused_distance as _fused
+from pipeline.association.linking import chain_labels, link_tracklets
+from pipeline.association.topology import CameraTopology, load_topology
+from pipeline.tracklet import Tracklet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssociationResult:
+    global_ids: np.ndarray              # (T,) int64, 1-based consecutive; 0 = dropped
+    flagged: np.ndarray                 # (T,) bool: short or without features
+    stats: dict = field(default_factory=dict)   # counts and settings for identities.json
+
+    @property
+    def num_identities(self) -> int:
+        return int(self.global_ids.max()) if self.global_ids.size else 0
+
+
+def associate(tracklets: Sequence[Tracklet], cfg: AssociationConfig | None = None,
+              topology: CameraTopology | None = None) -> np.ndarray:
+    """(T,) global ids (1-based, consecutive; 0 only for tracklets dropped by
+    ``short_tracklets: drop``). ``topology`` defaults to ``cfg.topology`` when that is set."""
+    return associate_detailed(tracklets, cfg, topology).global_ids
+
+
+def tracklet_lengths(tracklets: Sequence[Tracklet]) -> np.ndarray:
+    """(T,) boxes per tracklet: ``n_boxes``, or the gallery size when n_boxes was not filled."""
+    return np.array([t.n_boxes if t.n_boxes > 0 else (t.features.shape[0] if t.has_features else 0)
+                     for t in tracklets], np.int64)
+
+
+def fused_distance(tracklets: Sequence[Tracklet], cfg: AssociationConfig) -> np.ndarray:
+    """(T, T) fused appearance + attribute distance; rows of tracklets without features are inf."""
+    cam, start, end = tracklet_times(tracklets)
+    return _fused(tracklets, cfg, cam, overlapping_pairs(cam, start, end))
+
+
+def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | None = None,
+                       topology: CameraTopology | None = None) -> AssociationResult:
+    """Like :func:`associate`, plus the flagged mask and statistics."""
+    t0 = time.perf_counter()
+    cfg = cfg or AssociationConfig()
+    if topology is None and cfg.topology:
+        topology = load_topology(cfg.topology)
+    n = len(tracklets)
+    has_feat = np.array([t.has_features for t in tracklets], bool)
+    short = (tracklet_lengths(tracklets) < cfg.min_tracklet_length) | ~has_feat
+    policy = cfg.short_tracklets
+    flagged = ~has_feat | (short if policy != "keep" else False)
+    dropped = short if policy == "drop" else np.zeros(n, bool)
+    cam, start, end = tracklet_times(tracklets, topology)
+    stats = {"tracklets": n, "short": int(short.sum()), "without_features": int((~has_feat).sum()),
+             "dropped": int(dropped.sum()), "linkage": cfg.linkage,
+             "topology": topology is not None, "cannot_link_pairs": 0, "topology_rejections": 0}
+    if not cfg.enabled or n == 0:
+        labels = np.arange(n)
+    else:
+        labels = _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats)
+    ids = _number_by_first_appearance(labels, dropped, start, tracklets)
+    stats["identities"] = int(ids.max()) if n else 0
+    stats["seconds"] = round(time.perf_counter() - t0, 4)
+    log.info("association: %d tracklets -> %d identities (%d short, %d cannot-link pairs, %.2f s)",
+             n, stats["identities"], stats["short"], stats["cannot_link_pairs"], stats["seconds"])
+    return AssociationResult(ids, flagged, stats)
+
+
+def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) -> np.ndarray:
+    """(T,) cluster labels (any integers); tracklets without features stay alone."""
+    mats = topology.matrices() if topology is not None else None
+    pairs = overlapping_pairs(cam, start, end, None if mats is None else ~mats["overlap"])
+    dist = _fused(tracklets, cfg, cam, pairs)
+    cannot = cannot_link_matrix(cam, start, end, mats)
+    stats["cannot_link_pairs"] = int(cannot.sum()) // 2               # symmetric, diagonal False
+    if cfg.max_speed is not None:
+        i, j = motion_blocked_pairs(tracklets, cam, start, end, cfg.max_speed, cfg.speed_slack)
+        stats["motion_blocked"] = int((~cannot[i, j]).sum())
+        cannot[i, j] = cannot[j, i] = True
+    calib = calibrate(dist, pairs, cfg, gallery_half_distances(tracklets), cross=mats is not None)
+    cal = calib.as_dict()
+    stats.update(threshold=cal["threshold"], link_threshold=cal["link_threshold"],
+                 same_camera_threshold=cal["same_camera_threshold"], calibration=cal)
+    validator = _counting_validator(cam, start, end, mats, stats)
+    core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
+    first, last = box_ends(tracklets)
+    groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
+    labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
+    if cfg.short_tracklets == "merge":
+        pool = np.flatnonzero(has_feat)                          # long ones labelled, short ones -1
+        labels[pool] = attach_to_clusters(dist[np.ix_(pool, pool)], cannot[np.ix_(pool, pool)],
+                                          labels[pool], calib.threshold, cfg.linkage,
+                                          None if validator is None else
+                                          (lambda a, b: validator(pool[a], pool[b])))
+    rest = np.flatnonzero(labels < 0)                            # no features (or dropped)
+    labels[rest] = labels.max(initial=-1) + 1 + np.arange(len(rest))
+    return labels
+
+
+def _counting_validator(cam, start, end, mats, stats):
+    """The topology's merge check (None without topology), counting refusals in ``stats``."""
+    if mats is None:
+        return None
+    check = topology_validator(cam, start, end, mats)
+
+    def validator(a, b):
+        ok = check(a, b)
+        stats["topology_rejections"] += int(not ok)
+        return ok
+
+    return validator
+
+
+def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, cfg, mats, stats) -> np.ndarray:
+    """(T,) chain label per core tracklet (-1 for the others) from the linking stage."""
+    n = len(cam)
+    pairs = [gap_pairs(cam, start, end, cfg.same_camera_window, same_camera=True),
+             gap_pairs(cam, start, end, cfg.link_window, same_camera=False)] if cfg.link_window > 0 else []
+    i = np.concatenate([p[0] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    j = np.concatenate([p[1] for p in pairs]) if pairs else np.zeros(0, np.int64)
+    keep = core[i] & core[j] & ~cannot[i, j]
+    if mats is not None:                                          # direct moves within their window
+        gap, ci, cj = start[j] - end[i], cam[i], cam[j]
+        keep &= (ci == cj) | mats["overlap"][ci, cj] | (
+            mats["allowed"][ci, cj] & (gap >= mats["tmin"][ci, cj]) & (gap <= mats["tmax"][ci, cj]))
+    i, j = i[keep], j[keep]
+    thr = np.full(len(i), calib.link_threshold)
+    if cfg.same_camera_threshold not in (AUTO, None):             # a number caps one camera's links too
+        thr[cam[i] == cam[j]] = min(calib.link_threshold, calib.same_camera_threshold)
+    nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot)
+    stats.update(link_stats)
+    labels = np.full(n, -1, np.int64)
+    idx = np.flatnonzero(core)
+    labels[idx] = chain_labels(_restrict(nxt, idx))
+    return labels
+
+
+def _restrict(nxt: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``next`` links among the items ``idx``, renumbered 0..len(idx)-1."""
+    pos = np.full(len(nxt), -1, np.int64)
+    pos[idx] = np.arange(len(idx))
+    sub = nxt[idx]
+    return np.where(sub >= 0, pos[np.maximum(sub, 0)], -1)
+
+
+def _merge_groups(dist, cannot, cam, groups, core, calib: Calibration, cfg, validator, stats,
+                  block: int = 1024) -> np.ndarray:
+    """(T,) labels of the core tracklets after clustering the linked groups (-1 for the others).
+    One camera's tracklets in different groups farther apart than the same-camera threshold become
+    cannot-link (``cannot`` is updated in place, in row blocks)."""
+    idx = np.flatnonzero(core)
+    labels = np.full(len(cam), -1, np.int64)
+    if not len(idx):
+        return labels
+    full = len(idx) == len(cam)
+    sub_dist = dist if full else dist[np.ix_(idx, idx)]
+    sub_cannot = cannot if full else cannot[np.ix_(idx, idx)]
+    g, c = groups[idx], cam[idx]
+    blocked = 0
+    for r0 in range(0, len(idx), block):
+        r = slice(r0, min(len(idx), r0 + block))
+        strict = (c[r, None] == c[None, :]) & ~(sub_dist[r] <= calib.same_camera_threshold) & (g[r, None] != g[None, :])
+        blocked += int((strict & ~sub_cannot[r]).sum())
+        sub_cannot[r] |= strict
+    stats["same_camera_blocked"] = blocked // 2
+    if not full:
+        cannot[np.ix_(idx, idx)] = sub_cannot
+    gd, gc, sizes = group_matrices(sub_dist, sub_cannot, g, cfg.linkage)
+    order = np.argsort(g, kind="stable")
+    members = np.split(idx[order], np.cumsum(sizes.astype(np.int64))[:-1])
+    gv = None if validator is None else (
+        lambda a, b: validator(np.concatenate([members[k] for k in a]), np.concatenate([members[k] for k in b])))
+    glab = constrained_agglomerative(gd, gc, calib.threshold, cfg.linkage, gv, sizes)
+    if cfg.refine:                                               # linked chains move as a whole
+        glab, stats["refine_moves"] = refine_labels(gd, gc, glab, calib.threshold, gv, sizes)
+    labels[idx] = glab[g]
+    return labels
+
+
+def _number_by_first_appearance(labels: np.ndarray, dropped: np.ndarray, start: np.ndarray,
+                                tracklets: Sequence[Tracklet]) -> np.ndarray:
+    """Map cluster labels to 1-based consecutive ids ordered by the cluster's first tracklet
+    (start time, then camera, then local id); dropped tracklets get 0."""
+    ids = np.zeros(len(labels), np.int64)
+    keep = np.flatnonzero(~dropped)
+    if not len(keep):
+        return ids
+    cams = np.array([tracklets[i].camera for i in keep], dtype=object)
+    local = np.array([tracklets[i].track_id for i in keep], np.int64)
+    order = keep[np.lexsort((local, cams.astype(str), start[keep]))]
+    _, first = np.unique(labels[order], return_index=True)      # first position of each label
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(1, len(first) + 1)
+    uniq, inv = np.unique(labels[order], return_inverse=True)
+    ids[order] = rank[inv.reshape(-1)]
+    return ids

@@ -1,0 +1,185 @@
+"""Linking consecutive tracklets: each tracklet's end to at most one later start (one-to-one).
+
+A person who leaves one view shows up in the next one seconds later; a track the tracker broke goes
+on near where it stopped. Such short gaps are strong evidence, so they are linked first, under a
+looser appearance threshold than the clustering's (pipeline/association/config.py):
+
+1. candidates (sparse, from a sweep over start times): j starts after i ends, at most
+   ``same_camera_window`` seconds later in the same camera (and the move is possible) or
+   ``link_window`` seconds later in another camera; no cannot-link between them;
+2. a one-to-one matching maximising the summed margins ``threshold - distance`` over the candidates
+   within the threshold (a min-cost bipartite matching with a "no link" option on both sides);
+3. entry / exit zones (``zones``): each foot point is on a side of its view (left, right, top or
+   bottom border, within ``ZONE_MARGIN``; or inside). For each ordered pair of cameras with at least
+   ``MIN_ZONE_LINKS`` links from step 2, the sides those links leave the first view by and enter the
+   second by (each used by ``ZONE_SHARE`` of them) are its zones; a link between the two cameras must
+   leave and enter by a zone, and step 2 is solved again. This learns the cameras' layout from the
+   run itself (no topology file needed) and rejects handoffs no one could walk, such as leaving the
+   first view on the side away from the second.
+
+A chain must not hold two tracklets that can never be one person (one camera's tracklets before and
+after a visit to another camera may be too far apart to walk): the weakest link between such a pair
+is cut. The result is ``next[i]`` (the tracklet linked after i, or -1); :func:`chain_labels` turns it
+into one label per chain.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+MIN_ZONE_LINKS = 3
+ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
+ZONE_SHARE = 0.2           # a side is a zone when this share of the links (and at least 2) use it
+
+
+def match_pairs(i: np.ndarray, j: np.ndarray, margin: np.ndarray, n: int) -> np.ndarray:
+    """One-to-one links maximising the summed ``margin`` (> 0) over candidate pairs (i -> j);
+    returns next (n,) with -1 where i has no link.
+
+    Bipartite graph: rows = n ends + n "start j unlinked" dummies, columns = n starts + n "end i
+    unlinked" dummies. Link i -> j costs 2b - margin, leaving i (or j) unlinked costs b, the dummy
+    pair of a used link costs ~0, so a perfect matching always exists and its cost is
+    const - sum(margins of the links).
+    """
+    nxt = np.full(n, -1, np.int64)
+    keep = margin > 0
+    i, j, margin = i[keep], j[keep], margin[keep].astype(np.float64)
+    if not len(i):
+        return nxt
+    b = float(margin.max()) + 1.0
+    idx = np.arange(n)
+    rows = np.concatenate([i, idx, n + idx, n + j])               # link, i unlinked, j unlinked, mirror
+    cols = np.concatenate([j, n + idx, idx, n + i])
+    cost = np.concatenate([2 * b - margin, np.full(2 * n, b), np.full(len(i), 1e-9)])
+    graph = coo_matrix((cost, (rows, cols)), shape=(2 * n, 2 * n)).tocsr()
+    _, col_of_row = min_weight_full_bipartite_matching(graph)
+    linked = col_of_row[:n] < n
+    nxt[linked] = col_of_row[:n][linked]
+    return nxt
+
+
+def chain_labels(nxt: np.ndarray) -> np.ndarray:
+    """(T,) label per chain of links (next[i] = j or -1): 0..C-1 in order of each chain's head."""
+    n = len(nxt)
+    prev = np.full(n, -1, np.int64)
+    has = nxt >= 0
+    prev[nxt[has]] = np.flatnonzero(has)
+    labels = np.full(n, -1, np.int64)
+    for lab, head in enumerate(np.flatnonzero(prev < 0)):
+        k = head
+        while k >= 0 and labels[k] < 0:
+            labels[k] = lab
+            k = nxt[k]
+    rest = np.flatnonzero(labels < 0)                             # cycles cannot happen; be safe
+    labels[rest] = labels.max(initial=-1) + 1 + np.arange(len(rest))
+    return labels
+
+
+def split_conflicts(nxt: np.ndarray, cannot: np.ndarray, strength: np.ndarray) -> tuple[np.ndarray, int]:
+    """Cut links until no chain holds two tracklets that can never be one person (``cannot`` (T, T);
+    consecutive pairs are allowed by construction, farther ones, e.g. one camera's tracklets around a
+    visit to another camera, may not be). Each time the weakest link (``strength`` (T,) of the link
+    leaving each tracklet) between a conflicting pair is cut. Returns (next, links cut)."""
+    nxt = nxt.copy()
+    cuts = 0
+    labels = chain_labels(nxt)
+    for lab in np.unique(labels[nxt >= 0]):
+        todo = [_chain_from(nxt, np.flatnonzero(labels == lab))]
+        while todo:
+            chain = todo.pop()
+            bad = np.argwhere(np.triu(cannot[np.ix_(chain, chain)], 2))
+            if not len(bad):
+                continue
+            p, q = bad[0]
+            cut = p + int(np.argmin(strength[chain[p:q]]))          # link chain[cut] -> chain[cut + 1]
+            nxt[chain[cut]] = -1
+            cuts += 1
+            todo += [chain[:cut + 1], chain[cut + 1:]]
+    return nxt, cuts
+
+
+def _chain_from(nxt: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The members of one chain in link order."""
+    heads = set(members.tolist()) - set(nxt[members].tolist())
+    k, out = heads.pop(), []
+    while k >= 0:
+        out.append(k)
+        k = nxt[k]
+    return np.array(out, np.int64)
+
+
+def foot_points(first: np.ndarray, last: np.ndarray, cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 2) entry (first box) and exit (last box) foot points, normalised by the extent of all boxes
+    of the tracklet's camera; NaN where unknown."""
+    entry = np.column_stack([(first[:, 0] + first[:, 2]) / 2, first[:, 3]])
+    exit_ = np.column_stack([(last[:, 0] + last[:, 2]) / 2, last[:, 3]])
+    for c in np.unique(cam):
+        m = cam == c
+        pts = np.concatenate([first[m], last[m]])
+        pts = pts[np.isfinite(pts).all(1)]
+        if len(pts):
+            ext = np.maximum([pts[:, [0, 2]].max(), pts[:, [1, 3]].max()], 1.0)
+            entry[m] /= ext
+            exit_[m] /= ext
+    return entry, exit_
+
+
+def side_mask(points: np.ndarray, margin: float = ZONE_MARGIN) -> np.ndarray:
+    """(T,) int bit mask of where normalised points lie: 1 left, 2 right, 4 top, 8 bottom border
+    (within ``margin`` of it; a corner has two bits), 16 inside the view; 0 when unknown."""
+    x, y = points[:, 0], points[:, 1]
+    with np.errstate(invalid="ignore"):
+        bits = ((x <= margin) * 1 | (x >= 1 - margin) * 2 | (y <= margin) * 4 | (y >= 1 - margin) * 8)
+    bits = np.where(bits == 0, 16, bits)
+    return np.where(np.isfinite(points).all(1), bits, 0).astype(np.int64)
+
+
+def zone_mask(i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray,
+              exit_: np.ndarray) -> tuple[np.ndarray, int]:
+    """(P,) bool: candidate i -> j is consistent with the zones learned from the links ``nxt``
+    (module docstring, step 3); pairs of cameras with too few links and unknown points pass.
+    Also returns the number of camera pairs with a learned zone model."""
+    src = np.flatnonzero((nxt >= 0) & (cam != cam[np.maximum(nxt, 0)]))
+    dst = nxt[src]
+    out_side, in_side = side_mask(exit_), side_mask(entry)
+    ok = np.ones(len(i), bool)
+    models = 0
+    for a, b in {(int(cam[s]), int(cam[d])) for s, d in zip(src, dst)}:
+        sel = (cam[src] == a) & (cam[dst] == b)
+        if sel.sum() < MIN_ZONE_LINKS:
+            continue
+        models += 1
+        cand = np.flatnonzero((cam[i] == a) & (cam[j] == b))
+        for sides, who in ((out_side[src[sel]], out_side[i[cand]]), (in_side[dst[sel]], in_side[j[cand]])):
+            count = np.array([((sides & (1 << k)) > 0).sum() for k in range(5)])
+            learned = sum(1 << k for k in range(5) if count[k] >= max(2, ZONE_SHARE * sel.sum()))
+            ok[cand] &= ((who & learned) > 0) | (who == 0)
+    return ok, models
+
+
+def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
+                   cam: np.ndarray, first: np.ndarray, last: np.ndarray, zones: bool = True,
+                   cannot: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """next (n,) from candidate pairs (i -> j) (already windowed and constraint-free), their
+    distances ``dist`` (P,) and per-pair ``threshold`` (P,); see the module docstring. With
+    ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`)."""
+    margin = np.where(np.isfinite(dist), threshold - dist, -1.0)
+    nxt = match_pairs(i, j, margin, n)
+    stats = {"link_candidates": int((margin > 0).sum()), "zone_models": 0, "zone_rejected": 0}
+    if zones and len(i):
+        entry, exit_ = foot_points(first, last, cam)
+        ok, models = zone_mask(i, j, nxt, cam, entry, exit_)
+        stats["zone_models"] = models
+        if models:
+            stats["zone_rejected"] = int(((margin > 0) & ~ok).sum())
+            nxt = match_pairs(i, j, np.where(ok, margin, -1.0), n)
+    if cannot is not None:
+        strength = np.full(n, np.inf)
+        linked = np.flatnonzero(nxt >= 0)
+        pos = {(a, b): k for k, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
+        strength[linked] = [margin[pos[(a, int(nxt[a]))]] for a in linked.tolist()]
+        nxt, stats["links_cut"] = split_conflicts(nxt, cannot, strength)
+    stats["links"] = int((nxt >= 0).sum())
+    stats["links_same_camera"] = int(((nxt >= 0) & (cam == cam[np.maximum(nxt, 0)])).sum())
+    return nxt, stats

@@ -1,0 +1,146 @@
+"""Cross-camera association and outputs of a run folder, from its stage cache alone.
+
+Used at the end of ``mcmt run`` and by ``mcmt associate --run DIR`` (which redoes only this part).
+``run.json`` at the top of the run folder records the cameras and the configuration the run used.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pipeline.run.cache import CameraCache, atomic_write_json, read_boxes, read_json
+from core.config import to_dict
+from core.errors import UserError
+from pipeline.run.config import RunConfig
+from pipeline.tracklet import Tracklet
+from pipeline.outputs.writers import build_identities, copy_thumbnails, write_identities, write_tracks, write_videos
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+
+
+def write_run_file(run_dir: Path, cameras: Sequence[dict], cfg: RunConfig, extra: dict) -> None:
+    atomic_write_json(Path(run_dir) / RUN_FILE, {"cameras": list(cameras), "config": to_dict(cfg), **extra})
+
+
+def read_run_file(run_dir: Path) -> dict:
+    doc = read_json(Path(run_dir) / RUN_FILE)
+    if doc is None:
+        raise UserError(f"{run_dir}: not a run folder written by 'mcmt run' (no {RUN_FILE}); "
+                        "run 'mcmt run --videos ... --out DIR' first")
+    return doc
+
+
+def load_all_tracklets(run_dir: Path, cameras: Sequence[str]) -> tuple[list[Tracklet], dict, dict]:
+    """Tracklets of every camera from the cache; thumbnails keyed by (camera, track id)."""
+    tracklets, thumbs, thumb_dirs = [], {}, {}
+    for cam in cameras:
+        cache = CameraCache(run_dir, cam)
+        if not cache.track_complete():
+            raise UserError(f"{run_dir}: camera '{cam}' has no finished tracks in the cache "
+                            "(the run was interrupted?); rerun 'mcmt run' with the same --out to finish it")
+        ts, th = cache.load_tracklets()
+        tracklets += ts
+        thumbs.update({(cam, tid): v for tid, v in th.items()})
+        thumb_dirs[cam] = cache.thumbs
+    return tracklets, thumbs, thumb_dirs
+
+
+def global_ids(tracklets: Sequence[Tracklet], cfg: RunConfig, topology_path: Optional[str] = None
+               ) -> tuple[np.ndarray, dict]:
+    """(T,) global ids from :func:`pipeline.association.associate.associate_detailed` and its statistics; sets
+    ``flagged`` on the tracklets it flags. Every tracklet is its own identity when association is
+    disabled."""
+    from pipeline.association.associate import associate_detailed
+
+    if not tracklets or not cfg.association.enabled:
+        return np.arange(1, len(tracklets) + 1, dtype=np.int64), {}
+    topology = None
+    path = topology_path or cfg.association.topology
+    if path:
+        from pipeline.association.topology import load_topology
+        topology = load_topology(path)
+    res = associate_detailed(list(tracklets), cfg.association, topology)
+    for t, f in zip(tracklets, res.flagged):
+        t.flagged = bool(f)
+    return np.asarray(res.global_ids, np.int64), dict(res.stats)
+
+
+def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], *, sources=None,
+                        topology: Optional[str] = None, stats: Optional[dict] = None) -> dict:
+    """Association + every output file; returns the summary written into identities.json."""
+    run_dir = Path(run_dir)
+    names = [c["name"] for c in cameras]
+    t0 = time.perf_counter()
+    tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names)
+    gids, assoc_stats = global_ids(tracklets, cfg, topology)
+    assoc_seconds = time.perf_counter() - t0
+    gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
+    for t, g in zip(tracklets, gids):
+        gid_maps[t.camera][t.track_id] = int(g)
+    boxes = {n: read_boxes(CameraCache(run_dir, n)) for n in names}
+    mot = write_tracks(run_dir, names, boxes, gid_maps)
+    (run_dir / "thumbs").mkdir(exist_ok=True)
+    for old in (run_dir / "thumbs").glob("*.jpg"):      # ids of a previous association
+        old.unlink()
+    thumbnails = {}
+    for gid in sorted(set(int(g) for g in gids if g > 0)):
+        members = [t for t, g in zip(tracklets, gids) if int(g) == gid]
+        thumbnails[gid] = copy_thumbnails(run_dir, gid, members, thumbs, thumb_dirs, cfg.reid.thumbnails)
+    attr_names = next((t.attribute_names for t in tracklets if t.attribute_names), ())
+    summary = {"cameras": len(names), "tracklets": len(tracklets),
+               "identities": int(len(set(int(g) for g in gids if g > 0))),
+               "multi_camera_identities": _multi_camera(tracklets, gids),
+               "flagged_tracklets": int(sum(t.flagged for t in tracklets)),
+               "boxes": int(sum(len(m) for m in mot.values())), "association_seconds": round(assoc_seconds, 3),
+               "association_thresholds": association_thresholds(assoc_stats, cfg.association),
+               "association": to_dict(cfg.association), "association_stats": assoc_stats, **(stats or {})}
+    _record_in_run_file(run_dir, summary["association_thresholds"], assoc_stats)
+    write_identities(run_dir, build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary))
+    if cfg.output.save_video and sources is not None:
+        write_videos(run_dir, sources, mot)
+    if cfg.output.report:
+        _write_report(run_dir)
+    return summary
+
+
+def association_thresholds(stats: dict, cfg) -> dict:
+    """The thresholds the association used (``cfg``: its AssociationConfig) and where the ``auto`` ones
+    came from, for the summary table of the report; empty when the association did not run."""
+    if "link_threshold" not in stats:
+        return {}
+    cal = stats.get("calibration", {})
+    auto = [name for name, value in (("link", cfg.link_threshold), ("merge", cfg.threshold),
+                                     ("same_camera", cfg.same_camera_threshold)) if value == "auto"]
+    return {"link": stats["link_threshold"], "merge": stats["threshold"],
+            "same_camera": stats["same_camera_threshold"], "links": stats.get("links", 0),
+            "calibrated": ", ".join(auto) or "none (all set)",
+            "calibrated_from": f"{cal.get('negatives', 0)} pairs: {cal.get('source', '')}"}
+
+
+def _record_in_run_file(run_dir: Path, thresholds: dict, stats: dict) -> None:
+    """run.json keeps the thresholds of the latest association next to the settings that produced them."""
+    doc = read_json(Path(run_dir) / RUN_FILE)
+    if doc is None:
+        return
+    doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {})}
+    atomic_write_json(Path(run_dir) / RUN_FILE, doc)
+
+
+def _multi_camera(tracklets: Sequence[Tracklet], gids: np.ndarray) -> int:
+    cams: dict[int, set] = {}
+    for t, g in zip(tracklets, gids):
+        if g > 0:
+            cams.setdefault(int(g), set()).add(t.camera)
+    return sum(1 for v in cams.values() if len(v) > 1)
+
+
+def _write_report(run_dir: Path) -> None:
+    from pipeline.outputs.report import write_report
+
+    write_report(run_dir)

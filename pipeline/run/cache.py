@@ -1,0 +1,257 @@
+"""Stage cache of a run folder: ``<out>/cache/<camera>/``.
+
+Two stages per camera, each keyed by a hash of its inputs and settings:
+
+* ``detect``: ``dets.csv`` (frame, x1, y1, x2, y2, score, cls), appended while the run goes and made
+  durable every few frames; ``detect.json`` says the key and how many frames are done. An interrupted
+  run leaves both; the next run with the same key reuses the finished frames and detects the rest.
+* ``track``: ``boxes.csv`` (frame, local id, x1, y1, x2, y2, score), ``tracklets.npz`` +
+  ``tracklets.json`` (features, attributes, spans, thumbnails) and ``thumbs/``; ``track.json`` holds
+  the key and ``complete: true`` only once everything is written. A complete stage with the same key
+  is reused as is (no decoding, no detection, no ReID), which is also what ``mcmt associate`` reads.
+
+Everything written here is atomic (tmp file + ``os.replace``) except the two append-only CSV streams,
+whose valid length is recorded in the stage's json.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from core.atomic import atomic_write, atomic_write_json
+from core.frames import group_by_frame
+from pipeline.tracklet import Tracklet
+
+CACHE_VERSION = 2
+
+
+def stage_key(parts: Any) -> str:
+    """Stable short hash of a JSON-serialisable description of a stage's inputs and settings."""
+    text = json.dumps({"v": CACHE_VERSION, "parts": parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def input_fingerprint(path: str | Path) -> dict:
+    """Identity of a video file or frame folder: absolute path, size and modification time."""
+    p = Path(path).resolve()
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.is_file())
+        return {"path": str(p), "files": len(files),
+                "size": sum(f.stat().st_size for f in files),
+                "mtime": max((f.stat().st_mtime_ns for f in files), default=0)}
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime": st.st_mtime_ns}
+
+
+def model_fingerprint(spec: str) -> Optional[dict]:
+    """Identity of a model a stage ran with, so that a model file rewritten in place (a new
+    ``default.pt``, a re-exported detector) invalidates the cache: size and modification time of the
+    file and of its same-stem companions (OpenVINO ``.bin`` beside ``.xml``), or of every file under a
+    model folder. ``"default"`` is the shipped ReID checkpoint; a name that is no local path (an
+    ultralytics name it downloads, ``"none"``) gives None."""
+    if spec == "default":
+        from reid.encoder import DEFAULT_CHECKPOINT
+        p = DEFAULT_CHECKPOINT
+    else:
+        p = Path(spec).expanduser()
+    if not p.exists():
+        return None
+    p = p.resolve()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+    else:
+        files = sorted(f for f in p.parent.iterdir()
+                       if f.is_file() and (f == p or f.name.startswith(p.stem + ".")))
+    return {"path": str(p), "files": [input_fingerprint(f) for f in files]}
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class CameraCache:
+    """Files of one camera's stages under ``<out>/cache/<camera>/``."""
+
+    def __init__(self, run_dir: Path, camera: str):
+        self.dir = Path(run_dir) / "cache" / camera
+        self.camera = camera
+        self.dets = self.dir / "dets.csv"
+        self.boxes = self.dir / "boxes.csv"
+        self.thumbs = self.dir / "thumbs"
+        self.detect_meta = self.dir / "detect.json"
+        self.track_meta = self.dir / "track.json"
+
+    # ---- detect stage ----------------------------------------------------------------------
+    def cached_detections(self, key: str) -> "CachedDetections":
+        """Detections of the frames a previous run finished with this key."""
+        meta = read_json(self.detect_meta)
+        if not meta or meta.get("key") != key or not self.dets.is_file():
+            return CachedDetections(-1, np.zeros((0, 7)))
+        done = int(meta.get("frames_done_upto", -1))
+        rows = _read_csv(self.dets, 7)
+        return CachedDetections(done, rows[rows[:, 0] <= done])
+
+    def detect_complete(self, key: str) -> bool:
+        meta = read_json(self.detect_meta)
+        return bool(meta and meta.get("key") == key and meta.get("complete"))
+
+    # ---- track stage -----------------------------------------------------------------------
+    def track_complete(self, key: Optional[str] = None) -> bool:
+        meta = read_json(self.track_meta)
+        return bool(meta and meta.get("complete") and (key is None or meta.get("key") == key))
+
+    def track_info(self) -> dict:
+        return read_json(self.track_meta) or {}
+
+    def start_track_stage(self, key: str) -> None:
+        """Mark the stage as in progress (a crash leaves ``complete: false`` and is redone)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.track_meta, {"key": key, "complete": False})
+        for p in (self.dir / "tracklets.npz", self.dir / "tracklets.json"):
+            if p.exists():
+                p.unlink()
+        if self.thumbs.is_dir():
+            for f in self.thumbs.iterdir():
+                f.unlink()
+
+    def finish_track_stage(self, key: str, tracklets: Sequence[Tracklet], thumbs: dict[int, list[str]],
+                           info: dict) -> None:
+        save_tracklets(self.dir, tracklets, thumbs)
+        atomic_write_json(self.track_meta, {**info, "key": key, "complete": True})
+
+    def load_tracklets(self) -> tuple[list[Tracklet], dict[int, list[str]]]:
+        return load_tracklets(self.dir, self.camera)
+
+
+class CachedDetections:
+    """The detect stage's finished prefix: every analysed frame up to ``upto`` was detected, and a
+    frame without rows had no detection (so empty frames cost nothing to record)."""
+
+    def __init__(self, upto: int, rows: np.ndarray):
+        self.upto, self.rows = int(upto), rows                    # rows (N, 7) frame, x1, y1, x2, y2, score, cls
+        self._by_frame = {f: r.astype(np.float32) for f, r in group_by_frame(rows[:, 0], rows[:, 1:7]).items()}
+
+    def __contains__(self, frame: int) -> bool:
+        return frame <= self.upto
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        """(N, 6) detections of an analysed frame (``frame in self``)."""
+        return self._by_frame.get(frame, _NO_DETECTIONS)
+
+    def __bool__(self) -> bool:
+        return self.upto >= 0
+
+
+_NO_DETECTIONS = np.zeros((0, 6), np.float32)
+
+
+class DetectionWriter:
+    """Append detections of one camera to ``dets.csv``; records progress in ``detect.json``."""
+
+    def __init__(self, cache: CameraCache, key: str, reused: CachedDetections, every: int = 50):
+        cache.dir.mkdir(parents=True, exist_ok=True)
+        self.cache, self.key, self.every = cache, key, every
+        self.upto = reused.upto
+        # invalidate first, so a crash while the valid prefix is rewritten cannot leave a stale count
+        atomic_write_json(cache.detect_meta, {"key": key, "frames_done_upto": -1, "complete": False})
+        self._file = open(cache.dets, "w")
+        _write_csv(self._file, reused.rows)
+        self._since = 0
+        self._flush_meta(False)
+
+    def add(self, frame: int, dets: np.ndarray) -> None:
+        if frame <= self.upto:
+            return
+        if len(dets):
+            _write_csv(self._file, np.column_stack([np.full(len(dets), frame), dets[:, :6]]))
+        self.upto = frame
+        self._since += 1
+        if self._since >= self.every:
+            self._flush_meta(False)
+
+    def _flush_meta(self, complete: bool) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        atomic_write_json(self.cache.detect_meta, {"key": self.key, "frames_done_upto": self.upto,
+                                                   "complete": complete})
+        self._since = 0
+
+    def close(self, complete: bool) -> None:
+        if self._file.closed:
+            return
+        self._flush_meta(complete)
+        self._file.close()
+
+
+def _write_csv(f, rows: np.ndarray) -> None:
+    """Rows (N, 7): the frame number as an integer (exact at any video length), the rest %.6g."""
+    if len(rows):
+        np.savetxt(f, rows, fmt=["%d"] + ["%.6g"] * (rows.shape[1] - 1), delimiter=",")
+
+
+def _read_csv(path: Path, cols: int) -> np.ndarray:
+    if not path.is_file() or path.stat().st_size == 0:
+        return np.zeros((0, cols), np.float64)
+    rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    return rows.reshape(-1, cols)
+
+
+def read_boxes(cache: CameraCache) -> np.ndarray:
+    """(N, 7) frame (0-based), local id, x1, y1, x2, y2, score of a finished track stage."""
+    return _read_csv(cache.boxes, 7)
+
+
+# ---- tracklets <-> npz/json ---------------------------------------------------------------
+def save_tracklets(folder: Path, tracklets: Sequence[Tracklet], thumbs: dict[int, list[str]]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    meta = []
+    for i, t in enumerate(tracklets):
+        arrays[f"f{i}"] = t.features.astype(np.float32)
+        arrays[f"w{i}"] = t.weights.astype(np.float32)
+        if t.attributes is not None:
+            arrays[f"a{i}"] = t.attributes.astype(np.float32)
+        meta.append({"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
+                     "end_frame": t.end_frame, "start_time": t.start_time, "end_time": t.end_time,
+                     "n_boxes": t.n_boxes, "attribute_names": list(t.attribute_names), "flagged": t.flagged,
+                     "thumbnails": thumbs.get(t.track_id, []),
+                     "first_box": _box_list(t.first_box), "last_box": _box_list(t.last_box)})
+    folder = Path(folder)
+    atomic_write(folder / "tracklets.npz", lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
+    atomic_write_json(folder / "tracklets.json", meta)
+
+
+def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict[int, list[str]]]:
+    folder = Path(folder)
+    meta = read_json(folder / "tracklets.json")
+    if meta is None or not (folder / "tracklets.npz").is_file():
+        raise FileNotFoundError(f"no finished tracklets in {folder}")
+    out, thumbs = [], {}
+    with np.load(folder / "tracklets.npz") as z:
+        for i, m in enumerate(meta):
+            attrs = z[f"a{i}"] if f"a{i}" in z.files else None
+            out.append(Tracklet(camera=m["camera"], track_id=int(m["track_id"]),
+                                start_frame=int(m["start_frame"]), end_frame=int(m["end_frame"]),
+                                start_time=float(m["start_time"]), end_time=float(m["end_time"]),
+                                n_boxes=int(m["n_boxes"]), features=z[f"f{i}"], weights=z[f"w{i}"],
+                                attributes=attrs, attribute_names=tuple(m["attribute_names"]),
+                                flagged=bool(m["flagged"]), first_box=_box_array(m.get("first_box")),
+                                last_box=_box_array(m.get("last_box"))))
+            thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
+    return out, thumbs
+
+
+def _box_list(box) -> list[float] | None:
+    return None if box is None else [round(float(v), 2) for v in box]
+
+
+def _box_array(box) -> np.ndarray | None:
+    """A stored box as (4,) float32; None when the cache predates boxes in tracklets."""
+    return None if box is None else np.asarray(box, np.float32).reshape(4)

@@ -1,0 +1,75 @@
+"""Configuration of ``mcmt run`` / ``mcmt associate`` (defaults mirror configs/run.yaml)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from pipeline.association.config import AssociationConfig
+from trackers.config import TrackerConfig
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    stride: int = 1                    # analyse every k-th frame
+    offsets: dict[str, float] = field(default_factory=dict)  # camera -> time offset (s)
+    max_frames: Optional[int] = None   # stop each camera after this many analysed frames
+    default_fps: float = 25.0          # frame folders without a seqinfo.ini (frameRate), broken containers
+
+    def __post_init__(self):
+        if self.stride < 1:
+            raise ValueError(f"video.stride must be >= 1, got {self.stride}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"video.max_frames must be >= 1 or null, got {self.max_frames}")
+        if self.default_fps <= 0:
+            raise ValueError(f"video.default_fps must be > 0, got {self.default_fps}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    model: str = "default"             # embedded (offline) | YOLOX / SSD .onnx/.xml | anything ultralytics loads
+    conf: float = 0.1                  # keep low-score boxes for ByteTrack's second stage
+    iou: float = 0.7
+    imgsz: int = 640                   # ultralytics models; YOLOX / SSD use their network input size
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    batch: int = 8                     # frames per predict call (all cameras' frames of a step go together)
+    threads: int = 0                   # CPU inference threads; 0: auto (cores left by a CPU ReID, >= 1)
+    score_scale: Optional[float] = None  # --detections: divide file scores by this (null: by the max if > 1)
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"detector.threads must be >= 0 (0: auto), got {self.threads}")
+
+
+@dataclass(frozen=True)
+class ReIDRunConfig:
+    checkpoint: str = "default"        # our .pt, "default", an .onnx or OpenVINO .xml; "none": no ReID
+    device: str = "auto"
+    batch_size: int = 32
+    threads: int = 0                   # CPU threads of the ReID network; 0: auto (half the cores, at least 1)
+    every_k_frames: int = 3            # embed a track at most every k analysed frames
+    min_hits: int = 2                  # a track is embedded once it has this many boxes (confirmed)
+    min_box_height: int = 40
+    min_score: float = 0.5
+    max_overlap: float = 0.1           # skip crops overlapped by another box more than this (IoA)
+    gallery_size: int = 10             # best features kept per tracklet
+    thumbnails: int = 4                # thumbnails kept per tracklet (and per identity and camera)
+
+    def __post_init__(self):
+        if self.threads < 0:
+            raise ValueError(f"reid.threads must be >= 0 (0: auto), got {self.threads}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    save_video: bool = False           # videos/<camera>.mp4 with global ids drawn
+    report: bool = True                # report.html
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    video: VideoConfig = field(default_factory=VideoConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    reid: ReIDRunConfig = field(default_factory=ReIDRunConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

@@ -1,0 +1,70 @@
+"""Training with the paper-fidelity and attribute-weighting options: frequencies from the training
+samples, stored with the training state, bit-for-bit resume, the six-feature model end to end."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from reid.train_config import LossSection, ModelSection
+from test_train import _one_thread, folder_data, tiny_config  # noqa: F401  (fixtures shared with test_train)
+
+
+def _paper_like(out, epochs=2):
+    cfg = tiny_config(out, epochs=epochs)
+    return replace(cfg, model=replace(cfg.model, part_whole_feature=True, global_attributes="all"),
+                   loss=LossSection(attr_reduction="sum", attr_weighting="frequency"))
+
+
+def test_frequencies_from_training_samples_saved_and_resumed_bit_for_bit(folder_data, tmp_path):
+    from reid.losses import attribute_frequencies
+    from reid.train import Trainer, train
+
+    cfg = _paper_like(tmp_path / "full")
+    full = train(cfg, data_root=str(folder_data), progress=False)
+    assert full["epoch"] == 2 and full["attr"] > 0
+    t = Trainer(replace(cfg, out=str(tmp_path / "half")), data_root=str(folder_data), progress=False)
+    targets = np.stack([s.attrs for s in t.data.train])
+    expected = attribute_frequencies(targets, t.model.schema)
+    torch.testing.assert_close(t.loss_fn.attr_freq, expected)
+    assert 0 < expected[0] < 1                                      # the toy data's one binary attribute
+    assert t.model.embedding_dim == 6 * cfg.model.feat_dim
+    t.fit(until=1)
+    state = torch.load(tmp_path / "half" / "last.state-0001.pt", weights_only=True)
+    torch.testing.assert_close(state["attr_freq"], expected)
+    t2 = Trainer(replace(cfg, out=str(tmp_path / "half")), data_root=str(folder_data), progress=False)
+    t2.loss_fn.set_frequencies(torch.full_like(expected, 0.5))      # resume must restore the stored ones
+    t2.resume(tmp_path / "half" / "last.pt")
+    torch.testing.assert_close(t2.loss_fn.attr_freq, expected)
+    t2.fit()
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "half" / "last.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and any(k.startswith("fc_ip.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_default_options_store_no_frequencies(folder_data, tmp_path):
+    from reid.train import Trainer
+
+    cfg = tiny_config(tmp_path / "plain", epochs=1)
+    assert (cfg.loss.attr_weighting, cfg.loss.attr_reduction) == ("none", "mean")
+    assert (cfg.model.part_whole_feature, cfg.model.global_attributes) == (False, "global")
+    t = Trainer(cfg, data_root=str(folder_data), progress=False)
+    assert t.loss_fn.attr_freq is None and t.model.embedding_dim == 5 * cfg.model.feat_dim
+    t.fit()
+    assert "attr_freq" not in torch.load(tmp_path / "plain" / "last.state-0001.pt", weights_only=True)
+
+
+def test_config_options_are_validated():
+    from core.config import load_config
+    from core.errors import ConfigError
+    from reid.train_config import TrainConfig
+
+    with pytest.raises(ConfigError, match="attr_weighting"):
+        load_config(TrainConfig, None, ["loss.attr_weighting=inverse"])
+    with pytest.raises(ConfigError, match="global_attributes"):
+        load_config(TrainConfig, None, ["model.global_attributes=some"])
+    cfg = load_config(TrainConfig, None, ["loss.attr_reduction=sum", "model.part_whole_feature=true"])
+    assert cfg.loss.attr_reduction == "sum" and cfg.model.part_whole_feature is True
+    assert ModelSection().part_whole_feature is False
