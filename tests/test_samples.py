@@ -121,13 +121,15 @@ def test_multicam_benchmark_end_to_end_on_a_few_frames(tmp_path):
     spec_b.loader.exec_module(bench)
     assert bench.main(["--max-frames", "15", "--out", str(tmp_path / "runs"), "--reid", str(reid),
                        "--json", str(tmp_path / "b.json")]) == 0
-    res = json.loads((tmp_path / "b.json").read_text())["results"]
-    assert set(res) == set(bench.VARIANTS)
-    assert {"full", "no_association", "no_topology"} <= set(res)
-    none = res["no_association"]["cross"]
+    results = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert list(results) == [str(reid)]
+    res = results[str(reid)]
+    assert set(res) == set(bench.VARIANTS) | {"oracle", "oracle, no overlap", "no association", "topology"}
+    none = res["no association"]["cross"]
     assert none["pred_multicam_ids"] == 0
     assert none["handoffs_pred"] == 0  # ids kept per camera
-    assert none["pred_ids"] >= res["full"]["cross"]["pred_ids"]
+    assert none["pred_ids"] >= res["defaults"]["cross"]["pred_ids"]
+    assert res["oracle"]["cross"]["IDF1"] >= res["defaults"]["cross"]["IDF1"]     # the oracle is the ceiling
     for v in res.values():                                                 # the detector finds people
         assert v["per_camera"]["pets_left"]["MOTA"] > 30
         assert v["cross"]["true_ids"] == 3  # ids 9, 15, 19
