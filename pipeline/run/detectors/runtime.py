@@ -120,6 +120,15 @@ class Engine:
                  self.max_batch)
         return True
 
+    def run_frames(self, frames, prepare):
+        """Frames in batches of ``max_batch``: yields (chunk, prepared, output) per batch, where
+        ``prepare(frame)`` returns (HWC network-size image, *meta) and output is ``self`` of the stack."""
+        step = self.max_batch
+        for start in range(0, len(frames), step):
+            chunk = frames[start:start + step]
+            prepared = [prepare(f) for f in chunk]
+            yield chunk, prepared, self(np.stack([p[0] for p in prepared]).transpose(0, 3, 1, 2))
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(B, C, H, W) float32 with B <= max_batch -> the first output (batch first, see above)."""
         x = np.ascontiguousarray(x, np.float32)

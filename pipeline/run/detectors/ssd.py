@@ -76,12 +76,8 @@ class SsdDetector:
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """BGR frames (any sizes) -> (N, 6) float32 x1, y1, x2, y2, score, cls (0) per frame."""
         out: list[np.ndarray] = []
-        step = self.engine.max_batch
-        for start in range(0, len(frames), step):
-            chunk = frames[start:start + step]
-            fitted = [fit(f, self.input_hw, self.max_stretch) for f in chunk]
-            x = np.stack([f[0] for f in fitted]).transpose(0, 3, 1, 2).astype(np.float32)
-            rows = self.engine(x)                                                  # (1, 1, B * N, 7)
+        batches = self.engine.run_frames(frames, lambda f: fit(f, self.input_hw, self.max_stretch))
+        for chunk, fitted, rows in batches:                                        # rows (1, 1, B * N, 7)
             for boxes, (_, sx, sy), f in zip(parse_rows(rows, [self.input_hw] * len(chunk), self.conf, self.label),
                                              fitted, chunk):
                 boxes[:, [0, 2]] = np.minimum(boxes[:, [0, 2]] / sx, f.shape[1])

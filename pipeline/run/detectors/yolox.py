@@ -103,12 +103,7 @@ class YoloxDetector:
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """BGR frames (any sizes) -> (N, 6) float32 x1, y1, x2, y2, score, cls (0) per frame."""
         out: list[np.ndarray] = []
-        step = self.engine.max_batch
-        for start in range(0, len(frames), step):
-            chunk = frames[start:start + step]
-            boxed = [letterbox(f, self.input_hw) for f in chunk]
-            x = np.stack([b[0] for b in boxed]).transpose(0, 3, 1, 2).astype(np.float32)   # (B, 3, H, W)
-            raw = self.engine(x)                                                            # (B, A, 85)
+        for chunk, boxed, raw in self.engine.run_frames(frames, lambda f: letterbox(f, self.input_hw)):
             for r, (_, ratio), f in zip(raw, boxed, chunk):
                 boxes = nms(decode(r, self.input_hw, self.conf), self.iou)
                 out.append(to_image(boxes, ratio, f.shape))
