@@ -92,14 +92,20 @@ def test_attribute_loss_binary_multiclass_missing():
     assert torch.count_nonzero(z.grad[1, 5:8]) == 3
 
 
-@pytest.fixture(scope="module")
-def real_outputs():
+def small_model_batch(**model_options):
+    """A tiny ResNet-18 multi-task model in train mode, a batch of 8 images, its pids and attribute targets."""
     torch.manual_seed(0)
-    model = build_model("resnet18", num_ids=4, schema=SCHEMA, feat_dim=16, pretrained="none", input_size=(64, 32))
+    model = build_model("resnet18", num_ids=4, schema=SCHEMA, feat_dim=16, pretrained="none", input_size=(64, 32),
+                        **model_options)
     x = torch.randn(8, 3, 64, 32)
     pids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     targets = torch.tensor([[i % 2, i % 4, (i + 1) % 3, -1 if i == 0 else 1] for i in range(8)])
     return model.train(), x, pids, targets
+
+
+@pytest.fixture(scope="module")
+def real_outputs():
+    return small_model_batch()
 
 
 def test_total_and_ablation_switches(real_outputs):
@@ -214,13 +220,7 @@ def test_sum_over_mean_reduction_is_the_number_of_attributes(weighted):
 
 @pytest.fixture(scope="module")
 def six_outputs():
-    torch.manual_seed(0)
-    model = build_model("resnet18", num_ids=4, schema=SCHEMA, feat_dim=16, pretrained="none", input_size=(64, 32),
-                        part_whole_feature=True, global_attributes="all")
-    x = torch.randn(8, 3, 64, 32)
-    pids = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    targets = torch.tensor([[i % 2, i % 4, (i + 1) % 3, -1 if i == 0 else 1] for i in range(8)])
-    return model.train(), x, pids, targets
+    return small_model_batch(part_whole_feature=True, global_attributes="all")
 
 
 def test_six_feature_loss_has_the_extra_terms(six_outputs):
