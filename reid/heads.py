@@ -18,7 +18,10 @@ class FCFeature(nn.Sequential):
 
     def __init__(self, in_channels: int, dim: int):
         fc = nn.Linear(in_channels, dim, bias=False)
-        nn.init.kaiming_normal_(fc.weight, mode="fan_out")
+        if in_channels == dim:      # start as the identity: keeps a pretrained ReID backbone's feature
+            nn.init.eye_(fc.weight)
+        else:
+            nn.init.kaiming_normal_(fc.weight, mode="fan_out")
         bn = nn.BatchNorm1d(dim)
         super().__init__(fc, bn)
 

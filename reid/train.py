@@ -60,7 +60,8 @@ class Trainer:
         self.model = build_model(cfg.model.backbone, num_ids=len({s.pid for s in self.data.train}),
                                  schema=schema, feat_dim=cfg.model.feat_dim, pretrained=cfg.model.pretrained,
                                  input_size=cfg.model.input_size, part_whole_feature=cfg.model.part_whole_feature,
-                                 global_attributes=cfg.model.global_attributes).to(self.device)
+                                 global_attributes=cfg.model.global_attributes,
+                                 pooling=cfg.model.pooling).to(self.device)
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
                                    flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing)
@@ -75,8 +76,7 @@ class Trainer:
                                  pin_memory=self.device.type == "cuda",
                                  persistent_workers=False)
         self.loss_fn = self._loss(cfg, schema)
-        params = list(self.model.parameters()) + (list(self.distill.parameters()) if self.distill else [])
-        self.optimizer = ts.build_optimizer(params, cfg.optim)
+        self.optimizer = ts.build_optimizer(self._param_groups(cfg), cfg.optim)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: ts.lr_factor(e, cfg.schedule))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -84,6 +84,28 @@ class Trainer:
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
+
+    def _param_groups(self, cfg: TrainConfig) -> list[dict]:
+        """Heads (and distillation projections) at ``optim.lr``, the pretrained part at
+        ``lr * optim.backbone_lr_mult``; a factor of 0 freezes that part (see ``_frozen``)."""
+        backbone = {id(p) for m in self.model.backbone_modules() for p in m.parameters()}
+        heads = [p for p in self.model.parameters() if id(p) not in backbone]
+        heads += list(self.distill.parameters()) if self.distill else []
+        mult = cfg.optim.backbone_lr_mult
+        if mult == 0:
+            for m in self.model.backbone_modules():
+                m.requires_grad_(False)
+            return [{"params": heads}]
+        if mult == 1:                                # one group, in the order older checkpoints saved
+            return [{"params": list(self.model.parameters()) + (list(self.distill.parameters()) if self.distill else [])}]
+        return [{"params": heads},
+                {"params": [p for p in self.model.parameters() if id(p) in backbone], "lr": cfg.optim.lr * mult}]
+
+    def _set_train_mode(self) -> None:
+        self.net.train()
+        if self.cfg.optim.backbone_lr_mult == 0:    # frozen: its batch norms keep their statistics
+            for m in self.model.backbone_modules():
+                m.eval()
 
     @property
     def batches_per_epoch(self) -> int:
@@ -204,7 +226,7 @@ class Trainer:
         seed = ts.seed_epoch(self.cfg.seed, self.epoch, self.dist.rank)
         self.loader_gen.manual_seed(seed)
         self.sampler.set_epoch(self.epoch)
-        self.net.train()
+        self._set_train_mode()
         sums = {"loss": 0.0, "id": 0.0, "attr": 0.0, "trip": 0.0}
         if self.distill is not None:
             sums.update(feat=0.0, rel=0.0)
@@ -263,7 +285,7 @@ class Trainer:
                                      batch_size=self.cfg.eval.batch_size)
         scores, _ = evaluate_split(enc, self.eval_data, rerank=RerankParams(self.cfg.eval.rerank),
                                    batch_size=self.cfg.eval.batch_size)
-        self.model.train()
+        self._set_train_mode()
         out = {k: round(scores[k], 3) for k in ("rank1", "rank5", "rank10", "mAP")}
         if scores.get("attributes"):
             out["attr_mean"] = round(scores["attributes"]["mean"], 3)

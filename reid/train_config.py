@@ -30,6 +30,7 @@ class ModelSection:
     # paper fidelity (reid/model.py); the defaults keep the original five-feature network
     part_whole_feature: bool = False       # f_I^P: part branch whole-map identity/attribute feature
     global_attributes: Literal["global", "all"] = "global"  # what the global attribute head predicts
+    pooling: Literal["max", "avg"] = "max"  # region pooling: the paper's max; avg for OSNet's pretraining
 
     def __post_init__(self):
         if self.feat_dim < 1 or min(self.input_size) < 16:
@@ -86,10 +87,15 @@ class OptimSection:
     nesterov: bool = False                 # sgd only
     weight_decay: float = 5e-4
     betas: tuple[float, float] = (0.9, 0.999)  # adam / adamw
+    # learning-rate factor of the pretrained part (trunk + both branches); the heads take optim.lr.
+    # 0 freezes it, batch-norm statistics included (fine-tuning a ReID backbone on little data)
+    backbone_lr_mult: float = 1.0
 
     def __post_init__(self):
         if self.lr <= 0:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+        if self.backbone_lr_mult < 0:
+            raise ValueError(f"optim.backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,27 @@ def test_multitask_osnet_msmt17_forward(onnx_path, crops):
     assert torch.isfinite(inf.embedding).all()
 
 
+def test_untrained_avg_pooled_osnet_features_are_the_pretrained_ones(onnx_path, crops):
+    """With average pooling and feat_dim = OSNet's 128 channels, the untrained multi-task network
+    starts from the ReID network it was initialised with: identity FC features, and a global map
+    whose average is the pretrained one (the branch's 2x2 pool comes after conv5)."""
+    model = build_model("osnet_x0_25", num_ids=0, feat_dim=128, pretrained="msmt17", input_size=SIZE,
+                        pooling="avg").eval()
+    assert model.config["pooling"] == "avg"
+    ref = load_onnx_weights(osnet_x0_25(), onnx_path).eval()
+    x = crops[:8]
+    with torch.no_grad():
+        f = model.features(x)
+        pooled = ref.feature_maps(x).mean((2, 3))
+        upper = ref.feature_maps(x)[:, :, : SIZE[0] // 32].mean((2, 3))
+    for name in ("f_ig", "f_vg", "f_vp"):
+        torch.testing.assert_close(f[name], pooled, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(f["f_iu"], upper, rtol=1e-4, atol=1e-4)
+    with pytest.raises(UserError, match="pooling"):
+        build_model("osnet_x0_25", feat_dim=8, pretrained="none", pooling="median")
+    assert "pooling" not in build_model("osnet_x0_25", feat_dim=8, pretrained="none").config   # max: unchanged
+
+
 def test_multitask_osnet_random_and_torchreid_names(tmp_path):
     model = build_model("osnet_x1_0", num_ids=0, feat_dim=8, pretrained="none", input_size=SIZE)
     names = set(model.state_dict())

@@ -68,3 +68,27 @@ def test_config_options_are_validated():
     cfg = load_config(TrainConfig, None, ["loss.attr_reduction=sum", "model.part_whole_feature=true"])
     assert cfg.loss.attr_reduction == "sum" and cfg.model.part_whole_feature is True
     assert ModelSection().part_whole_feature is False
+
+
+@pytest.mark.parametrize("mult", [0.0, 0.1])
+def test_backbone_learning_rate_factor_and_frozen_backbone(folder_data, tmp_path, mult):
+    """optim.backbone_lr_mult: the pretrained part learns at lr * mult (two groups); 0 freezes it,
+    batch-norm statistics included, while the heads learn."""
+    from reid.train import Trainer
+    from reid.train_config import OptimSection
+
+    cfg = tiny_config(tmp_path / str(mult), epochs=1)
+    cfg = replace(cfg, optim=OptimSection(name="sgd", lr=0.01, backbone_lr_mult=mult), eval=replace(cfg.eval, every=0))
+    t = Trainer(cfg, data_root=str(folder_data), progress=False)
+    backbone = {k: v.clone() for m, prefix in zip(t.model.backbone_modules(), ("trunk.", "global_branch.", "part_branch."))
+                for k, v in ((prefix + n, v) for n, v in m.state_dict().items())}
+    heads = {k: v.clone() for k, v in t.model.state_dict().items() if k.startswith("fc_ig.0")}
+    assert [g["lr"] for g in t.optimizer.param_groups] == ([0.01] if mult == 0 else [0.01, 0.01 * mult])
+    t.fit()
+    after = t.model.state_dict()
+    changed = [k for k, v in backbone.items() if not torch.equal(v, after[k])]
+    assert (changed == []) if mult == 0 else any(k.endswith("running_mean") for k in changed) and \
+        any(k.endswith("weight") for k in changed)
+    assert not torch.equal(heads["fc_ig.0.weight"], after["fc_ig.0.weight"])
+    with pytest.raises(ValueError, match="backbone_lr_mult"):
+        OptimSection(backbone_lr_mult=-1)

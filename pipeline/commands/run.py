@@ -19,10 +19,14 @@ Examples:
   mcmt run --videos cam1.mp4 cam2.mp4 --out runs/x --reid osnet_x0_25_msmt17.onnx
   mcmt run --videos seq/img1 --detections seq/det/det.txt --reid none
   mcmt run --videos a.mp4 b.mp4 --detector yolo11n.pt --set video.offsets.b=2.5
+  mcmt run --videos cams/*.mp4 --backend ray --chunk-minutes 10    # Ray tasks per camera and 10-min chunk
+
+--backend ray (pip install -e ".[ray]") runs each camera, or each time chunk of a long video, as a
+Ray task that writes its own part of cache/ (on a cluster the output folder must be shared by every
+node); chunks are stitched and the association runs here. Rerunning continues an interrupted run.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
@@ -30,6 +34,8 @@ from pathlib import Path
 
 from core.errors import UserError
 from pipeline.run.config import RunConfig
+from pipeline.run.resources import (detector_threads, load_encoder, on_cpu, reid_threads,  # noqa: F401
+                                    torch_thread_count, torch_threads)
 
 CONFIG_CLASS = RunConfig
 log = logging.getLogger(__name__)
@@ -52,6 +58,13 @@ def add_arguments(p):
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each camera after N analysed frames")
     p.add_argument("--topology", metavar="YAML", help="camera topology file (sets association.topology)")
     p.add_argument("--save-video", action="store_true", help="also write videos/<camera>.mp4")
+    p.add_argument("--backend", choices=("local", "ray"),
+                   help="local: this process (default); ray: one Ray task per camera or chunk (sets scale.backend)")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to join ('auto' or host:port; default: a local Ray on this machine)")
+    p.add_argument("--workers", type=int, metavar="N", help="local Ray: CPU slots (sets scale.workers; 0: all cores)")
+    p.add_argument("--chunk-minutes", type=float, metavar="MIN",
+                   help="cut each video into chunks of MIN minutes tracked apart and stitched (sets scale.chunk_minutes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -59,11 +72,16 @@ def apply_cli(cfg: RunConfig, args) -> RunConfig:
     """Fold the command-line options into the config (they win over --config and --set)."""
     rep = dataclasses.replace
     video, det, reid, out, assoc = cfg.video, cfg.detector, cfg.reid, cfg.output, cfg.association
+    scale = cfg.scale
     try:
         if args.stride is not None:
             video = rep(video, stride=args.stride)
         if args.max_frames is not None:
             video = rep(video, max_frames=args.max_frames)
+        for opt, field in (("backend", "backend"), ("ray_address", "ray_address"), ("workers", "workers"),
+                           ("chunk_minutes", "chunk_minutes")):
+            if getattr(args, opt, None) is not None:
+                scale = rep(scale, **{field: getattr(args, opt)})
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.detector:
@@ -76,74 +94,7 @@ def apply_cli(cfg: RunConfig, args) -> RunConfig:
         out = rep(out, save_video=True)
     if args.topology:
         assoc = rep(assoc, topology=args.topology)
-    return rep(cfg, video=video, detector=det, reid=reid, output=out, association=assoc)
-
-
-def reid_threads(threads: int) -> int:
-    """CPU threads of the ReID network: ``threads``, or for 0 half the cores (at least 1)."""
-    from pipeline.run.detectors.runtime import available_cores
-
-    return int(threads) if threads and threads > 0 else max(1, available_cores() // 2)
-
-
-def detector_threads(threads: int, reid_cpu_threads: int) -> int:
-    """CPU threads of the detector: ``threads``, or for 0 the cores the ReID network leaves (at least
-    1; all cores when no ReID runs on the CPU). The ReID worker thread embeds step t's crops while the
-    main thread detects step t + 1, so together they must not ask for more threads than there are
-    cores (more is slower in total; bench/pipeline.py measures it)."""
-    from pipeline.run.detectors.runtime import available_cores
-
-    if threads and threads > 0:
-        return int(threads)
-    return max(1, available_cores() - reid_cpu_threads)
-
-
-def load_encoder(checkpoint: str, device: str, batch_size: int = 32, threads: int = 0):
-    """The ReID encoder, or None for 'none'; a clear error when the model cannot be used. ``threads``:
-    CPU threads of an ONNX / OpenVINO model (a PyTorch model follows ``torch_threads``)."""
-    if checkpoint.lower() == "none":
-        return None
-    if checkpoint != "default" and not Path(checkpoint).exists():
-        raise UserError(f"ReID model not found: {checkpoint} (pass --reid path/to/model.pt|.onnx|.xml, "
-                        "or --reid none to run without appearance features)")
-    from core.device import resolve_device
-    from reid import ReIDEncoder
-
-    return ReIDEncoder.from_checkpoint(checkpoint, device=resolve_device(device), batch_size=batch_size,
-                                       num_threads=threads)
-
-
-def _on_cpu(device: str) -> bool:
-    from core.device import resolve_device
-
-    return resolve_device(device) == "cpu"
-
-
-def torch_thread_count(cfg: RunConfig, reid: int, detects: bool) -> int:
-    """PyTorch threads of the run: the ReID network's, unless PyTorch also runs the detector (an
-    ultralytics .pt model on the CPU), which then gets ``detector.threads`` (0: all cores)."""
-    from pipeline.run.detectors import model_kind
-    from pipeline.run.detectors.runtime import cpu_threads
-
-    model = cfg.detector.model
-    torch_detector = detects and model_kind(model) == "ultralytics" and Path(model).suffix.lower() in (".pt", ".pth")
-    if torch_detector and _on_cpu(cfg.detector.device):
-        return cpu_threads(cfg.detector.threads)
-    return reid
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """PyTorch's intra-op threads (ReID on the CPU, an ultralytics .pt detector) set to ``n`` for the
-    run and restored after it; threads started meanwhile (the ReID worker) take ``n`` on first use."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    return rep(cfg, video=video, detector=det, reid=reid, output=out, association=assoc, scale=scale)
 
 
 def default_out() -> Path:
@@ -169,17 +120,29 @@ def main(args) -> int:
         check_model_path(cfg.detector.model)
     threads = reid_threads(cfg.reid.threads)
     encoder = load_encoder(cfg.reid.checkpoint, cfg.reid.device, cfg.reid.batch_size, threads)
-    reid_on_cpu = encoder is not None and _on_cpu(cfg.reid.device)
+    reid_on_cpu = encoder is not None and on_cpu(cfg.reid.device)
     det_threads = detector_threads(cfg.detector.threads, threads if reid_on_cpu else 0)
     log.info("CPU threads: detector %d, ReID %s", det_threads, threads if reid_on_cpu else "- (not on the CPU)")
     out = Path(args.out) if args.out else default_out()
     out.mkdir(parents=True, exist_ok=True)
 
+    if cfg.scale.backend == "ray":
+        from pipeline.run.backend import import_ray
+        import_ray()                                  # a clear error before any work when Ray is missing
+
+    def run_here(units):
+        return run_cameras(units, cfg, out, files=files, det_files=det_files, encoder=encoder,
+                           detector_factory=lambda: build_detector(cfg.detector, threads=det_threads),
+                           progress=not args.no_progress and cfg.scale.backend == "local")
+
     try:
         with torch_threads(torch_thread_count(cfg, threads, files is None)):
-            stats = run_cameras(sources, cfg, out, files=files,
-                                detector_factory=lambda: build_detector(cfg.detector, threads=det_threads),
-                                det_files=det_files, encoder=encoder, progress=not args.no_progress)
+            if cfg.scale.backend == "ray" or cfg.scale.chunk_minutes > 0:
+                from pipeline.run.backend import run_stage
+                stats = run_stage(sources, cfg, out, det_files=det_files, progress=not args.no_progress,
+                                  local_runner=run_here)
+            else:
+                stats = run_here(sources)
     except KeyboardInterrupt:
         log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
                     "to continue from them", out / "cache")
@@ -195,7 +158,8 @@ def main(args) -> int:
                  "embedded_crops": stats.embedded_crops, "reused_cameras": stats.reused_cameras,
                  "reid_model": getattr(encoder, "name", cfg.reid.checkpoint) if encoder else "none",
                  "detector": files.name if files else cfg.detector.model,
-                 "threads": {"detector": det_threads, "reid": threads if reid_on_cpu else None}}
+                 "threads": {"detector": det_threads, "reid": threads if reid_on_cpu else None},
+                 "backend": cfg.scale.backend}
     write_run_file(out, cameras, cfg, {"stats": run_stats})
     summary = associate_and_write(out, cfg, cameras, sources=sources, stats=run_stats)
     wall = time.perf_counter() - t0
@@ -204,6 +168,11 @@ def main(args) -> int:
         f"{stats.frames / stats.seconds if stats.seconds > 0 else 0.0:.1f} frames/s"
     reused = f" (cache reused: {', '.join(stats.reused_cameras)})" if stats.reused_cameras and not all_reused else ""
     corrupt = f", {stats.corrupt} corrupt skipped" if stats.corrupt else ""
+    for c in cameras:
+        info = stats.per_camera.get(c["name"], {})
+        chunks = f", {info['chunks']} chunks" if info.get("chunks") else ""
+        print(f"  {c['name']}: {c['analysed_frames']} frames{chunks}, {info.get('tracklets', 0)} tracklets, "
+              f"{info.get('boxes', 0)} boxes{' (cached)' if c['name'] in stats.reused_cameras else ''}")
     print(f"mcmt run: {len(sources)} cameras, {stats.frames} frames{corrupt}, {speed}, "
           f"{summary['tracklets']} tracklets, {summary['identities']} identities in {wall:.1f} s{reused} "
           f"-> {out}")

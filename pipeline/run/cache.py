@@ -80,8 +80,10 @@ def read_json(path: Path) -> Optional[dict]:
 class CameraCache:
     """Files of one camera's stages under ``<out>/cache/<camera>/``."""
 
-    def __init__(self, run_dir: Path, camera: str):
+    def __init__(self, run_dir: Path, camera: str, chunk: Optional[int] = None):
         self.dir = Path(run_dir) / "cache" / camera
+        if chunk is not None:               # a time chunk of a long video (pipeline/run/chunks.py)
+            self.dir = self.dir / "chunks" / f"{int(chunk):05d}"
         self.camera = camera
         self.dets = self.dir / "dets.csv"
         self.boxes = self.dir / "boxes.csv"

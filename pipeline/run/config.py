@@ -66,6 +66,30 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ScaleConfig:
+    """How the per-camera stage is spread out (pipeline/run/backend.py)."""
+    backend: str = "local"             # local: this process | ray: Ray tasks (pip install -e ".[ray]")
+    ray_address: Optional[str] = None  # null: a local Ray on this machine; "auto" / host:port: a cluster
+    workers: int = 0                   # local Ray only: CPU slots (0: all cores)
+    cpus_per_task: float = 1.0         # Ray resources of one task (its CPU threads: rounded up)
+    gpus_per_task: float = 0.0         # fractional GPUs per task (e.g. 0.25): tasks land on GPU workers
+    chunk_minutes: float = 0.0         # cut each video into chunks of this length (0: one task per camera)
+    overlap_seconds: float = 2.0       # chunks overlap by this much; tracks are stitched in the overlap
+    max_retries: int = 3               # Ray retries of a failed or killed task (it resumes from the cache)
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"scale.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.workers < 0 or self.cpus_per_task <= 0 or self.gpus_per_task < 0 or self.max_retries < 0:
+            raise ValueError("scale: workers >= 0, cpus_per_task > 0, gpus_per_task >= 0 and max_retries >= 0")
+        if self.chunk_minutes < 0 or self.overlap_seconds < 0:
+            raise ValueError("scale.chunk_minutes and scale.overlap_seconds must be >= 0")
+
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     video: VideoConfig = field(default_factory=VideoConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -73,3 +97,4 @@ class RunConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     association: AssociationConfig = field(default_factory=AssociationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)

@@ -52,6 +52,8 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tu
         det_part["detector"].pop(k, None)
     if det_file is None:
         det_part["detector"]["model_file"] = _detector_fingerprint(cfg.detector.model)
+    if src.chunk is not None:                   # a time chunk: its own frame range (keys of whole videos unchanged)
+        det_part["range"] = [src.start, src.stop]
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in ("device", "batch_size", "threads")}
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
@@ -129,7 +131,7 @@ class _Camera:
     """Everything the loop holds for one camera being processed."""
 
     def __init__(self, src: VideoSource, cache: CameraCache, det_key: str, track_key: str, cfg: RunConfig,
-                 attribute_names: Sequence[str]):
+                 attribute_names: Sequence[str], prefetch: bool = True):
         self.src, self.cache, self.det_key, self.track_key = src, cache, det_key, track_key
         self.name = src.name
         self.cached = cache.cached_detections(det_key)
@@ -142,7 +144,7 @@ class _Camera:
         self.store = TrackletStore(src.name, src.fps, offset=src.offset, gallery_size=cfg.reid.gallery_size,
                                    thumbnails=cfg.reid.thumbnails, box_path=cache.boxes,
                                    thumb_dir=cache.thumbs, attribute_names=attribute_names)
-        self.frames = _prefetch(iter(src))
+        self.frames = _prefetch(iter(src)) if prefetch else iter(src)
         self.step = 0              # analysed frames so far
         self.last_index = -1
         self.done = False
@@ -168,7 +170,7 @@ class _Camera:
 
     def abort(self) -> None:
         """Interrupted: keep the detections made so far (resumable), the track stage stays incomplete."""
-        self.frames.close()                  # stops the decoding thread
+        getattr(self.frames, "close", lambda: None)()   # stops the decoding thread
         self.det_writer.close(complete=False)
         self.store.close_all()
 
@@ -284,13 +286,16 @@ def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[
 
 def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *,
                 detector_factory: Optional[Callable] = None, files: Optional[FileDetections] = None,
-                det_files: Optional[dict] = None, encoder=None, progress: bool = True) -> RunStats:
-    """Fill the stage cache of every camera (reusing what is valid); returns statistics."""
+                det_files: Optional[dict] = None, encoder=None, progress: bool = True,
+                concurrent: bool = True) -> RunStats:
+    """Fill the stage cache of every camera (reusing what is valid); returns statistics.
+    ``concurrent=False``: no decoding and ReID threads beside the main one (a single-core Ray task;
+    the results are the same)."""
     stats = RunStats()
     t_start = time.perf_counter()
     todo = []
     for src in sources:
-        cache = CameraCache(run_dir, src.name)
+        cache = CameraCache(run_dir, src.name, src.chunk)
         det_key, track_key = stage_keys(src, cfg, (det_files or {}).get(src.name))
         if cache.track_complete(track_key):
             stats.reused_cameras.append(src.name)
@@ -298,9 +303,9 @@ def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *
         else:
             todo.append((src, cache, det_key, track_key))
     if todo:
-        _loop(todo, cfg, detector_factory, files, encoder, progress, stats)
+        _loop(todo, cfg, detector_factory, files, encoder, progress, stats, concurrent)
     for src in sources:
-        info = CameraCache(run_dir, src.name).track_info()
+        info = CameraCache(run_dir, src.name, src.chunk).track_info()
         stats.per_camera[src.name] = info
         stats.frames += int(info.get("analysed_frames", 0))
         stats.corrupt += int(info.get("corrupt", 0))
@@ -308,11 +313,12 @@ def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *
     return stats
 
 
-def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool, stats: RunStats) -> None:
+def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool, stats: RunStats,
+          concurrent: bool = True) -> None:
     from tqdm import tqdm
 
     names = tuple(getattr(encoder, "attribute_names", ()) or ())
-    cams = {src.name: _Camera(src, cache, dk, tk, cfg, names) for src, cache, dk, tk in todo}
+    cams = {src.name: _Camera(src, cache, dk, tk, cfg, names, concurrent) for src, cache, dk, tk in todo}
     detector_holder: list = []
 
     def detector():
@@ -329,7 +335,7 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
         cams[batch.camera].store.add_features(batch.frame_index, batch.step, batch.track_ids, feats, attrs,
                                               batch.quality, batch.crops)
 
-    reid = ReIDQueue(embed, apply, stats)
+    reid = ReIDQueue(embed, apply, stats, background=concurrent)
     total = max((c.src.num_frames for c in cams.values()), default=-1)
     bar = tqdm(total=total if total > 0 else None, unit="step", desc="run", disable=not progress,
                leave=False)

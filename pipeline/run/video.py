@@ -9,6 +9,7 @@ with a warning and counted in ``source.corrupt``.
 from __future__ import annotations
 
 import configparser
+import copy
 import logging
 import re
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ class VideoSource:
         self.offset = float(offset)
         self.stride = int(stride)
         self.max_frames = max_frames
+        self.start, self.stop = 0, None    # frame range [start, stop) of a time chunk (see chunk())
+        self.chunk: Optional[int] = None   # chunk number, None for the whole video
         self.corrupt = 0                   # frames that failed to decode (skipped)
         self.is_folder = self.path.is_dir()
         self._files: list[Path] = []
@@ -128,12 +131,29 @@ class VideoSource:
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else default_fps
         self.total_frames = count if count > 0 else -1   # -1: unknown until read
 
+    def chunk_of(self, number: int, start: int, stop: Optional[int]) -> "VideoSource":
+        """A copy that reads frames [start, stop) only (frame numbers stay the video's own), as time
+        chunk ``number`` of this camera; ``start`` is on the stride grid."""
+        if start < 0 or start % self.stride or (stop is not None and stop <= start):
+            raise ValueError(f"bad chunk range [{start}, {stop}) for stride {self.stride}")
+        part = copy.copy(self)
+        part.start, part.stop, part.chunk = int(start), (None if stop is None else int(stop)), int(number)
+        part.corrupt = 0
+        return part
+
+    def _end(self) -> int:
+        """One past the last frame index this source may read (-1: unknown)."""
+        if self.total_frames < 0:
+            return -1 if self.stop is None else self.stop
+        return self.total_frames if self.stop is None else min(self.stop, self.total_frames)
+
     @property
     def num_frames(self) -> int:
         """Frames this source will yield (-1 when the container does not say)."""
-        if self.total_frames < 0:
+        end = self._end()
+        if end < 0:
             return -1
-        n = (self.total_frames + self.stride - 1) // self.stride
+        n = max(0, (end - self.start + self.stride - 1) // self.stride)
         return min(n, self.max_frames) if self.max_frames is not None else n
 
     def time_of(self, index: int) -> float:
@@ -145,7 +165,7 @@ class VideoSource:
 
     def _iter_folder(self) -> Iterator[Frame]:
         yielded = 0
-        for index in range(0, len(self._files), self.stride):
+        for index in range(self.start, self._end(), self.stride):
             if self.max_frames is not None and yielded >= self.max_frames:
                 return
             image = cv2.imread(str(self._files[index]))
@@ -158,8 +178,10 @@ class VideoSource:
     def _iter_video(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
         try:
-            index, yielded, failures = 0, 0, 0
+            index, yielded, failures = self._seek(cap), 0, 0
             while self.max_frames is None or yielded < self.max_frames:
+                if self.stop is not None and index >= self.stop:
+                    return
                 if index % self.stride:
                     ok = cap.grab()
                     image = None
@@ -184,6 +206,20 @@ class VideoSource:
                 index += 1
         finally:
             cap.release()
+
+    def _seek(self, cap) -> int:
+        """Position ``cap`` at frame ``start``: a seek when the container lands exactly there, else
+        grabbing frame by frame (exact for any codec). Returns the index of the next frame read."""
+        if self.start == 0:
+            return 0
+        if cap.set(cv2.CAP_PROP_POS_FRAMES, self.start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == self.start:
+            return self.start
+        cap.release()
+        cap.open(str(self.path))
+        index = 0
+        while index < self.start and cap.grab():
+            index += 1
+        return index
 
     def _skip(self, index: int, what: str) -> None:
         self.corrupt += 1

@@ -1,0 +1,236 @@
+"""Work units of the per-camera stage and where they run: this process, or Ray tasks.
+
+A work unit is one camera, or one time chunk of a camera when ``scale.chunk_minutes`` is set
+(:mod:`pipeline.run.chunks`). Every unit reads and writes only its own stage cache under
+``<out>/cache/`` (on a cluster: a filesystem every node sees), so:
+
+- a unit whose track stage is complete is never run again (checked on the driver before any task
+  is submitted; a camera whose stitched result is complete skips all its chunks);
+- a task that fails or whose worker dies is retried by Ray (``scale.max_retries``) and continues
+  from the detections its earlier attempt made durable;
+- a stopped run continues where it stopped when the same command is run again.
+
+With ``--backend ray`` each unit is a Ray task (``ray.remote`` with ``scale.cpus_per_task`` CPUs and
+``scale.gpus_per_task`` GPUs, fractional allowed) that loads its own detector and ReID model;
+chunks are stitched and the cross-camera association runs on the driver.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from core.errors import UserError
+from pipeline.run.cache import CameraCache
+from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
+from pipeline.run.config import RunConfig
+from pipeline.run.runner import RunStats, run_cameras, stage_keys
+from pipeline.run.video import VideoSource
+
+log = logging.getLogger(__name__)
+
+RAY_INSTALL = 'pip install -e ".[ray]"  (or: pip install "ray>=2.9")'
+
+
+@dataclasses.dataclass
+class Camera:
+    """One camera's units: ``[source]`` whole, or its chunks; ``key`` of its final track stage."""
+    source: VideoSource
+    units: list[VideoSource]
+    key: str
+    det_file: Optional[Path]
+
+    @property
+    def chunked(self) -> bool:
+        return self.units[0].chunk is not None
+
+
+def plan(sources: Sequence[VideoSource], cfg: RunConfig, det_files: Optional[dict] = None) -> list[Camera]:
+    """The work units of every camera and the key of each camera's final track stage."""
+    cams = []
+    for src in sources:
+        det_file = (det_files or {}).get(src.name)
+        chunk = int(round(cfg.scale.chunk_minutes * 60 * src.fps))
+        overlap = int(round(cfg.scale.overlap_seconds * src.fps))
+        units = plan_chunks(src, chunk, overlap)
+        if units[0].chunk is None:
+            key = stage_keys(src, cfg, det_file)[1]
+        else:
+            key = stitch_key([stage_keys(u, cfg, det_file)[1] for u in units], StitchParams())
+        cams.append(Camera(src, units, key, det_file))
+    return cams
+
+
+def _pending(run_dir: Path, cam: Camera, cfg: RunConfig) -> list[VideoSource]:
+    """Units of a camera still to run (none when the camera's final stage is complete)."""
+    if CameraCache(run_dir, cam.source.name).track_complete(cam.key):
+        return []
+    if not cam.chunked:
+        return cam.units
+    return [u for u in cam.units
+            if not CameraCache(run_dir, u.name, u.chunk).track_complete(stage_keys(u, cfg, cam.det_file)[1])]
+
+
+def _finish_camera(run_dir: Path, cam: Camera, cfg: RunConfig) -> None:
+    if cam.chunked and not CameraCache(run_dir, cam.source.name).track_complete(cam.key):
+        stitch_camera(run_dir, cam.units, cam.key, gallery_size=cfg.reid.gallery_size,
+                      thumbnails=cfg.reid.thumbnails)
+
+
+def run_unit(src: VideoSource, cfg: RunConfig, run_dir: str, det_file: Optional[str], threads: int) -> dict:
+    """Run one unit in this process with its own detector and ReID model on ``threads`` CPU threads
+    (what a Ray task executes); returns its statistics."""
+    from pipeline.run.detectors import FileDetections, build_detector
+    from pipeline.run.resources import load_encoder, torch_threads
+
+    import cv2
+
+    reid_cpu = max(1, threads // 2)
+    det_threads = max(1, threads - reid_cpu)
+    cv2.setNumThreads(threads)
+    encoder = _cached(("reid", cfg.reid, reid_cpu), lambda: load_encoder(
+        cfg.reid.checkpoint, cfg.reid.device, cfg.reid.batch_size, reid_cpu))
+    det = {src.name: Path(det_file)} if det_file else None
+    files = FileDetections(det, cfg.detector.score_scale) if det else None
+    with torch_threads(reid_cpu):
+        stats = run_cameras([src], cfg, Path(run_dir), files=files, det_files=det, encoder=encoder, progress=False,
+                            detector_factory=lambda: _cached(("detector", cfg.detector, det_threads),
+                                                             lambda: build_detector(cfg.detector, threads=det_threads)),
+                            concurrent=threads > 1)
+    return _stats_dict(stats)
+
+
+_MODELS: dict = {}      # models loaded by this worker process, reused by its next tasks (Ray reuses workers)
+
+
+def _cached(key, load: Callable):
+    """The model for ``key`` (frozen config sections and threads), loaded once per process. A model
+    file rewritten in place between tasks of one run is not expected (the run's cache keys would
+    mix both)."""
+    if key not in _MODELS:
+        _MODELS[key] = load()
+    return _MODELS[key]
+
+
+def _stats_dict(stats: RunStats) -> dict:
+    return {k: getattr(stats, k) for k in ("frames", "seconds", "detect_seconds", "reid_seconds", "track_seconds",
+                                           "detected_frames", "embedded_crops")}
+
+
+def _add(total: RunStats, part: dict) -> None:
+    for k, v in part.items():
+        if k != "seconds":
+            setattr(total, k, getattr(total, k) + v)
+
+
+def _portable(src: VideoSource) -> VideoSource:
+    """A copy with an absolute path (Ray workers may run in another folder)."""
+    out = copy.copy(src)
+    out.path = Path(src.path).resolve()
+    return out
+
+
+def _portable_config(cfg: RunConfig) -> RunConfig:
+    """Model paths made absolute for workers that run elsewhere."""
+    def absolute(spec: str) -> str:
+        return str(Path(spec).resolve()) if spec and Path(spec).exists() else spec
+
+    return dataclasses.replace(cfg, detector=dataclasses.replace(cfg.detector, model=absolute(cfg.detector.model)),
+                               reid=dataclasses.replace(cfg.reid, checkpoint=absolute(cfg.reid.checkpoint)))
+
+
+def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, det_files: Optional[dict] = None,
+              progress: bool = True, local_runner: Optional[Callable] = None) -> RunStats:
+    """The per-camera stage of every camera by units (see the module docstring); returns statistics
+    with a ``per_camera`` entry for each camera. ``local_runner(units)`` runs units in this process
+    (``scale.backend == "local"``)."""
+    t0 = time.perf_counter()
+    run_dir = Path(run_dir).resolve()
+    cams = plan(sources, cfg, det_files)
+    stats = RunStats()
+    todo = {c.source.name: _pending(run_dir, c, cfg) for c in cams}
+    stats.reused_cameras = [c.source.name for c in cams if not todo[c.source.name]]
+    units = [u for c in cams for u in todo[c.source.name]]
+    if units:
+        log.info("%d work units (cameras x chunks) to run, %d cameras reused", len(units), len(stats.reused_cameras))
+        if cfg.scale.backend == "ray":
+            _run_ray(units, cams, cfg, run_dir, stats, progress)
+        else:
+            if local_runner is None:
+                raise ValueError("local backend needs a local_runner")
+            for u in units:
+                _add(stats, _stats_dict(local_runner([u])))
+    for cam in cams:
+        _finish_camera(run_dir, cam, cfg)
+        info = CameraCache(run_dir, cam.source.name).track_info()
+        stats.per_camera[cam.source.name] = info
+        stats.corrupt += int(info.get("corrupt", 0))
+    stats.frames = sum(int(i.get("analysed_frames", 0)) for i in stats.per_camera.values())
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError(f"--backend ray needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return ray
+
+
+def ray_init(cfg: RunConfig):
+    """Connect to the cluster at ``scale.ray_address``, or start a local Ray with ``scale.workers``
+    CPU slots (already connected: kept as is)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if cfg.scale.ray_address:
+        ray.init(address=cfg.scale.ray_address, **kwargs)
+    else:
+        ray.init(num_cpus=cfg.scale.workers or None, **kwargs)
+    return ray
+
+
+def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_dir: Path, stats: RunStats,
+             progress: bool) -> None:
+    from tqdm import tqdm
+
+    ray = ray_init(cfg)
+    sc = cfg.scale
+    task = ray.remote(run_unit).options(num_cpus=sc.cpus_per_task, num_gpus=sc.gpus_per_task,
+                                        max_retries=sc.max_retries, retry_exceptions=[OSError])
+    det_of = {c.source.name: (str(Path(c.det_file).resolve()) if c.det_file else None) for c in cams}
+    threads = max(1, math.ceil(sc.cpus_per_task))
+    wcfg = _portable_config(cfg)
+    if sc.gpus_per_task <= 0:                    # no GPU asked for: the task must not look for one
+        wcfg = dataclasses.replace(wcfg, detector=dataclasses.replace(wcfg.detector, device="cpu"),
+                                   reid=dataclasses.replace(wcfg.reid, device="cpu"))
+    refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads): u for u in units}
+    bar = tqdm(total=len(refs), unit="unit", desc="ray", disable=not progress, leave=False)
+    try:
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    _add(stats, ray.get(ref))
+                except ray.exceptions.RayTaskError as exc:
+                    u = refs[ref]
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    if isinstance(cause, UserError):
+                        raise cause from None
+                    raise UserError(f"camera '{u.name}'{'' if u.chunk is None else f' chunk {u.chunk}'} failed "
+                                    f"after {sc.max_retries} retries: {cause}; what finished is kept in "
+                                    f"{run_dir / 'cache'}, rerun the same command to continue") from None
+                bar.update(1)
+    except BaseException:
+        for ref in pending if "pending" in locals() else []:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
