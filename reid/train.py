@@ -106,6 +106,11 @@ class Trainer:
         if self.cfg.optim.backbone_lr_mult == 0:    # frozen: its batch norms keep their statistics
             for m in self.model.backbone_modules():
                 m.eval()
+        elif self.cfg.optim.backbone_bn == "frozen":
+            for part in self.model.backbone_modules():
+                for m in part.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
 
     @property
     def batches_per_epoch(self) -> int:

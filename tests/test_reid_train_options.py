@@ -70,15 +70,17 @@ def test_config_options_are_validated():
     assert ModelSection().part_whole_feature is False
 
 
-@pytest.mark.parametrize("mult", [0.0, 0.1])
-def test_backbone_learning_rate_factor_and_frozen_backbone(folder_data, tmp_path, mult):
+@pytest.mark.parametrize("mult,bn", [(0.0, "train"), (0.1, "train"), (0.1, "frozen")])
+def test_backbone_learning_rate_factor_and_frozen_backbone(folder_data, tmp_path, mult, bn):
     """optim.backbone_lr_mult: the pretrained part learns at lr * mult (two groups); 0 freezes it,
-    batch-norm statistics included, while the heads learn."""
+    batch-norm statistics included, while the heads learn. optim.backbone_bn=frozen: its weights
+    learn, its batch-norm statistics stay."""
     from reid.train import Trainer
     from reid.train_config import OptimSection
 
-    cfg = tiny_config(tmp_path / str(mult), epochs=1)
-    cfg = replace(cfg, optim=OptimSection(name="sgd", lr=0.01, backbone_lr_mult=mult), eval=replace(cfg.eval, every=0))
+    cfg = tiny_config(tmp_path / f"{mult}{bn}", epochs=1)
+    cfg = replace(cfg, optim=OptimSection(name="sgd", lr=0.01, backbone_lr_mult=mult, backbone_bn=bn),
+                  eval=replace(cfg.eval, every=0))
     t = Trainer(cfg, data_root=str(folder_data), progress=False)
     backbone = {k: v.clone() for m, prefix in zip(t.model.backbone_modules(), ("trunk.", "global_branch.", "part_branch."))
                 for k, v in ((prefix + n, v) for n, v in m.state_dict().items())}
@@ -87,8 +89,9 @@ def test_backbone_learning_rate_factor_and_frozen_backbone(folder_data, tmp_path
     t.fit()
     after = t.model.state_dict()
     changed = [k for k, v in backbone.items() if not torch.equal(v, after[k])]
-    assert (changed == []) if mult == 0 else any(k.endswith("running_mean") for k in changed) and \
-        any(k.endswith("weight") for k in changed)
+    stats_changed = any(k.endswith("running_mean") for k in changed)
+    assert (changed == []) if mult == 0 else (stats_changed == (bn == "train") and
+                                              any(k.endswith("weight") for k in changed))
     assert not torch.equal(heads["fc_ig.0.weight"], after["fc_ig.0.weight"])
     with pytest.raises(ValueError, match="backbone_lr_mult"):
         OptimSection(backbone_lr_mult=-1)
