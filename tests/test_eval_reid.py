@@ -208,7 +208,8 @@ def test_viper_guard_refuses_foreign_splits_and_scores_the_own_one(tmp_path, cap
 
 def test_peta_holdout_guard_and_viper_inside_peta():
     """PETA training without the held-out split (or with VIPeR among its subsets) is refused; the shipped
-    default checkpoint (PETA without VIPeR, no holdout) is accepted on VIPeR and refused on held-out PETA."""
+    default checkpoint (PETA without VIPeR, 10 % of identities held out) is accepted on VIPeR and on
+    held-out PETA, and the same sources without the holdout are refused there."""
     from core.errors import UserError
     from reid.data import build_dataset
     from reid.data.overlap import check_unseen, checkpoint_training, seen_in_training
@@ -225,8 +226,10 @@ def test_peta_holdout_guard_and_viper_inside_peta():
     assert 0 < len(seen_in_training([smaller], held)) < len(held.gallery)     # nested: 5% inside 10%
     sources, name = checkpoint_training("default")
     assert name == "default.pt"
+    check_unseen(sources, "peta", held)             # the shipped default was trained with the 10 % holdout
+    no_holdout = [{**src, "holdout": 0.0} if src.get("name") == "peta" else src for src in sources]
     with pytest.raises(UserError, match="held-out part of PETA"):
-        check_unseen(sources, "peta", held)
+        check_unseen(no_holdout, "peta", held)
     viper = build_dataset("viper", str(peta_root / "VIPeR"), split=0)
     check_unseen(sources, "viper", viper)                                     # VIPeR was excluded
     with_viper = [{"name": "peta", "subsets": ["VIPeR", "GRID"], "exclude": [], "holdout": 0.0,
