@@ -43,7 +43,11 @@ def iou_matrix_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def iou_pairs_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of row-aligned boxes: a, b (P, 4) xywh -> (P,)."""
-    a, b = xywh_to_xyxy(a), xywh_to_xyxy(b)
+    return iou_pairs(xywh_to_xyxy(a), xywh_to_xyxy(b))
+
+
+def iou_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of row-aligned boxes: a, b (P, 4) x1, y1, x2, y2 -> (P,)."""
     wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0, None)   # (P, 2)
     inter = wh[:, 0] * wh[:, 1]
     union = _area(a) + _area(b) - inter

@@ -212,8 +212,8 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
                                    reid=dataclasses.replace(wcfg.reid, device="cpu"))
     refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads): u for u in units}
     bar = tqdm(total=len(refs), unit="unit", desc="ray", disable=not progress, leave=False)
+    pending = list(refs)
     try:
-        pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
@@ -229,7 +229,7 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
                                     f"{run_dir / 'cache'}, rerun the same command to continue") from None
                 bar.update(1)
     except BaseException:
-        for ref in pending if "pending" in locals() else []:
+        for ref in pending:
             ray.cancel(ref, force=True)
         raise
     finally:

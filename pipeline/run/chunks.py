@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.atomic import atomic_write
-from core.boxes import iou_matrix
+from core.boxes import iou_pairs
 from core.frames import group_by_frame
 from pipeline.run.cache import CameraCache, read_boxes, stage_key
 from pipeline.run.video import VideoSource
@@ -83,8 +83,7 @@ def match_overlap(prev: np.ndarray, nxt: np.ndarray, lo: int, hi: int, params: S
             common = sorted(set(a[ta]) & set(b[tb]))
             if len(common) < params.min_common:
                 continue
-            ious = [float(iou_matrix(a[ta][f][None], b[tb][f][None])[0, 0]) for f in common]
-            s = float(np.mean(ious))
+            s = float(iou_pairs(np.stack([a[ta][f] for f in common]), np.stack([b[tb][f] for f in common])).mean())
             if s < params.min_iou:
                 continue
             fa, fb = (prev_feats or {}).get(ta), (next_feats or {}).get(tb)

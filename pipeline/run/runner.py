@@ -170,7 +170,7 @@ class _Camera:
 
     def abort(self) -> None:
         """Interrupted: keep the detections made so far (resumable), the track stage stays incomplete."""
-        getattr(self.frames, "close", lambda: None)()   # stops the decoding thread
+        self.frames.close()                  # stops the decoding thread (both iterators are generators)
         self.det_writer.close(complete=False)
         self.store.close_all()
 
