@@ -22,6 +22,13 @@ is fast only with it, so the ratios to ultralytics depend on it.
 
 frames/s = frames of both cameras / wall time of the job (model loading included, imports not; the
 fastest of --repeat runs, since the machine may be shared).
+
+--emulate-avx2 measures what a CPU without VNNI would do, on a CPU with it: every job runs with oneDNN
+(used by OpenVINO and PyTorch) limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2). On
+this 2-core VNNI machine that makes the embedded int8 detector 2.5-3x slower per frame, about what
+the issue measured on an AVX2-only AMD EPYC. ultralytics' LiteRT (XNNPACK) ignores the limit and keeps
+this CPU's VNNI speed, so under emulation its ratios are lower bounds of the ratios on a CPU without
+VNNI (there the int8 peer itself is about 10x slower).
 Memory of ``mcmt run`` is measured for the clip and for a 4x longer input: the peak (ru_maxrss, set by
 the busiest frames) and what the process holds when the run returns (VmRSS); both must stay flat.
 
@@ -178,13 +185,20 @@ def inputs(a, video: Path, tmp: Path) -> list[tuple[str, str]]:
     return out
 
 
-def print_table(rows: list, det: str, reid: str) -> None:
+EMULATE_AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def print_table(rows: list, det: str, reid: str, emulated: bool = False) -> None:
     cpu = cpu_info()
     print(f"\ntwo cameras (clip/4x: {', '.join(f'{k} x{v[0]}..{v[1]}' for k, v in VIEWS.items())} of vtest.avi; "
           f"sample: samples/pets_*.mp4), {cpu['cores']} CPUs ({cpu['name']}; {' '.join(cpu['flags'])}; int8 VNNI "
           f"{'yes' if cpu['int8_fast'] else 'NO'}), load {os.getloadavg()[0]:.1f}")
     print(f"mcmt detector {Path(det).name}, ReID {Path(reid).name}; ultralytics and 'mcmt int8 yolov8n': int8 TFLite "
           "YOLOv8n; frames/s = frames of both cameras / wall time of the job (model loading included)")
+    if emulated:
+        print("EMULATED CPU WITHOUT VNNI: oneDNN (OpenVINO, PyTorch) limited to AVX2 "
+              f"({' '.join(f'{k}={v}' for k, v in EMULATE_AVX2.items())}); ultralytics' LiteRT ignores the limit "
+              "and runs at this CPU's VNNI speed, so the ratios to it are lower bounds for a CPU without VNNI")
     print(f"{'input':6} {'job':22} {'frames':>6} {'wall s':>7} {'frames/s':>9} {'peak MB':>8} {'end MB':>7}  notes")
     base = {n: r for n, k, r in rows if k == "ultralytics"}
     like = {n: r for n, k, r in rows if k == "ultralytics_all"}
@@ -214,6 +228,8 @@ def main() -> int:
     p.add_argument("--detector", default="default", help="detector of mcmt run (default: the embedded one)")
     p.add_argument("--reid", default="default", help="ReID model of mcmt run (default: the shipped checkpoint; "
                                                      "'0286' = the Intel OpenVINO model under --shared)")
+    p.add_argument("--emulate-avx2", action="store_true",
+                   help="run every job with oneDNN limited to AVX2: a CPU without VNNI (see above)")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     shared = Path(a.shared)
@@ -235,9 +251,10 @@ def main() -> int:
                      ["pipeline", "pipeline_bytetrack", "pipeline_int8", "detect", "ultralytics", "ultralytics_all"])
             for kind in kinds:   # best of --repeat runs: the machine is shared, take the least disturbed
                 runs = [run_child(__file__, [kind, vids, str(Path(tmp) / f"run_{name}_{kind}_{i}"), reid,
-                                             "--detector", a.detector]) for i in range(a.repeat)]
+                                             "--detector", a.detector],
+                                  EMULATE_AVX2 if a.emulate_avx2 else None) for i in range(a.repeat)]
                 rows.append((name, kind, min(runs, key=lambda r: r["wall"])))
-    print_table(rows, a.detector, reid)
+    print_table(rows, a.detector, reid, a.emulate_avx2)
     return 0
 
 

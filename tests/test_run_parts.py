@@ -1,6 +1,7 @@
 """Parts of the run loop without video: crop selection, bounded tracklet store, stage cache, writers, config."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,40 @@ def test_tracklets_roundtrip_through_cache(tmp_path):
     assert back[1].first_box is None
     assert back[1].last_box is None
     assert thumbs == {3: ["3_0.jpg"], 4: []}
+
+
+def test_tracklets_of_the_older_cache_layout_still_load(tmp_path):
+    """Caches written before the concatenated layout (one npz entry per tracklet) stay readable."""
+    save_tracklets(tmp_path, [], {})
+    np.savez(tmp_path / "tracklets.npz", f0=np.ones((2, 3), np.float32), w0=np.ones(2, np.float32),
+             a0=np.array([0.5], np.float32), f1=np.zeros((0, 0), np.float32), w1=np.zeros(0, np.float32))
+    meta = [{"camera": "c", "track_id": k, "start_frame": 0, "end_frame": 1, "start_time": 0.0, "end_time": 0.1,
+             "n_boxes": 2, "attribute_names": ["x"] if k == 0 else [], "flagged": False} for k in (0, 1)]
+    (tmp_path / "tracklets.json").write_text(json.dumps(meta))
+    back, thumbs = load_tracklets(tmp_path)
+    np.testing.assert_array_equal(back[0].features, np.ones((2, 3)))
+    np.testing.assert_array_equal(back[0].attributes, [0.5])
+    assert back[1].attributes is None and not back[1].has_features
+    assert thumbs == {0: [], 1: []}
+
+
+def test_many_tracklets_load_as_views_of_one_array(tmp_path):
+    rng = np.random.default_rng(0)
+    t = [Tracklet("c", k, k, k + 5, 0.0, 1.0, 6, rng.random((k % 4, 8), dtype=np.float32),
+                  rng.random(k % 4, dtype=np.float32), rng.random(3, dtype=np.float32) if k % 2 else None,
+                  ("a", "b", "c") if k % 2 else ()) for k in range(50)]
+    save_tracklets(tmp_path, t, {})
+    with np.load(tmp_path / "tracklets.npz") as z:
+        assert "f0" not in z.files and z["features"].shape == (sum(k % 4 for k in range(50)), 8)
+    back, _ = load_tracklets(tmp_path)
+    for a, b in zip(t, back):
+        assert a.has_features == b.has_features
+        if a.has_features:
+            np.testing.assert_array_equal(a.features, b.features)
+            np.testing.assert_array_equal(a.weights, b.weights)
+        assert (a.attributes is None) == (b.attributes is None)
+        if a.attributes is not None:
+            np.testing.assert_array_equal(a.attributes, b.attributes)
 
 
 def test_detection_cache_resumes_after_interruption(tmp_path):

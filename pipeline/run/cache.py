@@ -213,21 +213,57 @@ def read_boxes(cache: CameraCache) -> np.ndarray:
 
 # ---- tracklets <-> npz/json ---------------------------------------------------------------
 def save_tracklets(folder: Path, tracklets: Sequence[Tracklet], thumbs: dict[int, list[str]]) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    meta = []
-    for i, t in enumerate(tracklets):
-        arrays[f"f{i}"] = t.features.astype(np.float32)
-        arrays[f"w{i}"] = t.weights.astype(np.float32)
-        if t.attributes is not None:
-            arrays[f"a{i}"] = t.attributes.astype(np.float32)
-        meta.append({"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
-                     "end_frame": t.end_frame, "start_time": t.start_time, "end_time": t.end_time,
-                     "n_boxes": t.n_boxes, "attribute_names": list(t.attribute_names), "flagged": t.flagged,
-                     "thumbnails": thumbs.get(t.track_id, []),
-                     "first_box": _box_list(t.first_box), "last_box": _box_list(t.last_box)})
+    """tracklets.npz holds each per-tracklet array kind concatenated once (one read per kind on load,
+    which is what makes 'mcmt index add' of a long run fast) with per-tracklet row counts;
+    tracklets.json holds the rest."""
+    meta = [{"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
+             "end_frame": t.end_frame, "start_time": t.start_time, "end_time": t.end_time,
+             "n_boxes": t.n_boxes, "attribute_names": list(t.attribute_names), "flagged": t.flagged,
+             "thumbnails": thumbs.get(t.track_id, []),
+             "first_box": _box_list(t.first_box), "last_box": _box_list(t.last_box)} for t in tracklets]
+    dims = {t.features.shape[1] for t in tracklets if t.has_features}
+    if len(dims) > 1:
+        raise ValueError(f"tracklets of one camera have features of several sizes: {sorted(dims)}")
+    dim = dims.pop() if dims else 0
+    feats = [t.features.reshape(-1, dim) if t.has_features else np.zeros((0, dim), np.float32) for t in tracklets]
+    attrs = [np.zeros(0, np.float32) if t.attributes is None else np.asarray(t.attributes).reshape(-1)
+             for t in tracklets]
+    arrays = {"features": _concat(feats, (0, dim)), "feature_rows": _rows(feats),
+              "weights": _concat([t.weights.reshape(-1) for t in tracklets], (0,)),
+              "weight_rows": _rows([t.weights.reshape(-1) for t in tracklets]),
+              "attributes": _concat(attrs, (0,)),
+              "attribute_rows": np.array([-1 if t.attributes is None else a.size for t, a in zip(tracklets, attrs)],
+                                         np.int64)}
     folder = Path(folder)
     atomic_write(folder / "tracklets.npz", lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     atomic_write_json(folder / "tracklets.json", meta)
+
+
+def _concat(parts: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(empty_shape, np.float32)
+
+
+def _rows(parts: list[np.ndarray]) -> np.ndarray:
+    return np.array([len(p) for p in parts], np.int64)
+
+
+def _split(flat: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(np.maximum(rows, 0))[:-1]) if len(rows) else []
+
+
+def _read_arrays(z, n: int) -> tuple[list, list, list]:
+    """Per-tracklet features, weights and attributes (None where absent) of tracklets.npz, in the
+    concatenated layout or the older one-entry-per-tracklet layout (f0, w0, a0, ...)."""
+    if "feature_rows" not in z.files:
+        return ([z[f"f{i}"] for i in range(n)], [z[f"w{i}"] for i in range(n)],
+                [z[f"a{i}"] if f"a{i}" in z.files else None for i in range(n)])
+    feats, weights = _split(z["features"], z["feature_rows"]), _split(z["weights"], z["weight_rows"])
+    attr_rows = z["attribute_rows"]
+    attrs = [None if r < 0 else a for a, r in zip(_split(z["attributes"], attr_rows), attr_rows)]
+    feats = [f if len(f) else np.zeros((0, 0), np.float32) for f in feats]
+    if not (len(feats) == len(weights) == len(attrs) == n):
+        raise ValueError("tracklets.npz and tracklets.json disagree on the number of tracklets")
+    return feats, weights, attrs
 
 
 def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict[int, list[str]]]:
@@ -237,16 +273,16 @@ def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict
         raise FileNotFoundError(f"no finished tracklets in {folder}")
     out, thumbs = [], {}
     with np.load(folder / "tracklets.npz") as z:
-        for i, m in enumerate(meta):
-            attrs = z[f"a{i}"] if f"a{i}" in z.files else None
-            out.append(Tracklet(camera=m["camera"], track_id=int(m["track_id"]),
-                                start_frame=int(m["start_frame"]), end_frame=int(m["end_frame"]),
-                                start_time=float(m["start_time"]), end_time=float(m["end_time"]),
-                                n_boxes=int(m["n_boxes"]), features=z[f"f{i}"], weights=z[f"w{i}"],
-                                attributes=attrs, attribute_names=tuple(m["attribute_names"]),
-                                flagged=bool(m["flagged"]), first_box=_box_array(m.get("first_box")),
-                                last_box=_box_array(m.get("last_box"))))
-            thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
+        feats, weights, attrs = _read_arrays(z, len(meta))
+    for m, f, w, a in zip(meta, feats, weights, attrs):
+        out.append(Tracklet(camera=m["camera"], track_id=int(m["track_id"]),
+                            start_frame=int(m["start_frame"]), end_frame=int(m["end_frame"]),
+                            start_time=float(m["start_time"]), end_time=float(m["end_time"]),
+                            n_boxes=int(m["n_boxes"]), features=f, weights=w,
+                            attributes=a, attribute_names=tuple(m["attribute_names"]),
+                            flagged=bool(m["flagged"]), first_box=_box_array(m.get("first_box")),
+                            last_box=_box_array(m.get("last_box"))))
+        thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
     return out, thumbs
 
 
