@@ -24,6 +24,8 @@ COMMANDS = {
     "train-reid": ("pipeline.commands.train_reid", "train the multi-task ReID network"),
     "eval-reid": ("pipeline.commands.eval_reid", "evaluate a ReID model: CMC, mAP, attribute accuracy"),
     "export-reid": ("pipeline.commands.export_reid", "export a ReID checkpoint to ONNX"),
+    "calibrate-attributes": ("pipeline.commands.calibrate_attributes",
+                             "fit a ReID checkpoint's attribute thresholds on its training images"),
     "search": ("pipeline.commands.search", "find a person across cameras by photo, example or attributes"),
     "index": ("pipeline.commands.index", "add runs to / remove them from / list a search index"),
 }

@@ -41,7 +41,7 @@ the FC features (not normalised) and the attribute probabilities.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -97,7 +97,8 @@ class MultiTaskReID(nn.Module):
     def __init__(self, backbone: str = "resnet50", num_ids: int = 0, schema: AttributeSchema | None = None,
                  feat_dim: int = 256, pretrained: str = "imagenet",
                  input_size: tuple[int, int] | None = None, part_whole_feature: bool = False,
-                 global_attributes: str = "global", pooling: str = "max"):
+                 global_attributes: str = "global", pooling: str = "max",
+                 attribute_offsets: Sequence[float] | None = None):
         super().__init__()
         if backbone not in BACKBONES:
             raise UserError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
@@ -141,6 +142,22 @@ class MultiTaskReID(nn.Module):
             self.config["global_attributes"] = global_attributes
         if pooling != "max":
             self.config["pooling"] = pooling
+        # attribute decision offsets (reid.attribute_calibration): subtracted from the attribute logits
+        # at inference, so that 0.5 / arg-max decisions use thresholds fitted on the training images
+        self.register_buffer("attr_offset", torch.zeros(self.attr_heads.num_outputs), persistent=False)
+        self.set_attribute_offsets(attribute_offsets)
+
+    def set_attribute_offsets(self, offsets: Sequence[float] | None) -> None:
+        """Logit offsets (num_outputs,) of the attribute outputs at inference; None or zeros: none."""
+        n = self.attr_offset.numel()
+        values = torch.zeros(n) if offsets is None else torch.as_tensor(list(offsets), dtype=torch.float32)
+        if values.shape != (n,):
+            raise UserError(f"attribute offsets: expected {n} values (one per attribute output), got {values.numel()}")
+        self.attr_offset.copy_(values.to(self.attr_offset.device))
+        if offsets is None or not bool(values.any()):
+            self.config.pop("attribute_offsets", None)
+        else:
+            self.config["attribute_offsets"] = [round(float(v), 6) for v in values]
 
     @property
     def embedding_dim(self) -> int:
@@ -184,7 +201,7 @@ class MultiTaskReID(nn.Module):
         attr_logits, raw = self._attribute_logits(f)
         if not self.training:
             emb = torch.cat([f[k] for k in self.feature_names], dim=1)
-            return ReIDInference(emb, attribute_probs(attr_logits, self.schema))
+            return ReIDInference(emb, attribute_probs(attr_logits - self.attr_offset, self.schema))
         id_logits = tuple(clf(f[k]) for clf, k in zip(self.id_classifiers, self.id_features))
         full = {name: self.attr_heads.full(name, raw[name]) for name in ("global", "part") if name in raw}
         return ReIDTrainOutput(*(f[k] for k in FEATURE_NAMES), id_logits, attr_logits,
@@ -197,7 +214,7 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
                 feat_dim: int = 256, pretrained: str = "imagenet",
                 input_size: tuple[int, int] | None = None, mean: Any = None, std: Any = None,
                 part_whole_feature: bool = False, global_attributes: str = "global",
-                pooling: str = "max") -> MultiTaskReID:
+                pooling: str = "max", attribute_offsets: Sequence[float] | None = None) -> MultiTaskReID:
     """Build the multi-task ReID network.
 
     ``input_size`` (H, W) defaults to the backbone's (384x128 for resnet50, 256x128 otherwise).
@@ -209,7 +226,7 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
     the backbone).
     """
     return MultiTaskReID(backbone, num_ids, schema, feat_dim, pretrained, input_size, part_whole_feature,
-                         global_attributes, pooling)
+                         global_attributes, pooling, attribute_offsets)
 
 
 def clone_for_inference(model: MultiTaskReID) -> MultiTaskReID:
