@@ -64,7 +64,8 @@ class Trainer:
                                  pooling=cfg.model.pooling).to(self.device)
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
-                                   flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing)
+                                   flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing,
+                                   low_resolution=cfg.data.low_resolution, low_heights=cfg.data.low_heights)
         self.distill, teacher = self._distillation(cfg, self.model)
         self.dataset = ImageDataset(self.data.train, transform, schema.num_groups if schema else 0,
                                     targets=teacher)

@@ -53,6 +53,8 @@ class DataSection:
     workers: int = 2                       # DataLoader worker processes (0 = in the main process)
     flip: bool = True                      # random horizontal flip
     random_erasing: float = 0.0            # probability of random erasing (0 = off)
+    low_resolution: float = 0.0            # probability of shrinking an image first (reid.data.transforms)
+    low_heights: tuple[int, int] = (40, 96)  # ... to a random height in this range (pixels)
     attributes: bool = True                # train the attribute heads when the data has a schema
 
     def __post_init__(self):
@@ -63,6 +65,11 @@ class DataSection:
                              f"{self.num_ids} x {self.num_instances}")
         if not 0.0 <= self.random_erasing <= 1.0:
             raise ValueError(f"data.random_erasing must be a probability in [0, 1], got {self.random_erasing}")
+        if not 0.0 <= self.low_resolution <= 1.0:
+            raise ValueError(f"data.low_resolution must be a probability in [0, 1], got {self.low_resolution}")
+        if len(self.low_heights) != 2 or not 8 <= self.low_heights[0] <= self.low_heights[1]:
+            raise ValueError(f"data.low_heights must be [low, high] pixels with 8 <= low <= high, "
+                             f"got {list(self.low_heights)}")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,34 @@ def test_train_transform_flip_pad_and_erasing():
         TrainTransform(flip=1.5)
 
 
+def _stripes(h=128, w=48) -> np.ndarray:
+    """RGB with one-pixel vertical stripes: fine detail that a low-resolution copy loses."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, ::2] = 255
+    return img
+
+
+def test_low_resolution_simulation_shrinks_then_resizes_back():
+    img = _stripes()
+    t = TrainTransform((64, 32), flip=0.0, low_resolution=1.0, low_heights=(40, 40))
+    assert t.shrink(img).shape == (40, 15, 3)                       # aspect kept
+    sharp, soft = EvalTransform((64, 32))(img), t(img)
+    assert soft.shape == sharp.shape
+    detail = lambda x: float(x[:, :, 1:].sub(x[:, :, :-1]).abs().mean())   # noqa: E731
+    assert detail(soft) < 0.5 * detail(sharp)                         # the stripes are blurred away
+    small = _stripes(30, 12)                                          # already smaller than any target
+    assert t.shrink(small) is small
+    assert TrainTransform((64, 32), low_resolution=0.0).shrink(img) is img
+    torch.manual_seed(1)
+    heights = {TrainTransform((64, 32), low_resolution=1.0, low_heights=(40, 96)).shrink(img).shape[0]
+               for _ in range(40)}
+    assert min(heights) >= 40 and max(heights) <= 96 and len(heights) > 5
+    with pytest.raises(UserError, match="probabilities"):
+        TrainTransform(low_resolution=2.0)
+    with pytest.raises(UserError, match="heights"):
+        TrainTransform(low_resolution=0.5, low_heights=(50, 20))
+
+
 def test_image_dataset_on_market_mini_with_pk_loader():
     data = build_dataset("market1501", shared_path("data", "market1501-mini"))
     check_train_set(data.train, data.schema)

@@ -95,3 +95,22 @@ def test_backbone_learning_rate_factor_and_frozen_backbone(folder_data, tmp_path
     assert not torch.equal(heads["fc_ig.0.weight"], after["fc_ig.0.weight"])
     with pytest.raises(ValueError, match="backbone_lr_mult"):
         OptimSection(backbone_lr_mult=-1)
+
+
+def test_low_resolution_option_reaches_the_training_transform(folder_data, tmp_path):
+    from core.config import from_dict
+    from core.errors import ConfigError
+    from reid.train import Trainer
+    from reid.train_config import DataSection, TrainConfig
+
+    cfg = tiny_config(tmp_path / "lr", epochs=1)
+    cfg = replace(cfg, data=replace(cfg.data, low_resolution=1.0, low_heights=(16, 24)))
+    t = Trainer(cfg, data_root=str(folder_data), progress=False)
+    assert t.dataset.transform.low_resolution == 1.0 and t.dataset.transform.low_heights == (16, 24)
+    parsed = from_dict(TrainConfig, {"data": {"low_resolution": 0.5, "low_heights": [40, 96]}})
+    assert parsed.data.low_resolution == 0.5 and tuple(parsed.data.low_heights) == (40, 96)
+    assert DataSection().low_resolution == 0.0                  # off unless a recipe asks for it
+    with pytest.raises((ValueError, ConfigError), match="low_resolution"):
+        from_dict(TrainConfig, {"data": {"low_resolution": 1.5}})
+    with pytest.raises((ValueError, ConfigError), match="low_heights"):
+        from_dict(TrainConfig, {"data": {"low_heights": [90, 40]}})

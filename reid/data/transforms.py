@@ -65,20 +65,39 @@ class EvalTransform:
 
 
 class TrainTransform(EvalTransform):
-    """Resize + normalise, then horizontal flip (prob ``flip``), optional zero-pad by ``pad`` pixels
-    and random crop back to size, optional random erasing (prob ``random_erasing``, Zhong et al.)."""
+    """Optional low-resolution simulation (prob ``low_resolution``: the image first shrunk to a random
+    height in ``low_heights`` pixels, as a person far from a CCTV camera is), then resize + normalise,
+    horizontal flip (prob ``flip``), optional zero-pad by ``pad`` pixels and random crop back to size,
+    optional random erasing (prob ``random_erasing``, Zhong et al.)."""
 
     def __init__(self, input_size: Sequence[int] = (384, 128), mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD, flip: float = 0.5, pad: int = 0,
-                 random_erasing: float = 0.0):
+                 random_erasing: float = 0.0, low_resolution: float = 0.0,
+                 low_heights: Sequence[int] = (40, 96)):
         super().__init__(input_size, mean, std)
-        if not (0 <= flip <= 1 and 0 <= random_erasing <= 1 and pad >= 0):
-            raise UserError(f"bad transform settings flip={flip}, pad={pad}, random_erasing={random_erasing}: "
-                            "probabilities must be in [0, 1] and pad >= 0")
+        if not (0 <= flip <= 1 and 0 <= random_erasing <= 1 and 0 <= low_resolution <= 1 and pad >= 0):
+            raise UserError(f"bad transform settings flip={flip}, pad={pad}, random_erasing={random_erasing}, "
+                            f"low_resolution={low_resolution}: probabilities must be in [0, 1] and pad >= 0")
+        lo, hi = (int(v) for v in low_heights)
+        if not 8 <= lo <= hi:
+            raise UserError(f"low-resolution heights {tuple(low_heights)}: need 8 <= low <= high pixels")
         self.flip, self.pad, self.random_erasing = float(flip), int(pad), float(random_erasing)
+        self.low_resolution, self.low_heights = float(low_resolution), (lo, hi)
+
+    def shrink(self, img: np.ndarray) -> np.ndarray:
+        """With probability ``low_resolution``, ``img`` shrunk (area interpolation) to a random height in
+        ``low_heights`` when it is taller; else ``img`` itself."""
+        if self.low_resolution <= 0 or torch.rand(()) >= self.low_resolution:
+            return img
+        h, w = img.shape[:2]
+        lo, hi = self.low_heights
+        th = int(torch.randint(lo, hi + 1, ()))
+        if th >= h:
+            return img
+        return cv2.resize(np.ascontiguousarray(img), (max(1, round(w * th / h)), th), interpolation=cv2.INTER_AREA)
 
     def __call__(self, img: np.ndarray) -> torch.Tensor:
-        x = super().__call__(img)  # (3, h, w)
+        x = super().__call__(self.shrink(img))  # (3, h, w)
         if self.flip > 0 and torch.rand(()) < self.flip:
             x = torch.flip(x, dims=[2])
         if self.pad > 0:
@@ -89,7 +108,8 @@ class TrainTransform(EvalTransform):
 
     def __repr__(self) -> str:
         return (f"TrainTransform(input_size={self.input_size}, flip={self.flip}, pad={self.pad}, "
-                f"random_erasing={self.random_erasing})")
+                f"random_erasing={self.random_erasing}, low_resolution={self.low_resolution}, "
+                f"low_heights={self.low_heights})")
 
 
 def random_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
