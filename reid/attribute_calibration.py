@@ -81,10 +81,7 @@ def calibrate_checkpoint(src, dst, *, data_root: str | None = None, max_images: 
                          batch_size: int = 64, progress: bool = False) -> dict:
     """Write ``dst``: checkpoint ``src`` with attribute thresholds fitted on its recipe's training
     images (added to any it had); returns the per-attribute report."""
-    import torch
-
-    from core.atomic import atomic_write
-    from reid.checkpoint import _plain, _read, load_checkpoint
+    from reid.checkpoint import load_checkpoint, update_checkpoint
     from reid.encoder import ReIDEncoder
     from reid.evaluate import extract_features
 
@@ -104,13 +101,8 @@ def calibrate_checkpoint(src, dst, *, data_root: str | None = None, max_images: 
     targets = np.stack([np.asarray(s.attrs, np.int64) for s in samples])
     offsets, report = fit_offsets(probs, targets, schema)
     total = model.attr_offset.cpu().numpy().astype(np.float64) + offsets
-    payload = _read(src, "cpu")
-    payload["model_config"] = {**payload["model_config"], "attribute_offsets": [round(float(v), 6) for v in total]}
-    extra = dict(payload.get("extra") or {})
-    extra["attribute_calibration"] = {"source": src.name, "images": len(samples), "seed": seed,
-                                      "attributes": report}
-    payload["extra"] = _plain(extra)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dst, lambda tmp: torch.save(payload, tmp))
+    update_checkpoint(src, dst, model_config={"attribute_offsets": [round(float(v), 6) for v in total]},
+                      extra={"attribute_calibration": {"source": src.name, "images": len(samples), "seed": seed,
+                                                       "attributes": report}})
     log.info("calibrated %d binary attributes on %d training images -> %s", len(report), len(samples), dst)
     return {"images": len(samples), "attributes": report, "path": str(dst)}

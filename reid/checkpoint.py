@@ -113,6 +113,18 @@ def _load_state(model: torch.nn.Module, state: dict, path: Path):
     return list(result.missing_keys), list(result.unexpected_keys)
 
 
+def update_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, model_config: dict | None = None,
+                      extra: dict | None = None) -> Path:
+    """Write a copy of checkpoint ``src`` to ``dst`` (atomically) with keys of its model config and of
+    its extra information replaced by ``model_config`` / ``extra``; weights and the rest unchanged."""
+    payload = _read(Path(src), "cpu")
+    payload["model_config"] = _plain({**payload["model_config"], **(model_config or {})})
+    payload["extra"] = _plain({**(payload.get("extra") or {}), **(extra or {})})
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(dst, lambda tmp: torch.save(payload, tmp))
+
+
 def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
     """Write an inference-only copy of checkpoint ``src``: no identity classifiers (not used for
     embedding), weights stored as float16 when ``half`` (loaded back into a float32 model), the
