@@ -75,6 +75,30 @@ def test_calibrated_threshold_lies_between_positive_and_negative_distances():
     assert (fixed.threshold, fixed.link_threshold, fixed.same_camera_threshold) == (0.4, 0.2, np.inf)
 
 
+def test_clustering_threshold_capped_when_few_negatives_leave_no_low_tail():
+    """A run whose co-visible people all look clearly different has no low tail of negatives: its 1 %
+    quantile (0.40 here) would merge look-alikes that were never seen together; the cap at half the
+    10 % quantile holds. With a low tail the 1 % quantile itself stays the threshold."""
+    from pipeline.association.calibration import TAIL_QUANTILE, TAIL_RATIO
+
+    t = 120
+    cam, start = np.zeros(t, np.int64), np.arange(t, dtype=float)
+    end = start + 1.5                                            # each overlaps the next: 119 negatives
+    pairs = overlapping_pairs(cam, start, end)
+    for low_tail in (False, True):
+        vals = np.linspace(0.4, 0.8, len(pairs[0]))
+        if low_tail:
+            vals[:5] = [0.05, 0.06, 0.07, 0.08, 0.09]
+        dist = np.full((t, t), 0.9, np.float32)
+        dist[pairs] = dist[pairs[::-1]] = vals
+        cal = calibrate(dist, pairs, AssociationConfig())
+        q01, q10 = np.quantile(vals, [0.01, TAIL_QUANTILE])
+        expected = min(q01, TAIL_RATIO * q10)
+        assert cal.threshold == pytest.approx(expected, abs=1e-6)
+        assert (cal.threshold < q01 - 1e-3) != low_tail          # capped only without a low tail
+        assert cal.same_camera_threshold == pytest.approx(0.5 * cal.threshold)
+
+
 def test_calibration_follows_the_model_scale_end_to_end():
     """The same footage seen by a model whose distances are half as large: the thresholds halve too,
     and the identities are the same (no threshold tuned for one model)."""

@@ -5,8 +5,12 @@ with a topology, two tracklets of cameras whose views do not overlap, at the sam
 distances show how close two different people look to this model in this footage. Each ``auto``
 threshold is a low quantile of them: ``link_quantile`` = the fraction of known different-people pairs
 the linking stage would accept, ``merge_quantile`` the same for the clustering, capped at the middle
-between the positive and negative medians (below); the same-camera threshold is ``same_camera_ratio``
-times the clustering's (stronger evidence within one view). With fewer than ``MIN_NEGATIVES`` such pairs, all pairs
+between the positive and negative medians (below). A run has only a few hundred such pairs, so their 1 %
+quantile is one of the smallest few values and swings with chance (on the two-camera sample, 0.17 with one
+detector and 0.33 with another for the same ReID model, when the tightest co-visible pair happens to be
+two people who look alike or not); the clustering threshold is therefore also capped at ``TAIL_RATIO``
+times the 10 % quantile, a stable statistic of the same pairs. The same-camera threshold is
+``same_camera_ratio`` times the clustering's (stronger evidence within one view). With fewer than ``MIN_NEGATIVES`` such pairs, all pairs
 of tracklets stand in for them (most pairs are different people; the few same-person pairs only
 make the low quantiles stricter); with fewer still, the ``FALLBACK`` values are used.
 
@@ -27,6 +31,7 @@ from pipeline.tracklet import Tracklet
 MIN_NEGATIVES = 20
 MAX_NEGATIVES = 200_000
 FALLBACK = {"link": 0.3, "merge": 0.2}
+TAIL_QUANTILE, TAIL_RATIO = 0.10, 0.5     # auto clustering threshold <= TAIL_RATIO x this quantile
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ def calibrate(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], cfg: Assoc
         source = "fixed fallback (too few tracklets to calibrate)"
     pos_med = float(np.median(positives)) if positives is not None and len(positives) >= 3 else None
     middle = (pos_med + float(np.median(neg))) / 2 if pos_med is not None and len(neg) else np.inf
-    merge = _pick(cfg.threshold, cfg.merge_quantile, neg, FALLBACK["merge"], middle)
+    tail_cap = TAIL_RATIO * float(np.quantile(neg, TAIL_QUANTILE)) if len(neg) else np.inf
+    merge = _pick(cfg.threshold, cfg.merge_quantile, neg, FALLBACK["merge"], min(middle, tail_cap))
     link = _pick(cfg.link_threshold, cfg.link_quantile, neg, FALLBACK["link"], middle)
     if cfg.same_camera_threshold is None:
         same = np.inf                                             # no check of its own: the clustering's
