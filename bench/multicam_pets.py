@@ -21,6 +21,12 @@ predicted / true identities, and the per-camera IDF1; then the thresholds each m
 
   python bench/multicam_pets.py                                  # the three models found in ../shared
   python bench/multicam_pets.py --reid default --max-frames 300  # one model, a quick look
+  python bench/multicam_pets.py --three-views --reid default      # the second footage (below)
+
+``--three-views`` scores a second cut of the same video: samples/make_pets_multicam.py --third-view
+(made under --out when missing, from ../shared/data/pets09-s2l1) adds a centre camera at another
+scale and colour response that overlaps both side cameras, so people are seen by two cameras at
+once and look different in one of them (56 true handoffs); its topology is samples/topology_3views.yaml.
 """
 from __future__ import annotations
 
@@ -113,6 +119,18 @@ def evaluate(run_dir: Path, gt: Path, topology: str, max_frames: int | None) -> 
     return out, stats["defaults"]
 
 
+def three_view_cut(folder: Path) -> tuple[list[str], str, str]:
+    """(videos, gt, topology) of the three-camera cut in ``folder``, made there first when missing."""
+    videos = [str(folder / f"pets_{s}.mp4") for s in ("left", "right", "third")]
+    if not all(Path(v).is_file() for v in videos) or not (folder / "gt" / "mtmc.txt").is_file():
+        video = SHARED / "data" / "pets09-s2l1" / "vtest.avi"
+        if not video.is_file():
+            raise SystemExit(f"--three-views needs {video} (set MCMT_SHARED)")
+        subprocess.run([sys.executable, str(REPO / "samples" / "make_pets_multicam.py"), "--video", str(video),
+                        "--out", str(folder), "--third-view"], check=True)
+    return videos, str(folder / "gt"), str(REPO / "samples" / "topology_3views.yaml")
+
+
 def print_table(model: str, results: dict) -> None:
     from bench.assoc_eval import HEADER, summary_row
 
@@ -132,7 +150,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "runs" / "bench_multicam_pets"))
     p.add_argument("--max-frames", type=int, help="analyse only the first N frames of each camera")
     p.add_argument("--json", help="also write all numbers to this JSON file")
+    p.add_argument("--three-views", action="store_true",
+                   help="the three-camera cut (overlapping centre view, other colours) instead of the sample")
     a = p.parse_args(argv)
+    if a.three_views:
+        a.videos, a.gt, a.topology = three_view_cut(Path(a.out) / "pets_3views")
     models = {m: str(MODELS.get(m, m)) for m in (a.reid or [k for k, v in MODELS.items() if v.is_file()])}
     everything, chosen = {}, {}
     for name, path in models.items():
