@@ -19,8 +19,9 @@ Two stages turn tracklets into identities:
 Thresholds ``auto`` are calibrated on the run itself (pipeline/association/calibration.py): two
 tracklets of one camera that overlap in time are different people, so their distances are free
 negatives, and each threshold is a low quantile of them (``link_quantile``, ``merge_quantile``): the
-fraction of known different-people pairs the stage would accept; the same-camera threshold is
-``same_camera_ratio`` times the clustering's.
+fraction of known different-people pairs the stage would accept (the clustering's is also capped at
+half their 10 % quantile: a run has few such pairs, so its 1 % quantile is noisy); the same-camera
+threshold is ``same_camera_ratio`` times the clustering's.
 This follows the ReID model and the footage; a number overrides it (``same_camera_threshold: null``:
 no limit of its own, the clustering's ``threshold`` decides).
 
