@@ -8,7 +8,14 @@ Three parts (all by default; pick with --parts):
               identities of the OTHER camera (--cameras) of a run folder; the target is the identity
               that holds that person there (majority of the person's boxes matched by IoU >= 0.5 to
               the run's boxes). Prints top-1 / top-5 and mAP (relevant: every identity holding >= 20 %
-              of the person's matched boxes there), and the same without the camera filter.
+              of the person's matched boxes there), and the same without the camera filter. An
+              identity scores by its best tracklet in ANY camera (pipeline/search/rank.py), so a good
+              cross-camera association helps: beside each run, two references for the same queries:
+              - its tracks with the ORACLE association (each tracklet given the true person it
+                overlaps most): the ceiling of the run's tracks;
+              - true tracks, one per camera (the mean embedding of a person's ground-truth crops of
+                every --ceiling-step-th frame, one gallery entry per person and camera, no
+                association): what the ReID model alone does, matching across cameras directly.
   attributes  VIPeR (PETA copy) with its attribute labels mapped onto the model's schema: mAP of
               single-attribute and attribute-pair queries ranked by P(all hold), against random
               rankings, on the split-0 gallery and on all images.
@@ -17,9 +24,10 @@ Three parts (all by default; pick with --parts):
               add'), and query times (appearance, attributes, both, with filters), in-process and as
               the 'mcmt search' command.
 
-  python bench/search.py --runs runs/search_demo runs/search_demo_0286
+  python bench/search.py --runs runs/search/default runs/search/intel0286
   python bench/search.py --parts speed --tracklets 1000000 --dim 512
-Runs are made first when missing (mcmt run with the offline YOLOv8n detector; the second with Intel 0286).
+Runs are made first when missing (mcmt run with the default detector, or --detector; the first with
+the default ReID, the second with Intel 0286).
 """
 from __future__ import annotations
 
@@ -43,11 +51,11 @@ INTEL_0286 = (SHARED / "models" / "openvino" / "person-reidentification-retail-0
 VIPER = SHARED / "data" / "peta" / "VIPeR"
 
 
-def ensure_run(run: Path, reid: str) -> None:
+def ensure_run(run: Path, reid: str, detector: str = "default") -> None:
     if (run / "identities.json").is_file():
         return
     cmd = [sys.executable, "-m", "pipeline.cli", "run", "--videos", "samples/pets_left.mp4", "samples/pets_right.mp4",
-           "--out", str(run), "--detector", str(DETECTOR), "--reid", reid, "--no-progress"]
+           "--out", str(run), "--detector", detector, "--reid", reid, "--no-progress"]
     subprocess.run(cmd, cwd=REPO, check=True)
 
 
@@ -98,7 +106,69 @@ def average_precision(ranked: list[int], relevant: set[int]) -> float:
     return ap / max(len(relevant), 1)
 
 
+def person_crops(video: Path, gt_rows, step: int, min_height: int = 20) -> tuple[list[np.ndarray], np.ndarray]:
+    """Ground-truth crops of every person on every ``step``-th frame (boxes >= ``min_height`` pixels) and
+    their person ids."""
+    import cv2
+
+    cap, crops, pids, frame_no = cv2.VideoCapture(str(video)), [], [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frame_no += 1
+        if frame_no % step:
+            continue
+        for r in gt_rows[gt_rows[:, 0] == frame_no]:
+            x, y, w, h = (int(round(v)) for v in r[2:6])
+            crop = frame[max(y, 0):y + h, max(x, 0):x + w]
+            if crop.size and h >= min_height:
+                crops.append(crop)
+                pids.append(int(r[1]))
+    cap.release()
+    return crops, np.array(pids, np.int64)
+
+
+def ceiling_search(enc, cameras: list[str], step: int = 4, k: int = 3) -> dict:
+    """The image-search queries of :func:`image_search` against perfect tracks (module docstring)."""
+    gt = {c: np.loadtxt(REPO / "samples" / "gt" / c / "gt" / "gt.txt", delimiter=",", ndmin=2) for c in cameras}
+    gallery = {}
+    for c in cameras:
+        crops, pids = person_crops(REPO / "samples" / f"{c}.mp4", gt[c], step)
+        feats, _ = enc.embed(crops)
+        ids = np.unique(pids)
+        means = np.stack([feats[pids == p].mean(0) for p in ids])
+        gallery[c] = (ids, means / np.linalg.norm(means, axis=1, keepdims=True))
+    pos = []
+    for a in cameras:
+        for b in cameras:
+            if a == b:
+                continue
+            ids, means = gallery[b]
+            for pid in np.intersect1d(gt[a][:, 1], ids):
+                feats, _ = enc.embed(query_crops(REPO / "samples" / f"{a}.mp4", gt[a][gt[a][:, 1] == pid], k))
+                for f in feats:
+                    ranked = ids[np.lexsort((ids, -(means @ f)))]
+                    pos.append(int(np.flatnonzero(ranked == pid)[0]) + 1)
+    pos = np.array(pos)
+    return {"queries": len(pos), "top1": 100 * np.mean(pos <= 1), "top5": 100 * np.mean(pos <= 5),
+            "mAP": 100 * np.mean(1.0 / pos)}
+
+
+def oracle_gallery(run: Path, g):
+    """The run's tracklets with the ORACLE association (each given the ground-truth person it overlaps
+    most, bench/assoc_eval.py) as a gallery, and its MOT rows per camera."""
+    from bench.assoc_eval import RunData
+    from pipeline.search.gallery import from_tracklets
+
+    rd = RunData.load(run, REPO / "samples" / "gt")
+    ids = rd.oracle_ids()
+    return from_tracklets("oracle", run, g.cameras, rd.tracklets, list(ids), g.model), rd.mot(ids)
+
+
 def image_search(run: Path, k: int = 3) -> dict:
+    """Top-1 / top-5 / mAP of the run's identities ("filtered": other camera only; "all": every camera)
+    and of the same tracklets under the oracle association ("oracle": other camera only)."""
     from pipeline.search.gallery import load_run
     from pipeline.search.model import load_encoder
     from pipeline.search.rank import Query, rank
@@ -107,29 +177,35 @@ def image_search(run: Path, k: int = 3) -> dict:
     enc = load_encoder(g.model)
     gt = {c: np.loadtxt(REPO / "samples" / "gt" / c / "gt" / "gt.txt", delimiter=",", ndmin=2) for c in g.cameras}
     pred = {c: np.loadtxt(run / "mot" / f"{c}.txt", delimiter=",", ndmin=2) for c in g.cameras}
-    stats = {"filtered": [], "all": []}
+    g_oracle, pred_oracle = oracle_gallery(run, g)
+    variants = (("filtered", g, pred, True), ("all", g, pred, False), ("oracle", g_oracle, pred_oracle, True))
+    stats = {key: [] for key, *_ in variants}
     no_target = 0
     for a in g.cameras:
         for b in g.cameras:
             if a == b:
                 continue
             for pid in np.intersect1d(gt[a][:, 1], gt[b][:, 1]):
-                held = holders(gt[b][gt[b][:, 1] == pid], pred[b])
-                if not held:
-                    no_target += 1
-                    continue
-                target = max(held, key=held.get)
-                relevant = {gid for gid, n in held.items() if n >= 0.2 * sum(held.values())}
-                feats, _ = enc.embed(query_crops(REPO / "samples" / f"{a}.mp4", gt[a][gt[a][:, 1] == pid], k))
-                for f in feats:
-                    for key, cams in (("filtered", (b,)), ("all", ())):
-                        ranked = [r.identity for r in rank([g], Query(embedding=f, cameras=cams, top=len(g.gids)))]
+                feats = None
+                for key, gal, rows, only_b in variants:
+                    held = holders(gt[b][gt[b][:, 1] == pid], rows[b])
+                    if not held:
+                        no_target += key == "filtered"
+                        continue
+                    target = max(held, key=held.get)
+                    relevant = {gid for gid, n in held.items() if n >= 0.2 * sum(held.values())}
+                    if feats is None:
+                        feats, _ = enc.embed(query_crops(REPO / "samples" / f"{a}.mp4", gt[a][gt[a][:, 1] == pid], k))
+                    for f in feats:
+                        q = Query(embedding=f, cameras=(b,) if only_b else (), top=len(gal.gids))
+                        ranked = [r.identity for r in rank([gal], q)]
                         pos = ranked.index(target) + 1 if target in ranked else len(ranked) + 1
                         stats[key].append((pos, average_precision(ranked, relevant)))
-    out = {"model": g.model["name"], "queries": len(stats["filtered"]), "no_target": no_target}
+    out = {"model": g.model["name"], "queries": len(stats["filtered"]), "no_target": no_target, "encoder": enc,
+           "cameras": list(g.cameras)}
     for key, v in stats.items():
         pos = np.array([p for p, _ in v])
-        out[key] = {"top1": 100 * np.mean(pos <= 1), "top5": 100 * np.mean(pos <= 5),
+        out[key] = {"queries": len(v), "top1": 100 * np.mean(pos <= 1), "top5": 100 * np.mean(pos <= 5),
                     "mAP": 100 * np.mean([ap for _, ap in v])}
     return out
 
@@ -307,19 +383,31 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", nargs="+", default=["image", "attributes", "speed"])
     ap.add_argument("--runs", nargs="+", type=Path,
-                    default=[REPO / "runs" / "search_demo", REPO / "runs" / "search_demo_0286"])
+                    default=[REPO / "runs" / "search" / "default", REPO / "runs" / "search" / "intel0286"])
+    ap.add_argument("--detector", default="default",
+                    help="detector of the runs made when missing (default: the embedded one; e.g. the int8 YOLOv8n "
+                         f"{DETECTOR})")
     ap.add_argument("--tracklets", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--workdir", type=Path, help="where the synthetic index goes (default: a temporary folder)")
+    ap.add_argument("--ceiling-step", type=int, default=4,
+                    help="every N-th frame's ground-truth crops make the perfect-tracks gallery (0: no ceiling)")
     args = ap.parse_args()
     if "image" in args.parts:
         rows = []
         for run, reid in zip(args.runs, ["default", str(INTEL_0286)]):
-            ensure_run(run, reid)
+            ensure_run(run, reid, args.detector)
             r = image_search(run)
-            for key, label in (("filtered", "other camera (--cameras)"), ("all", "all cameras")):
-                rows.append({"run": run.name, "model": r["model"], "search in": label, "queries": r["queries"],
+            for key, what, label in (("filtered", run.name, "other camera (--cameras)"),
+                                     ("all", run.name, "all cameras"),
+                                     ("oracle", "its tracks, oracle association", "other camera")):
+                rows.append({"gallery": what, "model": r["model"], "search in": label, "queries": r[key]["queries"],
                              "top-1 %": r[key]["top1"], "top-5 %": r[key]["top5"], "mAP %": r[key]["mAP"]})
+            if args.ceiling_step:
+                c = ceiling_search(r["encoder"], r["cameras"], args.ceiling_step)
+                rows.append({"gallery": "true tracks, one per camera", "model": r["model"],
+                             "search in": "other camera", "queries": c["queries"], "top-1 %": c["top1"],
+                             "top-5 %": c["top5"], "mAP %": c["mAP"]})
         print("\nimage search, PETS two-camera sample (ground-truth crops of one camera, target = the identity "
               "holding the person in the other)\n" + table(rows))
     if "attributes" in args.parts:

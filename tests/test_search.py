@@ -164,6 +164,22 @@ def test_camera_and_time_filters():
     assert rank([g], Query(embedding=A, t_from=100)) == []
 
 
+def test_appearance_counts_every_camera_of_an_identity_filters_choose_what_is_shown():
+    # id 1 looks like the query in cam1 only; in cam2 (the filter) id 2 is closer than id 1's cam2 tracklet
+    spec = {1: [("cam1", 1, 0.0, 10.0, unit(1, 0, 0, 0), None, 20), ("cam2", 4, 20.0, 30.0, unit(0.3, 0, 1, 0), None, 10)],
+            2: [("cam2", 2, 5.0, 15.0, unit(0.5, 0, 1, 0), None, 30)],
+            3: [("cam1", 7, 40.0, 50.0, unit(0.9, 0.1, 0, 0), None, 5)]}
+    res = rank([gallery(spec)], Query(embedding=A, cameras=("cam2",)))
+    assert [r.identity for r in res] == [1, 2]                              # id 3 is never in cam2
+    assert res[0].score == pytest.approx(1.0) and res[0].best_match == {"camera": "cam1", "track_id": 1}
+    assert [(t["camera"], t["track_id"]) for t in res[0].tracklets] == [("cam2", 4)]
+    assert res[0].to_dict()["best_match"] == {"camera": "cam1", "track_id": 1}
+    # the example's own rows give no score: without cam1 track 1, id 1 falls back to its cam2 tracklet
+    res = rank([gallery(spec)], Query(embedding=A, cameras=("cam2",), exclude={"r": np.array([0])}))
+    assert [r.identity for r in res] == [2, 1]
+    assert res[1].best_match == {"camera": "cam2", "track_id": 4}
+
+
 def test_top_and_ties_are_deterministic():
     spec = {gid: [("cam1", gid, 0.0, 1.0, unit(1, 0, 0, 0), None, 5)] for gid in (5, 3, 9, 1)}
     res = rank([gallery(spec)], Query(embedding=A, top=3))
@@ -250,10 +266,18 @@ def test_selective_filters_score_only_kept_rows_with_the_same_result():
     codes, scale = quantize(x)
     g = from_tracklets("r", None, cams, ts, [i // 4 + 1 for i in range(n)], {"name": "m", "dim": 16})
     g.vectors = Vectors(codes, scale)
-    q = x[40]
-    res = rank([g], Query(embedding=q, cameras=("cam0",), top=5))            # 1/8 of the rows: the sparse path
-    keep = np.arange(0, n, 8)
-    dots = (codes[keep].astype(np.float32) @ q) * scale[keep]
-    best = keep[np.argsort(-dots)[:5]] // 4 + 1
-    assert [r.identity for r in res] == best.tolist()
-    np.testing.assert_allclose(res[0].score, dots.max(), rtol=1e-6)
+    gids = np.array([i // 4 + 1 for i in range(n)])
+    cam = np.arange(n) % 8
+    q = x[41]
+    # cam0 keeps 1/8 of the rows, identities with a cam0 row hold 1/4 of them: the sparse path
+    res = rank([g], Query(embedding=q, cameras=("cam0",), top=5))
+    dots = (codes.astype(np.float32) @ q) * scale
+    shown = np.unique(gids[cam == 0])
+    best_of = {int(i): dots[gids == i].max() for i in shown}               # over all cameras of the identity
+    expect = sorted(best_of, key=lambda i: (-best_of[i], i))[:5]
+    assert [r.identity for r in res] == expect
+    np.testing.assert_allclose(res[0].score, best_of[expect[0]], rtol=1e-6)
+    assert all(t["camera"] == "cam0" for r in res for t in r.tracklets)
+    dense = rank([g], Query(embedding=q, top=len(g.gids)))                  # no filter: the dense path
+    assert {r.identity: r.score for r in dense if r.identity in best_of} == pytest.approx(
+        {i: float(v) for i, v in best_of.items()}, abs=1e-6)

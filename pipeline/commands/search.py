@@ -7,9 +7,10 @@ with the ReID model the run was made with (run.json), so the query and the galle
 Attribute words are the model's attribute names: yes/no attributes by name (-NAME or no-NAME negates),
 classes as GROUP=CLASS; several classes of one group are alternatives. An unknown word lists the valid ones.
 
-Scores: appearance = cosine similarity of the best-matching tracklet; attributes = probability that
-all hold; both = (1 + cosine) / 2 x probability. --cameras and --from/--to keep the tracklets seen by
-those cameras in that time window (seconds); cameras and first/last seen are those of the kept tracklets.
+Scores: appearance = cosine similarity of the identity's best-matching tracklet in any camera (the
+person as associated across cameras); attributes = probability that all hold; both = (1 + cosine) / 2 x
+probability. --cameras and --from/--to keep the identities seen by those cameras in that time window
+(seconds); cameras, first/last seen and tracklets listed are those of the kept tracklets.
 
 Examples:
   mcmt search --run runs/x --image person.jpg

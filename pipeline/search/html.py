@@ -65,7 +65,9 @@ def result_card(rank: int, r: Result, per_camera: int = 4) -> str:
                     f'<span class="spans">{html.escape(spans)}</span></div>')
     parts = [f"score {r.score:.3f}"]
     if r.appearance is not None:
-        parts.append(f"appearance {r.appearance:.3f}")
+        best = r.best_match
+        parts.append(f"appearance {r.appearance:.3f}" + (f" (best in {html.escape(best['camera'])} track "
+                                                         f"{best['track_id']})" if best else ""))
     if r.attributes is not None:
         parts.append(f"attributes {r.attributes:.3f}")
     return (f'<div class="result" data-rank="{rank}" data-identity="{r.identity}"><h3>#{rank} &middot; ID '
