@@ -5,8 +5,9 @@ Synthetic footage with the structure of real CCTV tracklets: ``T / 8`` people wa
 6 cameras for an hour; each visit to a camera is one or more tracklets (the tracker breaks a track
 every now and then, the next piece starts < 2 s later near the same place), handoffs to the next
 camera take 1-8 s, and people share views, so one camera sees several people at once (free negatives
-for the calibration). Every tracklet has a first and last box, a 10-feature gallery and, with
-``--attributes``, attribute probabilities.
+for the calibration). Every tracklet has a first and last box, 64 foot points (as 'mcmt run' keeps
+for the overlapping-views check), a 10-feature gallery and, with ``--attributes``, attribute
+probabilities.
 
 Features follow real statistics when ``--from-run DIR`` names a finished ``mcmt run``: person looks
 are drawn from a Gaussian fitted to the run's tracklet means (between-person spread), gallery
@@ -111,8 +112,16 @@ def synthetic(n: int, seed: int = 0, run_dir: str | None = None, attributes: boo
                                   features=f, weights=np.ones(GALLERY, np.float32),
                                   attributes=None if attr is None else attr[p].astype(np.float32),
                                   attribute_names=tuple(f"attr{k}" for k in range(30)) if attr is not None else (),
-                                  first_box=box, last_box=box + np.float32(rng.normal(0, 20))))
+                                  first_box=box, last_box=box + np.float32(rng.normal(0, 20)),
+                                  footprints=walk(rng, t0, t1, x)))
     return tracklets, np.array([r[0] for r in rows])
+
+
+def walk(rng, t0: float, t1: float, x: float, points: int = 64) -> np.ndarray:
+    """(points, 4) foot points of a straight walk from (x, 600) in a random direction, 200 px boxes."""
+    t = np.linspace(t0, t1, points)
+    v = rng.normal(0, 40, 2)
+    return np.column_stack([t, x + v[0] * (t - t0), 600 + v[1] * (t - t0), np.full(points, 200.0)]).astype(np.float32)
 
 
 def rss_mb() -> float:

@@ -57,6 +57,7 @@ VARIANTS = {
     "- linking": {"link_window": 0.0},
     "- clustering": {"threshold": 0.0},
     "- zones": {"zones": False},
+    "- overlap geometry": {"overlap_geometry": False},
     "- same-cam links": {"same_camera_window": 0.0},
     "- same-cam joins": {"same_camera_ratio": 0.0},
     "- quality weights": {"quality_weights": False},

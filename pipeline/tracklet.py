@@ -3,7 +3,8 @@
 This is the contract between the per-camera stage (which fills tracklets) and the
 association stage (which reads them). Association needs no frames or boxes: only the
 camera, the time span, the appearance gallery and the attribute means, plus the first and last
-box (for the motion limit on joining two tracklets of one camera).
+box (for the motion limit on joining two tracklets of one camera) and, where known, a few foot
+points over time (``footprints``: where two views overlap, where a person stands in both).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Tracklet:
     flagged: bool = False            # short / low quality (see association.short_tracklets)
     first_box: np.ndarray | None = None        # (4,) x1, y1, x2, y2 at start_frame (pixels); None if unknown
     last_box: np.ndarray | None = None         # (4,) x1, y1, x2, y2 at end_frame
+    footprints: np.ndarray | None = None       # (K, 4) time (s), foot x, foot y, box height (pixels); None if unknown
 
     @property
     def key(self) -> tuple[str, int]:
@@ -49,3 +51,26 @@ class Tracklet:
 
     def overlaps_in_time(self, other: "Tracklet") -> bool:
         return self.start_time <= other.end_time and other.start_time <= self.end_time
+
+
+FOOTPRINTS = 64                      # foot points kept per tracklet (evenly over its boxes)
+
+
+def attach_footprints(tracklets: list[Tracklet], boxes: np.ndarray, most: int = FOOTPRINTS) -> None:
+    """Set ``footprints`` of one camera's tracklets from its boxes (N, >=6: frame, local id, x1, y1, x2,
+    y2, ...): at most ``most`` per tracklet, evenly spread, with frame -> time mapped linearly from the
+    tracklet's own frame and time span (so camera offsets and strides carry over)."""
+    if not len(boxes):
+        return
+    boxes = boxes[np.lexsort((boxes[:, 0], boxes[:, 1]))]
+    ids, first = np.unique(boxes[:, 1].astype(np.int64), return_index=True)
+    parts = dict(zip(ids.tolist(), np.split(boxes, first[1:])))
+    for t in tracklets:
+        b = parts.get(int(t.track_id))
+        if b is None or not len(b):
+            continue
+        if len(b) > most:
+            b = b[np.linspace(0, len(b) - 1, most).round().astype(np.int64)]
+        span = max(t.end_frame - t.start_frame, 1)
+        time = t.start_time + (b[:, 0] - t.start_frame) * (t.end_time - t.start_time) / span
+        t.footprints = np.column_stack([time, (b[:, 2] + b[:, 4]) / 2, b[:, 5], b[:, 5] - b[:, 3]]).astype(np.float32)

@@ -10,8 +10,11 @@ Steps (pure functions in the modules of pipeline/association/):
    faster than the topology allows,
 3. calibration (calibration.py): every ``auto`` threshold from the distances of tracklets known to be
    different people (same camera, same time),
-4. linking (linking.py): consecutive tracklets one-to-one over short gaps (broken tracks, handoffs),
-   with entry / exit zones learned from the run,
+4. overlapping views (overlap.py): where a floor homography between two cameras can be learned from
+   the run, tracklets seen at once whose foot points agree are one person (joined before the
+   clustering), those whose foot points disagree are cannot-link; then linking (linking.py):
+   consecutive tracklets one-to-one over short gaps (broken tracks, handoffs), with entry / exit
+   zones learned from the run,
 5. clustering (clustering.py) of the linked chains, constrained, stopped at ``threshold``; two
    tracklets of one camera only within ``same_camera_threshold``; the topology's travel-time
    windows checked on every merge; optional refinement (``refine``),
@@ -37,6 +40,7 @@ from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_
                                               overlapping_pairs, topology_validator, tracklet_times)
 from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.linking import chain_labels, link_tracklets
+from pipeline.association.overlap import overlap_evidence
 from pipeline.association.topology import CameraTopology, load_topology
 from pipeline.tracklet import Tracklet
 
@@ -117,10 +121,15 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
     cal = calib.as_dict()
     stats.update(threshold=cal["threshold"], link_threshold=cal["link_threshold"],
                  same_camera_threshold=cal["same_camera_threshold"], calibration=cal)
+    same = None
+    if cfg.overlap_geometry:
+        same = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats)
     validator = _counting_validator(cam, start, end, mats, stats)
     core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
     first, last = box_ends(tracklets)
     groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
+    if same is not None:
+        groups, stats["overlap_joined"] = _join_groups(groups, *same, cannot, core)
     labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
     if cfg.short_tracklets == "merge":
         pool = np.flatnonzero(has_feat)                          # long ones labelled, short ones -1
@@ -131,6 +140,37 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
     rest = np.flatnonzero(labels < 0)                            # no features (or dropped)
     labels[rest] = labels.max(initial=-1) + 1 + np.arange(len(rest))
     return labels
+
+
+def _apply_overlap(tracklets, cam, start, end, dist, cannot, calib: Calibration, stats):
+    """Overlapping views (overlap.py): pairs whose foot points disagree become cannot-link, pairs
+    whose foot points agree get distance 0 (``dist`` and ``cannot`` changed in place) and are
+    returned (i, j), best first, to be joined before the clustering."""
+    si, sj, diff, ostats = overlap_evidence(tracklets, cam, start, end, dist, calib.link_threshold)
+    stats.update(ostats)
+    cannot[diff[:, 0], diff[:, 1]] = cannot[diff[:, 1], diff[:, 0]] = True
+    dist[si, sj] = dist[sj, si] = 0.0
+    return si, sj
+
+
+def _join_groups(groups: np.ndarray, si: np.ndarray, sj: np.ndarray, cannot: np.ndarray, core: np.ndarray
+                 ) -> tuple[np.ndarray, int]:
+    """Groups (chain labels, -1 outside ``core``) with the groups of each pair (si, sj) made one, in
+    order, unless a cannot-link lies between their members; returns (labels, pairs joined)."""
+    groups = groups.copy()
+    joined = 0
+    for a, b in zip(si.tolist(), sj.tolist()):
+        ga, gb = groups[a], groups[b]
+        if not (core[a] and core[b]) or ga == gb:
+            continue
+        ma, mb = np.flatnonzero(groups == ga), np.flatnonzero(groups == gb)
+        if cannot[np.ix_(ma, mb)].any():
+            continue
+        groups[mb] = ga
+        joined += 1
+    idx = np.flatnonzero(groups >= 0)
+    groups[idx] = np.unique(groups[idx], return_inverse=True)[1].reshape(-1)    # 0..G-1 again
+    return groups, joined
 
 
 def _counting_validator(cam, start, end, mats, stats):

@@ -9,6 +9,9 @@ Two stages turn tracklets into identities:
    ``link_threshold`` and the move is possible (``max_speed``; between cameras the entry and exit
    zones learned from the run's own links, ``zones``). Time proximity is strong evidence, so this stage
    accepts looser appearance than the next one.
+   Where two views overlap (``overlap_geometry``), tracklets seen at the same time whose foot points
+   agree under a floor homography learned from the run join the same chain group, and those whose
+   foot points disagree never share an identity (pipeline/association/overlap.py).
 2. **Clustering** the linked chains (constrained agglomerative, ``linkage``) up to ``threshold``: people
    seen again after a longer absence, or in overlapping views at the same time. Two tracklets of one
    camera never share an identity unless their own distance is within ``same_camera_threshold``
@@ -73,6 +76,8 @@ class AssociationConfig:
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
     zones: bool = True                 # learn entry/exit zones per camera pair from the run's links
+    overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a
+    #                                    floor homography learned from the run (overlap.py)
     max_speed: Optional[float] = 2.0   # same camera: no join that needs a faster move (box heights / s)
     speed_slack: float = 1.0           # ... plus this many box heights (null max_speed: no limit)
     linkage: str = "average"           # average | single | complete

@@ -16,7 +16,7 @@ from pipeline.run.cache import CameraCache, atomic_write_json, read_boxes, read_
 from core.config import to_dict
 from core.errors import UserError
 from pipeline.run.config import RunConfig
-from pipeline.tracklet import Tracklet
+from pipeline.tracklet import Tracklet, attach_footprints
 from pipeline.outputs.writers import build_identities, copy_thumbnails, write_identities, write_tracks, write_videos
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def load_all_tracklets(run_dir: Path, cameras: Sequence[str]) -> tuple[list[Trac
             raise UserError(f"{run_dir}: camera '{cam}' has no finished tracks in the cache "
                             "(the run was interrupted?); rerun 'mcmt run' with the same --out to finish it")
         ts, th = cache.load_tracklets()
+        attach_footprints(ts, read_boxes(cache))
         tracklets += ts
         thumbs.update({(cam, tid): v for tid, v in th.items()})
         thumb_dirs[cam] = cache.thumbs
