@@ -331,3 +331,26 @@ def test_a_chain_never_joins_two_incompatible_tracklets():
     a2 = trk("a", 2, 13.5, 20, f, first=[1000, 300, 1040, 400], last=[1000, 300, 1040, 400])
     r = associate_detailed([a1, b1, a2], AssociationConfig(link_threshold=0.3, threshold=0))
     assert r.global_ids[0] != r.global_ids[2]
+
+
+def test_zones_learned_near_the_border_accept_a_first_box_a_little_way_in():
+    from pipeline.association.linking import zone_mask
+
+    # four handoffs a -> b learned: leave a by its right side, enter b by its left side
+    n = 8
+    cam = np.array([0, 1] * 4)
+    nxt = np.full(n, -1)
+    nxt[[0, 2, 4, 6]] = [1, 3, 5, 7]
+    exit_ = np.full((n, 2), 0.5)
+    entry = np.full((n, 2), 0.5)
+    exit_[[0, 2, 4, 6], 0] = 0.95
+    entry[[1, 3, 5, 7], 0] = 0.05
+    # candidates: the same exit, entering b at x = 0.2 (past the learning margin, within the acceptance)
+    # and at x = 0.5 (the middle of the view: nobody walks in there)
+    entry_c = np.vstack([entry, [[0.2, 0.5], [0.5, 0.5]]])
+    exit_c = np.vstack([exit_, [[0.5, 0.5], [0.5, 0.5]]])
+    cam_c = np.concatenate([cam, [1, 1]])
+    nxt_c = np.concatenate([nxt, [-1, -1]])
+    ok, models = zone_mask(np.array([0, 0]), np.array([8, 9]), nxt_c, cam_c, entry_c, exit_c)
+    assert models == 1
+    assert ok.tolist() == [True, False]

@@ -13,7 +13,7 @@ looser appearance threshold than the clustering's (pipeline/association/config.p
    bottom border, within ``ZONE_MARGIN``; or inside). For each ordered pair of cameras with at least
    ``MIN_ZONE_LINKS`` links from step 2, the sides those links leave the first view by and enter the
    second by (each used by ``ZONE_SHARE`` of them) are its zones; a link between the two cameras must
-   leave and enter by a zone, and step 2 is solved again. This learns the cameras' layout from the
+   leave and enter by a zone (within the wider ``ZONE_ACCEPT`` of its border), and step 2 is solved again. This learns the cameras' layout from the
    run itself (no topology file needed) and rejects handoffs no one could walk, such as leaving the
    first view on the side away from the second.
 
@@ -31,6 +31,8 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 MIN_ZONE_LINKS = 3
 ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
 ZONE_SHARE = 0.2           # a side is a zone when this share of the links (and at least 2) use it
+ZONE_ACCEPT = 0.25         # a candidate's point this close to a learned side uses it (a person's first
+#                            box in a view is often some way in: the detector misses them at the border)
 
 
 def match_pairs(i: np.ndarray, j: np.ndarray, margin: np.ndarray, n: int) -> np.ndarray:
@@ -143,6 +145,7 @@ def zone_mask(i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, en
     src = np.flatnonzero((nxt >= 0) & (cam != cam[np.maximum(nxt, 0)]))
     dst = nxt[src]
     out_side, in_side = side_mask(exit_), side_mask(entry)
+    out_near, in_near = side_mask(exit_, ZONE_ACCEPT), side_mask(entry, ZONE_ACCEPT)
     ok = np.ones(len(i), bool)
     models = 0
     for a, b in {(int(cam[s]), int(cam[d])) for s, d in zip(src, dst)}:
@@ -151,7 +154,7 @@ def zone_mask(i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, en
             continue
         models += 1
         cand = np.flatnonzero((cam[i] == a) & (cam[j] == b))
-        for sides, who in ((out_side[src[sel]], out_side[i[cand]]), (in_side[dst[sel]], in_side[j[cand]])):
+        for sides, who in ((out_side[src[sel]], out_near[i[cand]]), (in_side[dst[sel]], in_near[j[cand]])):
             count = np.array([((sides & (1 << k)) > 0).sum() for k in range(5)])
             learned = sum(1 << k for k in range(5) if count[k] >= max(2, ZONE_SHARE * sel.sum()))
             ok[cand] &= ((who & learned) > 0) | (who == 0)
