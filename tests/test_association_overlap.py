@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.association.associate import associate_detailed
 from pipeline.association.config import AssociationConfig
-from pipeline.association.overlap import AGREE, fit_homography, shared_points, simultaneous_pairs
+from pipeline.association.overlap import AGREE, candidate_pairs, fit_homography, geometry, shared_points
 from pipeline.association.constraints import tracklet_times
 from pipeline.tracklet import FOOTPRINTS, Tracklet, attach_footprints
 
@@ -113,7 +113,8 @@ def test_no_footprints_no_pairs():
 def test_simultaneous_pairs_are_oriented_and_synchronised():
     ts, _ = scene(overlap=True)
     cam, start, end = tracklet_times(ts)
-    i, j, geo = simultaneous_pairs(ts, cam, start, end)
+    i, j = candidate_pairs(ts, cam, start, end)
+    geo = geometry(ts, i, j)
     assert np.all(cam[i] < cam[j])
     k = list(zip(i.tolist(), j.tolist())).index((0, 1))
     src, dst, height = geo[k]

@@ -68,14 +68,6 @@ def geometry(tracklets: Sequence[Tracklet], i: np.ndarray, j: np.ndarray) -> lis
     return [shared_points(tracklets[a].footprints, tracklets[b].footprints) for a, b in zip(i.tolist(), j.tolist())]
 
 
-def simultaneous_pairs(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """(i, j, geometry) of the candidate pairs with at least ``MIN_SHARED`` foot points at the same times."""
-    i, j = candidate_pairs(tracklets, cam, start, end)
-    geo = geometry(tracklets, i, j)
-    ok = np.array([len(g[0]) >= MIN_SHARED for g in geo], bool)
-    return i[ok], j[ok], [g for g, k in zip(geo, ok) if k]
-
-
 def _errors(h: np.ndarray, src: np.ndarray, dst: np.ndarray, height: np.ndarray) -> np.ndarray:
     """(K,) distance of H(src) to dst in box heights."""
     p = np.column_stack([src, np.ones(len(src))]) @ h.T

@@ -36,8 +36,10 @@ def read_run_file(run_dir: Path) -> dict:
     return doc
 
 
-def load_all_tracklets(run_dir: Path, cameras: Sequence[str]) -> tuple[list[Tracklet], dict, dict]:
-    """Tracklets of every camera from the cache; thumbnails keyed by (camera, track id)."""
+def load_all_tracklets(run_dir: Path, cameras: Sequence[str], boxes: Optional[dict] = None
+                       ) -> tuple[list[Tracklet], dict, dict]:
+    """Tracklets of every camera from the cache (with their foot points from the cached boxes);
+    thumbnails keyed by (camera, track id). ``boxes``: a dict that receives each camera's boxes."""
     tracklets, thumbs, thumb_dirs = [], {}, {}
     for cam in cameras:
         cache = CameraCache(run_dir, cam)
@@ -45,7 +47,10 @@ def load_all_tracklets(run_dir: Path, cameras: Sequence[str]) -> tuple[list[Trac
             raise UserError(f"{run_dir}: camera '{cam}' has no finished tracks in the cache "
                             "(the run was interrupted?); rerun 'mcmt run' with the same --out to finish it")
         ts, th = cache.load_tracklets()
-        attach_footprints(ts, read_boxes(cache))
+        cam_boxes = read_boxes(cache)
+        attach_footprints(ts, cam_boxes)
+        if boxes is not None:
+            boxes[cam] = cam_boxes
         tracklets += ts
         thumbs.update({(cam, tid): v for tid, v in th.items()})
         thumb_dirs[cam] = cache.thumbs
@@ -78,13 +83,13 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
     run_dir = Path(run_dir)
     names = [c["name"] for c in cameras]
     t0 = time.perf_counter()
-    tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names)
+    boxes: dict = {}
+    tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
     gids, assoc_stats = global_ids(tracklets, cfg, topology)
     assoc_seconds = time.perf_counter() - t0
     gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
     for t, g in zip(tracklets, gids):
         gid_maps[t.camera][t.track_id] = int(g)
-    boxes = {n: read_boxes(CameraCache(run_dir, n)) for n in names}
     mot = write_tracks(run_dir, names, boxes, gid_maps)
     (run_dir / "thumbs").mkdir(exist_ok=True)
     for old in (run_dir / "thumbs").glob("*.jpg"):      # ids of a previous association
