@@ -31,7 +31,6 @@ from pipeline.evaluation.mot import evaluate_mot, preprocess  # noqa: E402
 from pipeline.evaluation.mtmc import evaluate_multicam, match_boxes  # noqa: E402
 from pipeline.outputs.write import load_all_tracklets, read_run_file  # noqa: E402
 from pipeline.outputs.writers import local_to_mot  # noqa: E402
-from pipeline.run.cache import CameraCache, read_boxes  # noqa: E402
 
 
 @dataclass
@@ -46,8 +45,8 @@ class RunData:
     def load(cls, run_dir, gt_dir, max_frames: int | None = None) -> "RunData":
         run_dir = Path(run_dir)
         cams = [c["name"] for c in read_run_file(run_dir)["cameras"]]
-        tracklets, _, _ = load_all_tracklets(run_dir, cams)
-        boxes = {c: read_boxes(CameraCache(run_dir, c)) for c in cams}
+        boxes: dict = {}
+        tracklets, _, _ = load_all_tracklets(run_dir, cams, boxes)
         gt_names, gt = load_tracks(gt_dir)
         if max_frames:
             gt = {k: v[v[:, 0] <= max_frames] for k, v in gt.items()}

@@ -115,10 +115,10 @@ def _local_terms(terms: Sequence[Term], cols: list[int]) -> list[Term]:
     return [Term(t.group, tuple(cols.index(c) for c in t.columns), t.labels, t.negate) for t in terms]
 
 
-def score_identities(g: Gallery, q: Query, mask: np.ndarray, usable: Optional[np.ndarray] = None):
+def score_identities(g: Gallery, q: Query, mask: np.ndarray):
     """(I,) score, appearance, attribute probability and presence of every identity; (T,) tracklet
     similarities (or None), and the rows shown (``mask``, with features when appearance counts).
-    ``usable`` (T,): rows that may give an identity its appearance score (default: all)."""
+    Every tracklet of an identity shown may give it its appearance score, except the example's."""
     n_ids = len(g.gids)
     present = np.zeros(n_ids, bool)
     app = attr = sim = None
@@ -129,9 +129,7 @@ def score_identities(g: Gallery, q: Query, mask: np.ndarray, usable: Optional[np
         mask = mask & g.has_feature
         shown = np.zeros(n_ids, bool)
         shown[g.ident[mask]] = True
-        evidence = g.has_feature & shown[g.ident]            # every tracklet of the identities shown
-        if usable is not None:
-            evidence &= usable
+        evidence = g.has_feature & shown[g.ident] & usable_rows(g, q)   # every tracklet of the identities shown
         keep = np.flatnonzero(evidence)
         if len(keep) < SPARSE * len(g):          # a selective filter: score only the rows it needs
             sim = np.full(len(g), -np.inf, np.float32)
@@ -186,7 +184,7 @@ class _Scored:
 
 
 def _score_gallery(g: Gallery, q: Query) -> _Scored:
-    score, app, attr, present, sim, mask = score_identities(g, q, row_mask(g, q), usable_rows(g, q))
+    score, app, attr, present, sim, mask = score_identities(g, q, row_mask(g, q))
     cand = np.flatnonzero(present)
     if len(cand) > q.top:                   # keep all that tie with the top-th score, then sort
         kth = np.partition(score[cand], len(cand) - q.top)[len(cand) - q.top]
