@@ -26,6 +26,8 @@ COMMANDS = {
     "export-reid": ("pipeline.commands.export_reid", "export a ReID checkpoint to ONNX"),
     "calibrate-attributes": ("pipeline.commands.calibrate_attributes",
                              "fit a ReID checkpoint's attribute thresholds on its training images"),
+    "calibrate": ("pipeline.commands.calibrate",
+                  "fit a camera's image -> ground homography from marked floor points (the ground plane)"),
     "search": ("pipeline.commands.search", "find a person across cameras by photo, example or attributes"),
     "index": ("pipeline.commands.index", "add runs to / remove them from / list a search index"),
 }

@@ -39,6 +39,7 @@ from pipeline.association.config import AUTO, AssociationConfig
 from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_pairs, motion_blocked_pairs,
                                               overlapping_pairs, topology_validator, tracklet_times)
 from pipeline.association.distance import fused_distance as _fused
+from pipeline.association.ground import apply_ground, skip_calibrated
 from pipeline.association.linking import chain_labels, link_tracklets
 from pipeline.association.overlap import overlap_evidence
 from pipeline.association.topology import CameraTopology, load_topology
@@ -78,8 +79,9 @@ def fused_distance(tracklets: Sequence[Tracklet], cfg: AssociationConfig) -> np.
 
 
 def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | None = None,
-                       topology: CameraTopology | None = None) -> AssociationResult:
-    """Like :func:`associate`, plus the flagged mask and statistics."""
+                       topology: CameraTopology | None = None, ground=None) -> AssociationResult:
+    """Like :func:`associate`, plus the flagged mask and statistics. ``ground``: a camera calibration
+    (pipeline/formats/calibration.py GroundCalibration) for the ground-plane evidence of ground.py."""
     t0 = time.perf_counter()
     cfg = cfg or AssociationConfig()
     if topology is None and cfg.topology:
@@ -97,7 +99,7 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     if not cfg.enabled or n == 0:
         labels = np.arange(n)
     else:
-        labels = _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats)
+        labels = _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, ground)
     ids = _number_by_first_appearance(labels, dropped, start, tracklets)
     stats["identities"] = int(ids.max()) if n else 0
     stats["seconds"] = round(time.perf_counter() - t0, 4)
@@ -106,7 +108,7 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     return AssociationResult(ids, flagged, stats)
 
 
-def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) -> np.ndarray:
+def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, ground=None) -> np.ndarray:
     """(T,) cluster labels (any integers); tracklets without features stay alone."""
     mats = topology.matrices() if topology is not None else None
     pairs = overlapping_pairs(cam, start, end, None if mats is None else ~mats["overlap"])
@@ -122,8 +124,11 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
     stats.update(threshold=cal["threshold"], link_threshold=cal["link_threshold"],
                  same_camera_threshold=cal["same_camera_threshold"], calibration=cal)
     same = None
+    if ground is not None:                                      # calibrated cameras: the ground plane first
+        same = apply_ground(ground, tracklets, cam, start, end, dist, cannot, stats)
     if cfg.overlap_geometry:
-        same = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats)
+        other = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats, ground)
+        same = other if same is None else tuple(np.concatenate(p) for p in zip(same, other))
     validator = _counting_validator(cam, start, end, mats, stats)
     core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
     first, last = box_ends(tracklets)
@@ -142,12 +147,13 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats) 
     return labels
 
 
-def _apply_overlap(tracklets, cam, start, end, dist, cannot, calib: Calibration, stats):
+def _apply_overlap(tracklets, cam, start, end, dist, cannot, calib: Calibration, stats, ground=None):
     """Overlapping views (overlap.py): pairs whose foot points disagree become cannot-link, pairs
     whose foot points agree get distance 0 (``dist`` and ``cannot`` changed in place) and are
     returned (i, j), best first, to be joined before the clustering."""
     si, sj, diff, ostats = overlap_evidence(tracklets, cam, start, end, dist, calib.link_threshold)
     stats.update(ostats)
+    si, sj, diff = skip_calibrated(ground, tracklets, si, sj, diff)     # calibrated pairs: ground.py decides
     cannot[diff[:, 0], diff[:, 1]] = cannot[diff[:, 1], diff[:, 0]] = True
     dist[si, sj] = dist[sj, si] = 0.0
     return si, sj

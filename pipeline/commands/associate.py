@@ -18,6 +18,8 @@ CONFIG_CLASS = RunConfig
 def add_arguments(p):
     p.add_argument("--run", required=True, metavar="DIR", help="a folder written by 'mcmt run'")
     p.add_argument("--topology", metavar="YAML", help="camera topology file (sets association.topology)")
+    p.add_argument("--calibration", metavar="YAML",
+                   help="camera calibration: image -> ground homographies per camera (sets calibration)")
     p.add_argument("--save-video", action="store_true", help="also (re)write videos/<camera>.mp4")
 
 
@@ -26,6 +28,7 @@ def main(args) -> int:
 
     from core.config import load_config
     from core.errors import UserError
+    from pipeline.outputs.world import load_for_run
     from pipeline.outputs.write import associate_and_write, read_run_file
     from pipeline.run.video import VideoSource
 
@@ -35,17 +38,20 @@ def main(args) -> int:
     cfg = load_config(RunConfig, args.config, args.overrides, base=doc.get("config", {}))
     if args.topology:
         cfg = dataclasses.replace(cfg, association=dataclasses.replace(cfg.association, topology=args.topology))
+    if getattr(args, "calibration", None):
+        cfg = dataclasses.replace(cfg, calibration=str(Path(args.calibration).resolve()))
     if args.save_video:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, save_video=True))
     if cfg.association.topology and not Path(cfg.association.topology).is_file():
         raise UserError(f"topology file not found: {cfg.association.topology}")
     cameras = doc["cameras"]
+    ground = load_for_run(cfg.calibration, cameras)            # checked before any work
     sources = None
     if cfg.output.save_video:
         sources = [VideoSource(c["video"], c["name"], offset=c.get("offset", 0.0), stride=c.get("stride", 1),
                                max_frames=cfg.video.max_frames, default_fps=c.get("fps", 25.0))
                    for c in cameras]
-    summary = associate_and_write(run_dir, cfg, cameras, sources=sources, stats=doc.get("stats", {}))
+    summary = associate_and_write(run_dir, cfg, cameras, sources=sources, stats=doc.get("stats", {}), ground=ground)
     print(f"mcmt associate: {summary['cameras']} cameras, {summary['tracklets']} tracklets, "
           f"{summary['identities']} identities ({summary['multi_camera_identities']} in several cameras) "
           f"in {time.perf_counter() - t0:.1f} s -> {run_dir}")

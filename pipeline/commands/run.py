@@ -57,6 +57,9 @@ def add_arguments(p):
     p.add_argument("--stride", type=int, metavar="K", help="analyse every K-th frame (sets video.stride)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each camera after N analysed frames")
     p.add_argument("--topology", metavar="YAML", help="camera topology file (sets association.topology)")
+    p.add_argument("--calibration", metavar="YAML",
+                   help="camera calibration: image -> ground homographies per camera (sets calibration; "
+                        "'mcmt calibrate' writes one)")
     p.add_argument("--save-video", action="store_true", help="also write videos/<camera>.mp4")
     p.add_argument("--backend", choices=("local", "ray"),
                    help="local: this process (default); ray: one Ray task per camera or chunk (sets scale.backend)")
@@ -94,6 +97,8 @@ def apply_cli(cfg: RunConfig, args) -> RunConfig:
         out = rep(out, save_video=True)
     if args.topology:
         assoc = rep(assoc, topology=args.topology)
+    if getattr(args, "calibration", None):
+        cfg = rep(cfg, calibration=str(Path(args.calibration).resolve()))
     return rep(cfg, video=video, detector=det, reid=reid, output=out, association=assoc, scale=scale)
 
 
@@ -103,6 +108,7 @@ def default_out() -> Path:
 
 def main(args) -> int:
     from pipeline.run.detectors import FileDetections, build_detector, check_model_path, detection_files
+    from pipeline.outputs.world import load_for_run
     from pipeline.outputs.write import associate_and_write, write_run_file
     from pipeline.run.runner import run_cameras
     from pipeline.run.video import open_sources
@@ -116,6 +122,8 @@ def main(args) -> int:
     files = FileDetections(det_files, cfg.detector.score_scale) if det_files else None
     if cfg.association.topology and not Path(cfg.association.topology).is_file():
         raise UserError(f"topology file not found: {cfg.association.topology}")
+    ground = load_for_run(cfg.calibration, [{"name": s.name, "width": s.width, "height": s.height}
+                                            for s in sources])
     if files is None:
         check_model_path(cfg.detector.model)
     threads = reid_threads(cfg.reid.threads)
@@ -161,7 +169,7 @@ def main(args) -> int:
                  "threads": {"detector": det_threads, "reid": threads if reid_on_cpu else None},
                  "backend": cfg.scale.backend}
     write_run_file(out, cameras, cfg, {"stats": run_stats})
-    summary = associate_and_write(out, cfg, cameras, sources=sources, stats=run_stats)
+    summary = associate_and_write(out, cfg, cameras, sources=sources, stats=run_stats, ground=ground)
     wall = time.perf_counter() - t0
     all_reused = len(stats.reused_cameras) == len(sources)
     speed = "all from the cache" if all_reused else \

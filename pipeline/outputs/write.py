@@ -17,6 +17,7 @@ from core.config import to_dict
 from core.errors import UserError
 from pipeline.run.config import RunConfig
 from pipeline.tracklet import Tracklet, attach_footprints
+from pipeline.outputs.world import box_world, fields_of_view, load_for_run, trajectories, transitions
 from pipeline.outputs.writers import build_identities, copy_thumbnails, write_identities, write_tracks, write_videos
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,11 @@ def load_all_tracklets(run_dir: Path, cameras: Sequence[str], boxes: Optional[di
     return tracklets, thumbs, thumb_dirs
 
 
-def global_ids(tracklets: Sequence[Tracklet], cfg: RunConfig, topology_path: Optional[str] = None
-               ) -> tuple[np.ndarray, dict]:
+def global_ids(tracklets: Sequence[Tracklet], cfg: RunConfig, topology_path: Optional[str] = None,
+               ground=None) -> tuple[np.ndarray, dict]:
     """(T,) global ids from :func:`pipeline.association.associate.associate_detailed` and its statistics; sets
     ``flagged`` on the tracklets it flags. Every tracklet is its own identity when association is
-    disabled."""
+    disabled. ``ground``: the camera calibration (GroundCalibration) for the ground-plane evidence."""
     from pipeline.association.associate import associate_detailed
 
     if not tracklets or not cfg.association.enabled:
@@ -71,26 +72,28 @@ def global_ids(tracklets: Sequence[Tracklet], cfg: RunConfig, topology_path: Opt
     if path:
         from pipeline.association.topology import load_topology
         topology = load_topology(path)
-    res = associate_detailed(list(tracklets), cfg.association, topology)
+    res = associate_detailed(list(tracklets), cfg.association, topology, ground=ground)
     for t, f in zip(tracklets, res.flagged):
         t.flagged = bool(f)
     return np.asarray(res.global_ids, np.int64), dict(res.stats)
 
 
 def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], *, sources=None,
-                        topology: Optional[str] = None, stats: Optional[dict] = None) -> dict:
-    """Association + every output file; returns the summary written into identities.json."""
+                        topology: Optional[str] = None, stats: Optional[dict] = None, ground=None) -> dict:
+    """Association + every output file; returns the summary written into identities.json. ``ground``:
+    the checked calibration (loaded from ``cfg.calibration`` when not given)."""
     run_dir = Path(run_dir)
     names = [c["name"] for c in cameras]
+    ground = ground if ground is not None else load_for_run(cfg.calibration, cameras)
     t0 = time.perf_counter()
     boxes: dict = {}
     tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
-    gids, assoc_stats = global_ids(tracklets, cfg, topology)
+    gids, assoc_stats = global_ids(tracklets, cfg, topology, ground)
     assoc_seconds = time.perf_counter() - t0
     gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
     for t, g in zip(tracklets, gids):
         gid_maps[t.camera][t.track_id] = int(g)
-    mot = write_tracks(run_dir, names, boxes, gid_maps)
+    mot = write_tracks(run_dir, names, boxes, gid_maps, {n: box_world(boxes[n], ground, n) for n in names})
     (run_dir / "thumbs").mkdir(exist_ok=True)
     for old in (run_dir / "thumbs").glob("*.jpg"):      # ids of a previous association
         old.unlink()
@@ -106,8 +109,12 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
                "boxes": int(sum(len(m) for m in mot.values())), "association_seconds": round(assoc_seconds, 3),
                "association_thresholds": association_thresholds(assoc_stats, cfg.association),
                "association": to_dict(cfg.association), "association_stats": assoc_stats, **(stats or {})}
-    _record_in_run_file(run_dir, summary["association_thresholds"], assoc_stats)
-    write_identities(run_dir, build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary))
+    summary["calibration"] = ground.record() if ground is not None else None
+    summary["fields_of_view"] = fields_of_view(ground, cameras)
+    _record_in_run_file(run_dir, summary["association_thresholds"], assoc_stats, summary["calibration"])
+    doc = build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary, trajectories(mot, cameras))
+    summary["transitions"] = transitions(doc["identities"])
+    write_identities(run_dir, doc)
     if cfg.output.save_video and sources is not None:
         write_videos(run_dir, sources, mot)
     if cfg.output.report:
@@ -129,12 +136,14 @@ def association_thresholds(stats: dict, cfg) -> dict:
             "calibrated_from": f"{cal.get('negatives', 0)} pairs: {cal.get('source', '')}"}
 
 
-def _record_in_run_file(run_dir: Path, thresholds: dict, stats: dict) -> None:
-    """run.json keeps the thresholds of the latest association next to the settings that produced them."""
+def _record_in_run_file(run_dir: Path, thresholds: dict, stats: dict, calibration: Optional[dict] = None) -> None:
+    """run.json keeps the thresholds of the latest association next to the settings that produced them,
+    and the camera calibration it used (None: none)."""
     doc = read_json(Path(run_dir) / RUN_FILE)
     if doc is None:
         return
-    doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {})}
+    doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {}),
+                          "ground": calibration}
     atomic_write_json(Path(run_dir) / RUN_FILE, doc)
 
 

@@ -23,8 +23,9 @@ from reid.schema import AttributeSchema
 log = logging.getLogger(__name__)
 
 
-def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int]) -> np.ndarray:
-    """(N, 7) frame0, local id, x1, y1, x2, y2, score -> (M, 10) MOT rows with global ids, 1-based frames.
+def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int], world: Optional[np.ndarray] = None) -> np.ndarray:
+    """(N, 7) frame0, local id, x1, y1, x2, y2, score -> (M, 10) MOT rows with global ids, 1-based frames;
+    ``world`` (N, 2) ground positions go to columns 7-8 (MOT15's world x, y; -1 where unknown).
 
     Boxes whose local id has no global id (dropped tracklets) are left out.
     """
@@ -39,16 +40,22 @@ def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int]) -> np.ndarray:
     rows[:, 2:4] = b[:, 2:4]
     rows[:, 4:6] = b[:, 4:6] - b[:, 2:4]
     rows[:, 6] = b[:, 6]
+    if world is not None:
+        w = world[keep]
+        rows[:, 7:9] = np.where(np.isfinite(w), w, -1.0)
     return rows[np.lexsort((rows[:, 1], rows[:, 0]))]
 
 
 def write_tracks(run_dir: Path, cameras: Sequence[str], boxes: Mapping[str, np.ndarray],
-                 gid_maps: Mapping[str, Mapping[int, int]]) -> dict[str, np.ndarray]:
-    """Write ``mot/<camera>.txt`` and ``mtmc.txt``; returns the MOT rows per camera."""
+                 gid_maps: Mapping[str, Mapping[int, int]], world: Optional[Mapping[str, np.ndarray]] = None
+                 ) -> dict[str, np.ndarray]:
+    """Write ``mot/<camera>.txt`` and ``mtmc.txt``; returns the MOT rows per camera. ``world``: camera ->
+    (N, 2) ground positions of its boxes (calibrated cameras only)."""
     from pipeline.formats.mot import write_mot
     from pipeline.formats.aicity import mot_to_mtmc, write_mtmc
 
-    mot = {cam: local_to_mot(boxes[cam], gid_maps.get(cam, {})) for cam in cameras}
+    world = world or {}
+    mot = {cam: local_to_mot(boxes[cam], gid_maps.get(cam, {}), world.get(cam)) for cam in cameras}
     for cam in cameras:
         write_mot(Path(run_dir) / "mot" / f"{cam}.txt", mot[cam])
     write_mtmc(Path(run_dir) / "mtmc.txt", mot_to_mtmc(mot, list(cameras)))
@@ -106,8 +113,9 @@ def copy_thumbnails(run_dir: Path, gid: int, members: Sequence[Tracklet], thumbs
 
 def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gids: np.ndarray,
                      thumbnails: Mapping[int, dict[str, list[str]]], attribute_names: Sequence[str],
-                     summary: dict) -> dict:
-    """The ``identities.json`` document (see the agreed run-folder layout)."""
+                     summary: dict, paths: Optional[Mapping[int, list]] = None) -> dict:
+    """The ``identities.json`` document (see the agreed run-folder layout); ``paths``: global id ->
+    ground trajectory [[t, X, Y], ...] of calibrated runs."""
     identities = []
     for gid in sorted(set(int(g) for g in gids if g > 0)):
         members = [t for t, g in zip(tracklets, gids) if int(g) == gid]
@@ -129,6 +137,8 @@ def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gid
             "thumbnails": thumbnails.get(gid, {}),
             "embedding_f16": encode_embedding(identity_embedding(members)),
         })
+        if paths and paths.get(gid):
+            identities[-1]["trajectory"] = paths[gid]
     dim = next((t.features.shape[1] for t in tracklets if t.has_features), 0)
     return {"cameras": list(cameras), "attribute_names": list(attribute_names), "identities": identities,
             "summary": summary, "embedding_dim": int(dim)}

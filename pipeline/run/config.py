@@ -98,3 +98,5 @@ class RunConfig:
     association: AssociationConfig = field(default_factory=AssociationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    calibration: Optional[str] = None  # camera calibration YAML: image -> ground homographies per camera
+    #                                    (pipeline/formats/calibration.py); null: no ground plane

@@ -1,0 +1,186 @@
+"""The ground plane of calibrated cameras (``--calibration``): where people stand decides.
+
+Each calibrated tracklet's foot points (``Tracklet.footprints``) are mapped to the ground by its
+camera's homography (pipeline/formats/calibration.py). Distances are compared in "ground box
+heights": a box's height in pixels times the ground units per pixel at its foot point, so no
+threshold depends on the units of the calibration (metres, centimetres, map pixels):
+
+1. **Same time, two cameras**: a pair of tracklets of two calibrated cameras seen at the same times
+   (>= ``MIN_SHARED`` foot points of one within the other's span, the other's interpolated) whose
+   median ground distance is within ``AGREE`` (of the two heights combined) and clearly beats every
+   rival seen at the same time (factor 1 / ``RATIO``) is one person; above ``DISAGREE`` two people
+   (cannot-link). On EPFL terrace's ground truth one person seen twice has a median of 0.09, 90 % of
+   them below 0.15; different people 0.51, 5 % below 0.19.
+2. **Transit time**: a person cannot be at two places faster than people walk. The walking speed is
+   learned from the run (``SPEED_QUANTILE`` of the tracklets' own median ground speeds, times
+   ``SPEED_FACTOR``, at least ``MIN_SPEED`` box heights per second); two calibrated tracklets one after
+   the other whose exit -> entry distance (less the localisation slack) needs a faster move are
+   cannot-link, within one camera or between views that do not overlap.
+
+:func:`apply_ground` is the hook the association calls before its other geometry; with a
+calibration, the run-learned homography of overlap.py is not used for calibrated camera pairs
+(:func:`skip_calibrated`).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pipeline.formats.calibration import GroundCalibration
+from pipeline.tracklet import Tracklet
+
+log = logging.getLogger(__name__)
+
+MIN_SHARED = 4            # foot points seen at the same times
+AGREE = 0.15              # median ground distance / combined ground box height of one person
+RATIO = 0.5               # ... and every rival's at least AGREE-distance / RATIO
+DISAGREE = 0.45           # above this: two people
+SPEED_QUANTILE = 0.9      # of the tracklets' median ground speeds
+SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile
+MIN_SPEED = 1.0           # ... and at least this many ground box heights per second
+MIN_SPEED_SECONDS = 2.0   # tracklets shorter than this do not teach the speed
+
+GroundTrack = np.ndarray  # (K, 4) time (s), X, Y, ground box height (ground units)
+
+
+def ground_tracks(tracklets: Sequence[Tracklet], ground: GroundCalibration) -> list[Optional[GroundTrack]]:
+    """Each tracklet's foot points on the ground; None for cameras without calibration or footprints."""
+    out: list[Optional[GroundTrack]] = []
+    for t in tracklets:
+        fp = t.footprints
+        if t.camera not in ground or fp is None or not len(fp):
+            out.append(None)
+            continue
+        cal = ground.cameras[t.camera]
+        uv = fp[:, 1:3].astype(np.float64)
+        xy, size = cal.to_ground(uv), fp[:, 3] * cal.scale(uv)
+        ok = np.all(np.isfinite(xy), axis=1) & np.isfinite(size)
+        out.append(np.column_stack([fp[ok, 0], xy[ok], size[ok]]) if ok.sum() else None)
+    return out
+
+
+def shared_distance(ga: GroundTrack, gb: GroundTrack) -> np.ndarray:
+    """(K,) ground distance / combined ground box height at a's times within b's span (b interpolated)."""
+    inside = (ga[:, 0] >= gb[0, 0]) & (ga[:, 0] <= gb[-1, 0])
+    t = ga[inside, 0]
+    b = np.column_stack([np.interp(t, gb[:, 0], gb[:, k]) for k in (1, 2, 3)]).reshape(-1, 3)
+    a = ga[inside]
+    return np.hypot(a[:, 1] - b[:, 0], a[:, 2] - b[:, 1]) / np.maximum(np.hypot(a[:, 3], b[:, 2]), 1e-9)
+
+
+def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray,
+                       end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, median normalised distance) of calibrated tracklets of two cameras seen at the same times."""
+    from pipeline.association.constraints import overlapping_pairs
+
+    has = np.array([g is not None for g in tracks], bool)
+    n_cam = int(cam.max(initial=-1)) + 1
+    i, j = overlapping_pairs(cam, start, end, np.ones((n_cam, n_cam), bool))
+    keep = (cam[i] != cam[j]) & has[i] & has[j]
+    i, j = i[keep], j[keep]
+    med = np.full(len(i), np.inf)
+    for p, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        d = shared_distance(tracks[a], tracks[b])
+        if len(d) < MIN_SHARED:
+            d = shared_distance(tracks[b], tracks[a])
+        if len(d) >= MIN_SHARED:
+            med[p] = float(np.median(d))
+    ok = np.isfinite(med)
+    return i[ok], j[ok], med[ok]
+
+
+def unambiguous(i: np.ndarray, j: np.ndarray, err: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(P,) bool: pair p agrees (``err`` <= AGREE) and every rival pair of i or of j whose other
+    tracklet is seen at the same time as p's has an error above err[p] / RATIO."""
+    ok = err <= AGREE
+    idx = np.arange(len(i))
+    for p in np.flatnonzero(ok):
+        for mine, other in ((i, j), (j, i)):
+            rivals = np.flatnonzero(((mine == mine[p]) & (idx != p)) & (err * RATIO <= err[p]))
+            o = other[rivals]
+            if np.any((start[o] <= end[other[p]]) & (start[other[p]] <= end[o])):
+                ok[p] = False
+    return ok
+
+
+def walking_speed(tracks: Sequence[Optional[GroundTrack]]) -> Optional[float]:
+    """The fastest plausible move (ground units / s) learned from the tracklets' own speeds, or None
+    when no calibrated tracklet lasts ``MIN_SPEED_SECONDS``."""
+    speeds, heights = [], []
+    for g in tracks:
+        if g is None or len(g) < 3 or g[-1, 0] - g[0, 0] < MIN_SPEED_SECONDS:
+            continue
+        step = max(1, int(np.ceil(len(g) / max((g[-1, 0] - g[0, 0]), 1e-9))))   # about 1 s apart
+        s = g[::step]
+        dt = np.diff(s[:, 0])
+        ok = dt > 0
+        if ok.sum():
+            speeds.append(float(np.median(np.hypot(*np.diff(s[:, 1:3], axis=0).T)[ok] / dt[ok])))
+            heights.append(float(np.median(g[:, 3])))
+    if not speeds:
+        return None
+    return max(SPEED_FACTOR * float(np.quantile(speeds, SPEED_QUANTILE)), MIN_SPEED * float(np.median(heights)))
+
+
+def transit_blocked(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray, end: np.ndarray,
+                    speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) calibrated tracklets, j starting after i ends, whose exit -> entry ground distance, less
+    ``DISAGREE`` combined box heights of slack, needs a move faster than ``speed``."""
+    from pipeline.association.constraints import gap_pairs
+
+    has = np.flatnonzero([g is not None for g in tracks])
+    if len(has) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pts = np.concatenate([tracks[k][:, 1:3] for k in has])
+    window = float(np.hypot(*np.ptp(pts, axis=0))) / speed                 # farther apart in time: any move fits
+    i, j = gap_pairs(cam, start, end, window, rows=has)
+    ok = np.array([tracks[b] is not None for b in j.tolist()], bool)
+    i, j = i[ok], j[ok]
+    if not len(i):
+        return i, j
+    exit_ = np.stack([tracks[a][-1] for a in i.tolist()])                  # (P, 4)
+    entry = np.stack([tracks[b][0] for b in j.tolist()])
+    dist = np.hypot(exit_[:, 1] - entry[:, 1], exit_[:, 2] - entry[:, 2])
+    slack = DISAGREE * np.hypot(exit_[:, 3], entry[:, 3])
+    gap = np.maximum(entry[:, 0] - exit_[:, 0], 0.0)
+    bad = dist - slack > speed * gap
+    return i[bad], j[bad]
+
+
+def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray,
+                 end: np.ndarray, dist: np.ndarray, cannot: np.ndarray, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The association hook: pairs that disagree on the ground, or would need a move faster than people
+    walk, become cannot-link; simultaneous pairs that agree get distance 0 (``dist`` and ``cannot``
+    changed in place) and are returned (i, j), best first, to be joined before the clustering."""
+    tracks = ground_tracks(tracklets, ground)
+    i, j, err = simultaneous_pairs(tracks, cam, start, end)
+    agree = unambiguous(i, j, err, start, end)
+    order = np.argsort(err[agree], kind="stable")
+    si, sj = i[agree][order], j[agree][order]
+    di, dj = i[err > DISAGREE], j[err > DISAGREE]
+    cannot[di, dj] = cannot[dj, di] = True
+    dist[si, sj] = dist[sj, si] = 0.0
+    speed = walking_speed(tracks)
+    ti, tj = transit_blocked(tracks, cam, start, end, speed) if speed else (np.zeros(0, np.int64),) * 2
+    newly = int((~cannot[ti, tj]).sum())
+    cannot[ti, tj] = cannot[tj, ti] = True
+    stats.update(ground_cameras=sorted(ground.cameras), ground_tracklets=int(sum(g is not None for g in tracks)),
+                 ground_pairs=int(len(i)), ground_same=int(len(si)), ground_different=int(len(di)),
+                 ground_speed=None if speed is None else round(float(speed), 4), ground_transit_blocked=newly)
+    log.info("ground plane: %d simultaneous pairs, %d same, %d different; walking speed %s, %d moves too fast",
+             len(i), len(si), len(di), "-" if speed is None else f"{speed:.2f}", newly)
+    return si, sj
+
+
+def skip_calibrated(ground: Optional[GroundCalibration], tracklets: Sequence[Tracklet], si: np.ndarray,
+                    sj: np.ndarray, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run-learned overlap evidence without the pairs whose two cameras are calibrated (the ground
+    plane decides those); unchanged without a calibration."""
+    if ground is None:
+        return si, sj, diff
+    calibrated = np.array([t.camera in ground for t in tracklets], bool)
+    keep = ~(calibrated[si] & calibrated[sj])
+    keep_d = ~(calibrated[diff[:, 0]] & calibrated[diff[:, 1]]) if len(diff) else np.zeros(0, bool)
+    return si[keep], sj[keep], diff[keep_d].reshape(-1, 2)
