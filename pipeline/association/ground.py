@@ -6,11 +6,13 @@ heights": a box's height in pixels times the ground units per pixel at its foot 
 threshold depends on the units of the calibration (metres, centimetres, map pixels):
 
 1. **Same time, two cameras**: a pair of tracklets of two calibrated cameras seen at the same times
-   (>= ``MIN_SHARED`` foot points of one within the other's span, the other's interpolated) whose
-   median ground distance is within ``AGREE`` (of the two heights combined) and clearly beats every
-   rival seen at the same time (factor 1 / ``RATIO``) is one person; above ``DISAGREE`` two people
-   (cannot-link). On EPFL terrace's ground truth one person seen twice has a median of 0.09, 90 % of
-   them below 0.15; different people 0.51, 5 % below 0.19.
+   (>= ``MIN_SHARED`` foot points of one within the other's span, the other's interpolated) is one
+   person when its median ground distance is within ``AGREE`` (of the two heights combined) and the
+   two are matched to each other at ``MATCHED`` of the times both are seen, when everyone the two
+   cameras see at that time is matched one-to-one (every ``GRID_SECONDS``): two people walking side
+   by side take the match from each other, one person seen twice keeps it. Above ``DISAGREE``: two
+   people (cannot-link). On EPFL terrace's ground truth one person seen twice has a median of 0.09,
+   90 % of them below 0.15; different people 0.51, 5 % below 0.19.
 2. **Transit time**: a person cannot be at two places faster than people walk. The walking speed is
    learned from the run (``SPEED_QUANTILE`` of the tracklets' own median ground speeds, times
    ``SPEED_FACTOR``, at least ``MIN_SPEED`` box heights per second); two calibrated tracklets one after
@@ -33,9 +35,10 @@ from pipeline.tracklet import Tracklet
 
 log = logging.getLogger(__name__)
 
-MIN_SHARED = 4            # foot points seen at the same times
-AGREE = 0.15              # median ground distance / combined ground box height of one person
-RATIO = 0.5               # ... and every rival's at least AGREE-distance / RATIO
+MIN_SHARED = 4            # foot points (and grid times) seen at the same times
+AGREE = 0.15              # median ground distance / combined ground box height of one person ...
+MATCHED = 0.6             # ... matched one-to-one at this share of the times both are seen
+GRID_SECONDS = 0.5        # the common time grid of the one-to-one matching
 DISAGREE = 0.45           # above this: two people
 SPEED_QUANTILE = 0.9      # of the tracklets' median ground speeds
 SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile
@@ -91,23 +94,60 @@ def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray,
     return i[ok], j[ok], med[ok]
 
 
-def unambiguous(i: np.ndarray, j: np.ndarray, err: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """(P,) bool: pair p agrees (``err`` <= AGREE) and every rival pair of i or of j whose other
-    tracklet is seen at the same time as p's has an error above err[p] / RATIO."""
-    ok = err <= AGREE
-    idx = np.arange(len(i))
-    for p in np.flatnonzero(ok):
-        for mine, other in ((i, j), (j, i)):
-            rivals = np.flatnonzero(((mine == mine[p]) & (idx != p)) & (err * RATIO <= err[p]))
-            o = other[rivals]
-            if np.any((start[o] <= end[other[p]]) & (start[other[p]] <= end[o])):
-                ok[p] = False
-    return ok
+def positions_on_grid(tracks: Sequence[Optional[GroundTrack]], step: float = GRID_SECONDS
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(G,) common times every ``step`` s and (T, G, 3) X, Y, ground box height of each tracklet at those
+    times (interpolated within its own span; NaN outside it or without a ground track)."""
+    spans = [(g[0, 0], g[-1, 0]) for g in tracks if g is not None]
+    if not spans:
+        return np.zeros(0), np.full((len(tracks), 0, 3), np.nan)
+    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+    times = np.arange(np.floor(lo / step), np.ceil(hi / step) + 1) * step
+    out = np.full((len(tracks), len(times), 3), np.nan)
+    for k, g in enumerate(tracks):
+        if g is None:
+            continue
+        inside = (times >= g[0, 0]) & (times <= g[-1, 0])
+        out[k, inside] = np.column_stack([np.interp(times[inside], g[:, 0], g[:, c]) for c in (1, 2, 3)])
+    return times, out
 
 
-def walking_speed(tracks: Sequence[Optional[GroundTrack]]) -> Optional[float]:
-    """The fastest plausible move (ground units / s) learned from the tracklets' own speeds, or None
-    when no calibrated tracklet lasts ``MIN_SPEED_SECONDS``."""
+def matched_share(i: np.ndarray, j: np.ndarray, cam: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """(P,) share of the times pair (i, j) is seen by both at which the two are matched one-to-one
+    (Hungarian on normalised ground distance, gated at ``2 x AGREE``) among everyone both cameras see
+    then: two people side by side take the match from each other, one person seen twice keeps it."""
+    from scipy.optimize import linear_sum_assignment
+
+    votes, seen = np.zeros(len(i)), np.zeros(len(i))
+    pair_index = {(a, b): p for p, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
+    present = np.isfinite(grid[:, :, 0])                                  # (T, G)
+    for ca, cb in {(int(cam[a]), int(cam[b])) for a, b in zip(i.tolist(), j.tolist())}:
+        for t in range(grid.shape[1]):
+            ra = np.flatnonzero(present[:, t] & (cam == ca))
+            rb = np.flatnonzero(present[:, t] & (cam == cb))
+            if not len(ra) or not len(rb):
+                continue
+            pa, pb = grid[ra, t], grid[rb, t]
+            d = np.hypot(pa[:, None, 0] - pb[None, :, 0], pa[:, None, 1] - pb[None, :, 1])
+            d = d / np.maximum(np.hypot(pa[:, None, 2], pb[None, :, 2]), 1e-9)
+            for a in ra.tolist():
+                for b in rb.tolist():
+                    p = pair_index.get((a, b), pair_index.get((b, a)))
+                    if p is not None:
+                        seen[p] += 1
+            r, c = linear_sum_assignment(np.minimum(d, 1e6))
+            for x, y in zip(r.tolist(), c.tolist()):
+                p = pair_index.get((ra[x], rb[y]), pair_index.get((rb[y], ra[x])))
+                if p is not None and d[x, y] <= 2 * AGREE:
+                    votes[p] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen >= MIN_SHARED, votes / np.maximum(seen, 1), 0.0)
+
+
+def walking_speeds(tracks: Sequence[Optional[GroundTrack]]) -> Optional[tuple[float, float]]:
+    """(typical, fastest plausible) move in ground units / s learned from the tracklets' own median speeds
+    (their median, and ``SPEED_FACTOR`` x their ``SPEED_QUANTILE``, at least ``MIN_SPEED`` box heights /
+    s); None when no calibrated tracklet lasts ``MIN_SPEED_SECONDS``."""
     speeds, heights = [], []
     for g in tracks:
         if g is None or len(g) < 3 or g[-1, 0] - g[0, 0] < MIN_SPEED_SECONDS:
@@ -121,7 +161,8 @@ def walking_speed(tracks: Sequence[Optional[GroundTrack]]) -> Optional[float]:
             heights.append(float(np.median(g[:, 3])))
     if not speeds:
         return None
-    return max(SPEED_FACTOR * float(np.quantile(speeds, SPEED_QUANTILE)), MIN_SPEED * float(np.median(heights)))
+    fastest = max(SPEED_FACTOR * float(np.quantile(speeds, SPEED_QUANTILE)), MIN_SPEED * float(np.median(heights)))
+    return float(np.median(speeds)), fastest
 
 
 def transit_blocked(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -156,21 +197,25 @@ def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: 
     changed in place) and are returned (i, j), best first, to be joined before the clustering."""
     tracks = ground_tracks(tracklets, ground)
     i, j, err = simultaneous_pairs(tracks, cam, start, end)
-    agree = unambiguous(i, j, err, start, end)
-    order = np.argsort(err[agree], kind="stable")
+    share = matched_share(i, j, cam, positions_on_grid(tracks)[1])
+    agree = (err <= AGREE) & (share >= MATCHED)
+    order = np.lexsort((err[agree], -share[agree]))
     si, sj = i[agree][order], j[agree][order]
     di, dj = i[err > DISAGREE], j[err > DISAGREE]
     cannot[di, dj] = cannot[dj, di] = True
-    dist[si, sj] = dist[sj, si] = 0.0
-    speed = walking_speed(tracks)
-    ti, tj = transit_blocked(tracks, cam, start, end, speed) if speed else (np.zeros(0, np.int64),) * 2
+    speeds = walking_speeds(tracks)
+    ti, tj = transit_blocked(tracks, cam, start, end, speeds[1]) if speeds else (np.zeros(0, np.int64),) * 2
     newly = int((~cannot[ti, tj]).sum())
     cannot[ti, tj] = cannot[tj, ti] = True
+    dist[si, sj] = dist[sj, si] = 0.0
+    speed = None if speeds is None else speeds[1]
     stats.update(ground_cameras=sorted(ground.cameras), ground_tracklets=int(sum(g is not None for g in tracks)),
-                 ground_pairs=int(len(i)), ground_same=int(len(si)), ground_different=int(len(di)),
-                 ground_speed=None if speed is None else round(float(speed), 4), ground_transit_blocked=newly)
-    log.info("ground plane: %d simultaneous pairs, %d same, %d different; walking speed %s, %d moves too fast",
-             len(i), len(si), len(di), "-" if speed is None else f"{speed:.2f}", newly)
+                 ground_pairs=int(len(i)), ground_same=int(agree.sum()), ground_different=int(len(di)),
+                 ground_speed=None if speeds is None else [round(v, 4) for v in speeds],
+                 ground_transit_blocked=newly)
+    log.info("ground plane: %d simultaneous pairs, %d same, %d different; fastest walk %s, %d moves too fast",
+             len(i), int(agree.sum()), len(di),
+             "-" if speed is None else f"{speed:.2f}", newly)
     return si, sj
 
 
