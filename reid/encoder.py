@@ -138,7 +138,8 @@ class ReIDEncoder:
         if suffix in (".pt", ".pth"):
             from reid.checkpoint import load_checkpoint
             model, meta = load_checkpoint(path, map_location="cpu")
-            return cls.from_model(model, meta, device=device, batch_size=batch_size, _owned=True)
+            return cls.from_model(model, meta, device=device, batch_size=batch_size, _owned=True,
+                                  num_threads=num_threads)
         if suffix == ".onnx":
             from reid.external import OnnxBackend
             backend = OnnxBackend(path, device, preprocess, num_threads)
@@ -153,10 +154,20 @@ class ReIDEncoder:
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, meta: dict | None = None, device: str = "cpu",
-                   batch_size: int = 32, _owned: bool = False) -> "ReIDEncoder":
+                   batch_size: int = 32, _owned: bool = False, num_threads: int = 0,
+                   embedding: str | None = None) -> "ReIDEncoder":
         """Wrap an in-memory :class:`~reid.model.MultiTaskReID` (e.g. during training; the model's
-        weights, dtype and train/eval mode are left as they are)."""
+        weights, dtype and train/eval mode are left as they are). A model on an OpenVINO IR trunk
+        (``external_trunk``) runs with that IR (reid/trunk_backend.py); ``embedding`` overrides its
+        choice of appearance feature (ir / heads / concat)."""
         cfg = (meta or {}).get("model_config") or model.config
+        if cfg.get("external_trunk"):
+            from reid.trunk_backend import TrunkHeadsBackend
+
+            near = Path(meta["path"]).parent if meta and meta.get("path") else None
+            backend = TrunkHeadsBackend(model, near, device, num_threads, embedding)
+            name = Path(meta["path"]).stem if meta and meta.get("path") else Path(cfg["external_trunk"]["ir"]).stem
+            return cls(backend, name=name, batch_size=batch_size, schema=model.schema)
         pp = Preprocess(tuple(cfg["input_size"]), True, tuple(cfg["mean"]), tuple(cfg["std"]))
         backend = TorchBackend(model, pp, device, owned=_owned)
         name = Path(meta["path"]).stem if meta and meta.get("path") else cfg["backbone"]

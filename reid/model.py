@@ -54,7 +54,7 @@ from reid.schema import AttributeSchema
 # default input (H, W) per backbone: the paper's 384x128 for ResNet-50, 256x128 for CPU backbones
 DEFAULT_INPUT_SIZE = {"resnet50": (384, 128), "resnet34": (256, 128), "resnet18": (256, 128),
                       "mobilenetv2": (256, 128), "efficientnet_lite0": (256, 128),
-                      "osnet_x0_25": (256, 128), "osnet_x1_0": (256, 128)}
+                      "osnet_x0_25": (256, 128), "osnet_x1_0": (256, 128), "ir_map": (256, 128)}
 FEATURE_NAMES = ("f_ig", "f_vg", "f_iu", "f_il", "f_vp")  # order of the inference embedding
 PART_WHOLE_FEATURE = "f_ip"                               # appended with model option part_whole_feature
 # region pooling of every feature: the paper's max, or average (what OSNet was pretrained with)
@@ -98,9 +98,9 @@ class MultiTaskReID(nn.Module):
                  feat_dim: int = 256, pretrained: str = "imagenet",
                  input_size: tuple[int, int] | None = None, part_whole_feature: bool = False,
                  global_attributes: str = "global", pooling: str = "max",
-                 attribute_offsets: Sequence[float] | None = None):
+                 attribute_offsets: Sequence[float] | None = None, external_trunk: Mapping | None = None):
         super().__init__()
-        if backbone not in BACKBONES:
+        if backbone not in BACKBONES and backbone != "ir_map":
             raise UserError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
         if num_ids < 0 or feat_dim < 1:
             raise ValueError(f"num_ids must be >= 0 and feat_dim >= 1, got {num_ids}, {feat_dim}")
@@ -114,7 +114,7 @@ class MultiTaskReID(nn.Module):
             raise UserError(f"pooling must be one of {', '.join(POOLING)}, got {pooling!r}")
         self.part_whole = bool(part_whole_feature)
         self.schema = _as_schema(schema)
-        parts = build_backbone(backbone, pretrained)
+        parts = ir_map_parts(external_trunk) if backbone == "ir_map" else build_backbone(backbone, pretrained)
         c = parts.out_channels
         self.trunk = parts.trunk
         self.global_branch = parts.branch
@@ -142,6 +142,8 @@ class MultiTaskReID(nn.Module):
             self.config["global_attributes"] = global_attributes
         if pooling != "max":
             self.config["pooling"] = pooling
+        if external_trunk is not None:   # the IR whose cached / computed maps this model takes as input
+            self.config["external_trunk"] = dict(external_trunk)
         # attribute decision offsets (reid.attribute_calibration): subtracted from the attribute logits
         # at inference, so that 0.5 / arg-max decisions use thresholds fitted on the training images
         self.register_buffer("attr_offset", torch.zeros(self.attr_heads.num_outputs), persistent=False)
@@ -214,7 +216,8 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
                 feat_dim: int = 256, pretrained: str = "imagenet",
                 input_size: tuple[int, int] | None = None, mean: Any = None, std: Any = None,
                 part_whole_feature: bool = False, global_attributes: str = "global",
-                pooling: str = "max", attribute_offsets: Sequence[float] | None = None) -> MultiTaskReID:
+                pooling: str = "max", attribute_offsets: Sequence[float] | None = None,
+                external_trunk: Mapping | None = None) -> MultiTaskReID:
     """Build the multi-task ReID network.
 
     ``input_size`` (H, W) defaults to the backbone's (384x128 for resnet50, 256x128 otherwise).
@@ -224,9 +227,23 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
     ``model.config`` is a plain dict with which ``build_model(**config, pretrained="none")``
     rebuilds the same architecture (``mean``/``std`` are accepted and ignored: they follow from
     the backbone).
+    ``backbone="ir_map"`` with ``external_trunk`` ({"ir": .xml, "embedding": ir|heads|concat, "channels": C,
+    "ir_dim": D}): the heads alone, on the reduced map of an OpenVINO IR trunk (reid/ir_trunk.py; input
+    (N, C, 2, 1)); ``ReIDEncoder`` runs the IR and these heads together (reid/trunk_backend.py).
     """
     return MultiTaskReID(backbone, num_ids, schema, feat_dim, pretrained, input_size, part_whole_feature,
-                         global_attributes, pooling, attribute_offsets)
+                         global_attributes, pooling, attribute_offsets, external_trunk)
+
+
+def ir_map_parts(external_trunk: Mapping | None):
+    """Backbone parts of ``ir_map``: identities (the IR trunk runs outside the network, in OpenVINO)."""
+    from reid.backbones import BackboneParts
+
+    if not external_trunk or "channels" not in external_trunk:
+        raise UserError("backbone 'ir_map' needs model.trunk (an Intel person-reidentification-retail .xml)")
+    bgr255 = (1 / 255, 1 / 255, 1 / 255)
+    return BackboneParts(nn.Identity(), nn.Identity(), int(external_trunk["channels"]), lambda branch: None,
+                         (0.0, 0.0, 0.0), bgr255)
 
 
 def clone_for_inference(model: MultiTaskReID) -> MultiTaskReID:

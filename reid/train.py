@@ -30,6 +30,7 @@ from core.atomic import atomic_write_json
 from core.errors import UserError
 from reid import train_state as ts
 from reid.train_config import TrainConfig
+from reid.trunk_cache import cached_dataset, open_trunk, trunk_spec
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,12 @@ class Trainer:
         ts.check_identities(self.data.train)
         self.eval_data = self._eval_data(data_root)
         torch.manual_seed(cfg.seed)
+        trunk = open_trunk(cfg.model) if cfg.model.trunk else None     # OpenVINO IR trunk (reid/ir_trunk.py)
         self.model = build_model(cfg.model.backbone, num_ids=len({s.pid for s in self.data.train}),
                                  schema=schema, feat_dim=cfg.model.feat_dim, pretrained=cfg.model.pretrained,
                                  input_size=cfg.model.input_size, part_whole_feature=cfg.model.part_whole_feature,
-                                 global_attributes=cfg.model.global_attributes,
-                                 pooling=cfg.model.pooling).to(self.device)
+                                 global_attributes=cfg.model.global_attributes, pooling=cfg.model.pooling,
+                                 external_trunk=trunk_spec(cfg.model, trunk) if trunk else None).to(self.device)
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
                                    flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing,
@@ -69,6 +71,8 @@ class Trainer:
         self.distill, teacher = self._distillation(cfg, self.model)
         self.dataset = ImageDataset(self.data.train, transform, schema.num_groups if schema else 0,
                                     targets=teacher)
+        if trunk is not None:   # the heads train on the trunk's cached maps instead of images
+            self.dataset = cached_dataset(self.dataset, trunk, cfg, self.progress)
         self.sampler = PKSampler(self.dataset.labels, cfg.data.num_ids, cfg.data.num_instances, seed=cfg.seed,
                                  rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader_gen = torch.Generator()

@@ -31,6 +31,10 @@ class ModelSection:
     part_whole_feature: bool = False       # f_I^P: part branch whole-map identity/attribute feature
     global_attributes: Literal["global", "all"] = "global"  # what the global attribute head predicts
     pooling: Literal["max", "avg"] = "max"  # region pooling: the paper's max; avg for OSNet's pretraining
+    # backbone "ir_map": a frozen OpenVINO IR trunk (reid/ir_trunk.py); the heads train on its cached maps
+    trunk: str = ""                        # the IR .xml (relative: cwd, then reid/weights/); "" = none
+    trunk_embedding: Literal["ir", "heads", "concat"] = "concat"  # appearance feature at inference
+    trunk_cache: str = "runs/reid/trunk-cache"  # cached trunk features of the training images
 
     def __post_init__(self):
         if self.feat_dim < 1 or min(self.input_size) < 16:

@@ -1,0 +1,76 @@
+"""``ReIDEncoder`` backend of a model on an OpenVINO IR trunk (backbone ``ir_map``, reid/model.py).
+
+One IR call per batch gives the IR's own embedding and its last feature map; our heads (PyTorch,
+a few small matrices) turn the map's two halves into the multi-task features and the attribute
+probabilities. The appearance feature is chosen by the model's ``external_trunk["embedding"]``:
+
+- ``ir``: the IR's embedding (256-d for Intel 0277), exactly as the IR alone gives it;
+- ``heads``: our FC features (5 x d);
+- ``concat``: both, each L2-normalised first, so that they weigh the same in a distance.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from core.errors import UserError
+from reid.ir_trunk import IRTrunk, reduce_map, resolve_ir_path
+
+log = logging.getLogger(__name__)
+
+EMBEDDINGS = ("ir", "heads", "concat")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def combine(ir: np.ndarray, heads: np.ndarray, mode: str) -> np.ndarray:
+    """The appearance feature (N, D) from the IR embedding and the heads' features (see the module doc)."""
+    if mode == "ir":
+        return ir
+    if mode == "heads":
+        return heads
+    if mode == "concat":
+        return np.concatenate([_unit(ir), _unit(heads)], axis=1).astype(np.float32)
+    raise UserError(f"trunk embedding must be one of {', '.join(EMBEDDINGS)}, got {mode!r}")
+
+
+class TrunkHeadsBackend:
+    """Callable ``(N, h, w, 3) uint8 BGR batch -> (features (N, D), attributes (N, A))``.
+
+    ``near``: folder of the checkpoint (a relative IR path is looked up there too). ``embedding``
+    overrides the model's choice (measurements). A borrowed model (training) keeps its mode."""
+
+    def __init__(self, model: torch.nn.Module, near=None, device: str = "cpu", num_threads: int = 0,
+                 embedding: str | None = None):
+        ext = model.config.get("external_trunk")
+        if not ext:
+            raise UserError("this model has no external trunk (model.config['external_trunk'])")
+        self.trunk = IRTrunk(resolve_ir_path(ext["ir"], near), num_threads, device)
+        self.model = model
+        self.mode = embedding or ext.get("embedding", "concat")
+        if self.mode not in EMBEDDINGS:
+            raise UserError(f"trunk embedding must be one of {', '.join(EMBEDDINGS)}, got {self.mode!r}")
+        self.pooling = model.config.get("pooling", "max")
+        self.preprocess = self.trunk.preprocess
+        self.batch_size = 0
+        heads = int(model.embedding_dim)
+        self.dim = {"ir": self.trunk.dim, "heads": heads, "concat": self.trunk.dim + heads}[self.mode]
+        self.attribute_names = tuple(model.attribute_names)
+        self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
+
+    def __call__(self, batch: np.ndarray):
+        emb, fmap = self.trunk(batch)
+        x = torch.from_numpy(reduce_map(fmap, self.pooling)).to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                out = self.model(x)
+        finally:
+            self.model.train(was_training)
+        heads = out.embedding.float().cpu().numpy()
+        return combine(emb, heads, self.mode), out.attributes.float().cpu().numpy()
