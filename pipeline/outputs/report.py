@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from pipeline.outputs import draw, report_search
+from pipeline.outputs import draw, report_map, report_search
 from pipeline.formats.identities import load_identities
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def identity_card(run_dir: Path, ident: Mapping) -> str:
 
 
 def _summary_table(doc: Mapping) -> str:
+    """The raw numbers: identities, boxes, cameras and every association statistic."""
     idents = doc["identities"]
     multi = sum(1 for i in idents if len(i.get("cameras", [])) > 1)
     rows = [("identities", len(idents)), ("seen by several cameras", multi),
@@ -175,7 +176,8 @@ def _summary_table(doc: Mapping) -> str:
         if k not in shown:
             rows.append((k, ", ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict)
                          else ", ".join(map(str, v)) if isinstance(v, list) else v))
-    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+                   if k not in ("fields_of_view", "transitions"))
     return f'<table class="summary">{body}</table>'
 
 
@@ -189,15 +191,24 @@ def render_report(run_dir: Path, doc: Mapping) -> str:
     controls = report_search.controls_html(data)
     script = report_search.script_html(data) if controls else ""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    summary = doc.get("summary") or {}
+    bird = report_map.map_svg(idents, summary, colours)
+    bird = (f'<h2>Map</h2><p class="muted">bird\'s-eye view of the ground plane: each camera\'s field of view '
+            f'and each person\'s path (a dot where it starts); click a path to select its card</p>{bird}'
+            if bird else "")
+    moves = report_map.transitions_table(summary)
+    moves = f"<h2>Camera transitions</h2>{moves}" if moves else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mcmt run report: {html.escape(Path(run_dir).name)}</title>
-<style>{CSS}{report_search.CSS}</style></head><body>
+<style>{CSS}{report_search.CSS}{report_map.CSS}</style></head><body>
 <h1>mcmt run report</h1><p class="muted">{html.escape(str(run_dir))} &middot; generated {now}</p>
-<h2>Summary</h2>{_summary_table(doc)}
+<h2>Summary</h2>{report_map.summary_words(doc)}
+<details><summary>all numbers (association statistics)</summary>{_summary_table(doc)}</details>
+{bird}{moves}
 <h2>Timeline</h2><p class="legend">{legend}</p>{timeline_svg(idents, colours)}
 <h2>Identities</h2>{controls}<div class="cards">
 {cards}
-</div>{script}</body></html>
+</div>{script}{report_map.SCRIPT if bird else ""}</body></html>
 """
 
 
