@@ -124,7 +124,8 @@ def fit_points(points: np.ndarray, name: str = "camera") -> tuple[np.ndarray, np
     errors = np.hypot(*(apply_homography(g2i, pts[:, 2:4]) - pts[:, :2]).T)
     errors = np.where(np.isfinite(errors), errors, np.inf)
     worst = int(np.argmax(errors))
-    if inliers.sum() < MIN_POINTS or np.median(errors[inliers]) > tol or inliers.mean() < 0.5:
+    checked = inliers.sum() >= min(len(pts), MIN_POINTS + 1)     # 4 points fit any homography: one more checks it
+    if not checked or np.median(errors[inliers]) > tol or inliers.mean() < 0.5:
         raise UserError(f"calibration of '{name}': the points do not fit one floor plane (median reprojection "
                         f"error {np.median(errors):.1f} px, worst point #{worst + 1} {errors[worst]:.1f} px, "
                         f"tolerance {tol:.1f} px); check that point's image and ground coordinates")
@@ -227,7 +228,8 @@ def load_calibration(path: str | Path, camera_names: Optional[Sequence[str]] = N
         out[str(name)] = cal
     known = [s for s in signs.values() if s]
     if len(set(known)) > 1:
-        odd = [n for n, s in signs.items() if s and known.count(s) <= len(known) / 2]
+        major = max(set(known), key=lambda v: (known.count(v), v == known[0]))    # ties: the first camera's
+        odd = [n for n, s in signs.items() if s and s != major]
         raise UserError(f"{path}: camera(s) {', '.join(odd)} map the floor mirrored with respect to the others "
                         "(X and Y swapped, or a ground -> image matrix?)")
     return GroundCalibration(out, str(doc.get("units") or ""), str(path), sizes)
