@@ -76,7 +76,7 @@ def test_no_map_without_calibration(tmp_path):
 def chromium(page: Path, tmp_path: Path, fragment: str = "", screenshot: Path | None = None) -> str:
     exe = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1200"]
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,3000"]   # the whole page
     cmd += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     return subprocess.run(cmd + [f"{page.as_uri()}#{fragment}"], capture_output=True, text=True, timeout=90,
                           check=False).stdout
