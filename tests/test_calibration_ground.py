@@ -176,3 +176,22 @@ def test_calibrate_rejects_a_bad_points_line(tmp_path):
 
     with pytest.raises(UserError, match=r"pts.txt:2: expected 4 numbers"):
         parse_points("1 2 3 4\n1 2 3\n", "pts.txt")
+
+
+def test_search_results_say_where_the_person_was():
+    from pipeline.search.gallery import from_tracklets
+    from pipeline.search.rank import Query, rank
+    from pipeline.search.results import format_table
+
+    feats = [np.array([1, 0, 0, 0], np.float32), np.array([0, 1, 0, 0], np.float32)]
+    ts = [Tracklet("cam1", k + 1, 0, 100, 10.0 * k, 10.0 * k + 10, n_boxes=20, features=f.reshape(1, -1),
+                   weights=np.ones(1, np.float32)) for k, f in enumerate(feats)]
+    traj = {1: [[t, 0.5 * t, 1.0] for t in range(0, 11)], 2: [[t, 3.0, t - 10.0] for t in range(10, 21)]}
+    g = from_tracklets("r", None, ["cam1"], ts, [1, 2], {"name": "m", "dim": 4}, trajectories=traj)
+    res = rank([g], Query(embedding=feats[1], t_from=12, t_to=15))
+    assert res[0].identity == 2 and res[0].where == traj[2]
+    assert res[0].to_dict()["where"][0] == [10, 3.0, 0.0]
+    assert "(3, 0) -> (3, 10)" in format_table(res)
+    plain = from_tracklets("r", None, ["cam1"], ts, [1, 2], {"name": "m", "dim": 4})
+    res = rank([plain], Query(embedding=feats[1]))
+    assert res[0].where is None and "where" not in res[0].to_dict() and "where" not in format_table(res)

@@ -100,6 +100,7 @@ class Gallery:
     attribute_names: tuple[str, ...]
     model: dict                                # ReID model record (see pipeline.search.model)
     thumbnails: dict = field(default_factory=dict)   # gid -> {camera: [relative paths]}
+    trajectories: dict = field(default_factory=dict)  # gid -> [[t, X, Y], ...] on the ground (calibrated runs)
     run_id: Optional[int] = None               # row id in an index
 
     def __len__(self) -> int:
@@ -140,11 +141,13 @@ def load_run(run_dir, model: Optional[dict] = None) -> Gallery:
         from pipeline.search.model import run_model
         model = run_model(run_dir, tracklets)
     return from_tracklets(run_dir.name, run_dir, cameras, tracklets, [gid_of[t.key] for t in tracklets], model,
-                          thumbnails={int(i["global_id"]): i.get("thumbnails") or {} for i in doc["identities"]})
+                          thumbnails={int(i["global_id"]): i.get("thumbnails") or {} for i in doc["identities"]},
+                          trajectories={int(i["global_id"]): i["trajectory"] for i in doc["identities"]
+                                        if i.get("trajectory")})
 
 
 def from_tracklets(run: str, run_dir: Optional[Path], cameras: Sequence[str], tracklets: Sequence, gids: Sequence[int],
-                   model: dict, thumbnails: Optional[dict] = None) -> Gallery:
+                   model: dict, thumbnails: Optional[dict] = None, trajectories: Optional[dict] = None) -> Gallery:
     """Gallery of :class:`pipeline.tracklet.Tracklet` objects with their global ids."""
     cameras = list(cameras)
     uniq, ident = np.unique(np.asarray(gids, np.int64), return_inverse=True)
@@ -171,4 +174,4 @@ def from_tracklets(run: str, run_dir: Optional[Path], cameras: Sequence[str], tr
         n_boxes=np.array([max(t.n_boxes, 1) for t in tracklets], np.int32),
         vectors=Vectors(feats) if dim else None, has_feature=has, attributes=attrs, has_attributes=has_attrs,
         attribute_names=names,
-        model=model, thumbnails=thumbnails or {})
+        model=model, thumbnails=thumbnails or {}, trajectories=trajectories or {})

@@ -62,6 +62,7 @@ class Result:
     thumbnails: dict                  # camera -> [paths relative to run_dir]
     run_dir: Optional[str] = None
     best_match: Optional[dict] = None  # {"camera", "track_id"} of the tracklet giving ``appearance``
+    where: Optional[list] = None      # [[t, X, Y], ...] on the ground within first/last seen (calibrated runs)
 
     def to_dict(self) -> dict:
         d = {"identity": self.identity, "score": round(self.score, 5), "cameras": self.cameras,
@@ -69,6 +70,8 @@ class Result:
              "appearance": None if self.appearance is None else round(self.appearance, 5),
              "attributes": None if self.attributes is None else round(self.attributes, 5),
              "best_match": self.best_match, "run": self.run, "tracklets": self.tracklets}
+        if self.where is not None:
+            d["where"] = self.where
         return d
 
 
@@ -207,9 +210,18 @@ def _result(s: _Scored, i: int, q: Query) -> Result:
     return Result(
         run=g.run, identity=gid, score=float(s.score[i]),
         appearance=None if s.app is None else float(s.app[i]), attributes=None if s.attr is None else float(s.attr[i]),
-        cameras=cams, first_seen=min(t["start_time"] for t in trs), last_seen=max(t["end_time"] for t in trs),
+        cameras=cams, first_seen=(first := min(t["start_time"] for t in trs)),
+        last_seen=(last := max(t["end_time"] for t in trs)),
+        where=_where(g.trajectories.get(gid), first, last),
         tracklets=trs, thumbnails={c: v for c, v in (g.thumbnails.get(gid) or {}).items() if c in cams},
         run_dir=str(g.run_dir) if g.run_dir else None, best_match=best)
+
+
+def _where(trajectory: Optional[list], first: float, last: float, slack: float = 0.5) -> Optional[list]:
+    """The identity's ground trajectory samples between ``first`` and ``last`` seen (None without one)."""
+    if not trajectory:
+        return None
+    return [p for p in trajectory if first - slack <= p[0] <= last + slack]
 
 
 def rank(galleries: Iterable[Gallery], q: Query) -> list[Result]:
