@@ -142,8 +142,9 @@ def _record_in_run_file(run_dir: Path, thresholds: dict, stats: dict, calibratio
     doc = read_json(Path(run_dir) / RUN_FILE)
     if doc is None:
         return
+    geometry = {k: v for k, v in stats.items() if k.startswith(("ground_", "overlap_"))}
     doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {}),
-                          "ground": calibration}
+                          "ground": calibration, "geometry": geometry}   # ground: camera calibration used
     atomic_write_json(Path(run_dir) / RUN_FILE, doc)
 
 
