@@ -195,3 +195,27 @@ def test_search_results_say_where_the_person_was():
     plain = from_tracklets("r", None, ["cam1"], ts, [1, 2], {"name": "m", "dim": 4})
     res = rank([plain], Query(embedding=feats[1]))
     assert res[0].where is None and "where" not in res[0].to_dict() and "where" not in format_table(res)
+
+
+@pytest.mark.parametrize("command", ["run", "associate"])
+def test_a_bad_calibration_stops_run_and_associate_before_any_work(tmp_path, capsys, command):
+    import json
+
+    from pipeline.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    bad = tmp_path / "calib.yaml"
+    bad.write_text("cameras:\n  nosuch:\n    homography: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]\n")
+    out = tmp_path / "out"
+    if command == "run":
+        argv = ["run", "--videos", str(repo / "samples" / "pets_left.mp4"), str(repo / "samples" / "pets_right.mp4"),
+                "--calibration", str(bad), "--out", str(out)]
+    else:                                         # a run folder whose cache was never written
+        out.mkdir()
+        (out / "run.json").write_text(json.dumps({"cameras": [{"name": "pets_left", "width": 384, "height": 288}],
+                                                  "config": {}}))
+        argv = ["associate", "--run", str(out), "--calibration", str(bad)]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "camera(s) nosuch are not in this run" in err and "pets_left" in err
+    assert not (out / "cache").exists() and not (out / "identities.json").exists()
