@@ -15,12 +15,9 @@ Examples:
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 def add_arguments(p):
