@@ -42,6 +42,7 @@ from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.ground import apply_ground, skip_calibrated
 from pipeline.association.linking import chain_labels, link_tracklets
 from pipeline.association.overlap import overlap_evidence
+from pipeline.association.relative import relative_matches
 from pipeline.association.topology import CameraTopology, load_topology
 from pipeline.tracklet import Tracklet
 
@@ -127,7 +128,7 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
     if ground is not None:                                      # calibrated cameras: the ground plane first
         same = apply_ground(ground, tracklets, cam, start, end, dist, cannot, stats)
     if cfg.overlap_geometry:
-        other = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats, ground)
+        other = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats, ground, cfg)
         same = other if same is None else tuple(np.concatenate(p) for p in zip(same, other))
     validator = _counting_validator(cam, start, end, mats, stats)
     core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
@@ -135,6 +136,9 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
     groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
     if same is not None:
         groups, stats["overlap_joined"] = _join_groups(groups, *same, cannot, core)
+    if cfg.relative_matching:                                     # per camera pair: ranks and margins
+        ri, rj, stats["relative"] = relative_matches(dist, cannot, cam, core, calib.middle or calib.link_threshold)
+        groups, stats["relative_joined"] = _join_groups(groups, ri, rj, cannot, core)
     labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
     if cfg.short_tracklets == "merge":
         pool = np.flatnonzero(has_feat)                          # long ones labelled, short ones -1
@@ -147,11 +151,14 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
     return labels
 
 
-def _apply_overlap(tracklets, cam, start, end, dist, cannot, calib: Calibration, stats, ground=None):
+def _apply_overlap(tracklets, cam, start, end, dist, cannot, calib: Calibration, stats, ground=None,
+                   cfg: AssociationConfig | None = None):
     """Overlapping views (overlap.py): pairs whose foot points disagree become cannot-link, pairs
     whose foot points agree get distance 0 (``dist`` and ``cannot`` changed in place) and are
     returned (i, j), best first, to be joined before the clustering."""
-    si, sj, diff, ostats = overlap_evidence(tracklets, cam, start, end, dist, calib.link_threshold)
+    cfg = cfg or AssociationConfig()
+    si, sj, diff, ostats = overlap_evidence(tracklets, cam, start, end, dist, calib.link_threshold,
+                                            cfg.overlap_motion, cfg.overlap_one_to_one)
     stats.update(ostats)
     si, sj, diff = skip_calibrated(ground, tracklets, si, sj, diff)     # calibrated pairs: ground.py decides
     cannot[diff[:, 0], diff[:, 1]] = cannot[diff[:, 1], diff[:, 0]] = True

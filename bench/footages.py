@@ -1,0 +1,156 @@
+"""The footages of the multi-camera bench (bench/mtmc.py): where their videos and ground truth are,
+and the photometric variants of the two-camera sample, made on the fly.
+
+Footages:
+
+  sample        samples/pets_left.mp4 + pets_right.mp4: two cuts of one PETS09 camera (blind strip between)
+  three-views   the same cut plus a centre camera at another scale and colour response that overlaps
+                both (samples/make_pets_multicam.py --third-view, made under the bench's folder)
+  epfl          ../shared/data/epfl-terrace: two real, different cameras over one terrace (overlapping)
+  sample~KIND-S the sample whose second camera differs as real cameras do (KIND at strength S):
+                gamma, colour cast, white balance, blur, low resolution (down- and up-scaled, so the ground
+                truth keeps its coordinates), JPEG-like compression
+
+A variant's first camera is the sample's own file, so its stage cache can be reused from the sample's
+run (same input, same key); only the altered camera is analysed again.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MCMT_SHARED", REPO.parent / "shared"))
+SAMPLES = REPO / "samples"
+EPFL = SHARED / "data" / "epfl-terrace"
+
+
+@dataclass(frozen=True)
+class Footage:
+    name: str
+    videos: tuple[str, ...]
+    gt: str
+    topology: str | None = None
+    reuse: dict = field(default_factory=dict)    # camera -> footage whose cache of that camera is the same
+    note: str = ""
+
+
+# kind -> {strength: parameter}; "mild" is what a second camera of the same make differs by, "strong" what
+# a different make, light or codec gives
+VARIANTS = {
+    "gamma": {"mild": 0.7, "strong": 1.6},                       # output = input ** gamma (0-1 scale)
+    "cast": {"mild": (1.0, 0.9, 1.2), "strong": (1.0, 0.8, 1.45)},  # B, G, R gains (a colour response)
+    "wb": {"mild": (1.2, 1.0, 0.85), "strong": (1.45, 1.0, 0.7)},   # white balance: bluish, dimmer red
+    "blur": {"mild": 1.2, "strong": 2.5},                         # Gaussian sigma (px)
+    "lowres": {"mild": 0.5, "strong": 0.33},                     # scale of the analysed detail
+    "jpeg": {"mild": 25, "strong": 8},                           # JPEG quality
+}
+
+
+def alter(frame: np.ndarray, kind: str, param) -> np.ndarray:
+    """One BGR frame as another camera would give it (see VARIANTS)."""
+    if kind == "gamma":
+        lut = np.clip(255.0 * (np.arange(256) / 255.0) ** param, 0, 255).astype(np.uint8)
+        return cv2.LUT(frame, lut)
+    if kind in ("cast", "wb"):
+        return np.clip(frame.astype(np.float32) * np.asarray(param, np.float32), 0, 255).astype(np.uint8)
+    if kind == "blur":
+        return cv2.GaussianBlur(frame, (0, 0), float(param))
+    if kind == "lowres":
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (max(1, round(w * param)), max(1, round(h * param))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if kind == "jpeg":
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(param)])
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    raise ValueError(f"unknown variant kind {kind!r}: one of {', '.join(VARIANTS)}")
+
+
+def write_altered(src: Path, dst: Path, kind: str, param) -> None:
+    """``src`` video with every frame altered, written atomically to ``dst`` at the same size and fps."""
+    cap = cv2.VideoCapture(str(src))
+    fps, size = cap.get(cv2.CAP_PROP_FPS), (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
+    out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.write(alter(frame, kind, param))
+    out.release()
+    cap.release()
+    os.replace(tmp, dst)
+
+
+def variant_names() -> list[str]:
+    return [f"sample~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
+
+
+def sample() -> Footage:
+    return Footage("sample", tuple(str(SAMPLES / f"pets_{s}.mp4") for s in ("left", "right")), str(SAMPLES / "gt"),
+                   note="PETS09 S2L1 cut in two, blind strip (views do not overlap)")
+
+
+def three_views(folder: Path) -> Footage:
+    videos = tuple(str(folder / f"pets_{s}.mp4") for s in ("left", "right", "third"))
+    if not all(Path(v).is_file() for v in videos) or not (folder / "gt" / "mtmc.txt").is_file():
+        video = SHARED / "data" / "pets09-s2l1" / "vtest.avi"
+        if not video.is_file():
+            raise FileNotFoundError(f"the three-camera cut needs {video} (set MCMT_SHARED)")
+        subprocess.run([sys.executable, str(SAMPLES / "make_pets_multicam.py"), "--video", str(video),
+                        "--out", str(folder), "--third-view"], check=True, stdout=subprocess.DEVNULL)
+    return Footage("three-views", videos, str(folder / "gt"),
+                   note="PETS09 cut in three: centre view overlaps both, other scale and colours")
+
+
+def epfl() -> Footage:
+    videos = tuple(str(EPFL / f"terrace_c{k}.mp4") for k in (0, 1))
+    if not all(Path(v).is_file() for v in videos):
+        raise FileNotFoundError(f"EPFL terrace is not in {EPFL} (set MCMT_SHARED)")
+    return Footage("epfl", videos, str(EPFL / "gt"), note="EPFL terrace1, two real cameras, overlapping views")
+
+
+def variant(name: str, folder: Path) -> Footage:
+    """The sample with its second camera altered (``sample~KIND-STRENGTH``), video made under ``folder``."""
+    kind, strength = name.split("~", 1)[1].rsplit("-", 1)
+    param = VARIANTS[kind][strength]
+    base = sample()
+    right = folder / name.replace("~", "_") / "pets_right.mp4"
+    if not right.is_file():
+        write_altered(Path(base.videos[1]), right, kind, param)
+    return Footage(name, (base.videos[0], str(right)), base.gt, reuse={"pets_left": "sample"},
+                   note=f"second camera: {kind} {param}")
+
+
+def footage(name: str, folder: Path) -> Footage:
+    if name == "sample":
+        return sample()
+    if name == "three-views":
+        return three_views(folder / "pets_3views")
+    if name == "epfl":
+        return epfl()
+    if name.startswith("sample~"):
+        return variant(name, folder / "variants")
+    raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, variants, or one of {variant_names()}")
+
+
+def expand(names: list[str]) -> list[str]:
+    """Footage names with ``variants`` expanded into every variant and ``all`` into everything."""
+    out: list[str] = []
+    for n in names:
+        if n == "all":
+            out += ["sample", "three-views", "epfl", *variant_names()]
+        elif n == "variants":
+            out += variant_names()
+        elif n == "mild" or n == "strong":
+            out += [v for v in variant_names() if v.endswith("-" + n)]
+        else:
+            out.append(n)
+    return list(dict.fromkeys(out))
