@@ -5,7 +5,9 @@ Differences from :class:`ByteTracker`, all by overriding a few methods:
   and the detection's embedding (appearance only counts near the track: IoU >= proximity_thresh
   and distance <= appearance_thresh), as in BoT-SORT;
 - an extra "reacquire" stage: lost tracks vs the remaining high-score detections on appearance
-  alone, gated by the Kalman Mahalanobis distance, to re-find people after an occlusion;
+  alone, gated by the Kalman Mahalanobis distance, to re-find people after an occlusion; with
+  ``gallery_size`` > 0 the track's ring of recent features is compared (the closest of them), not the
+  feature EMA, since a person coming out of an occlusion looks like some earlier view of them;
 - per-track feature EMA (momentum ``ema_alpha``);
 - optional camera-motion compensation from a ``warp`` passed to ``update`` (see trackers.gmc).
 Without embeddings it behaves exactly like ByteTracker.
@@ -26,6 +28,7 @@ from trackers.byte_tracker import LOST, ByteTracker, Frame, Stage
 from trackers.gmc import build_gmc, warp_states
 from core.boxes import iou_matrix
 from trackers.matching import embedding_distance, fuse_score, gate
+from trackers.occlusion import gallery_add, gallery_distance
 
 
 class AppearanceTracker(ByteTracker):
@@ -37,12 +40,16 @@ class AppearanceTracker(ByteTracker):
                  fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
                  appearance_thresh: float = 0.25, proximity_thresh: float = 0.5,
                  reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none",
-                 appearance_every: int = 1):
+                 appearance_every: int = 1, gallery_size: int = 0, observation_update: bool = False,
+                 recover_thresh: float = 0.0, birth_iou: float = 1.0):
         if not 0.0 <= ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
         if appearance_every < 1:
             raise ValueError(f"appearance_every must be >= 1, got {appearance_every}")
+        if gallery_size < 0:
+            raise ValueError(f"gallery_size must be >= 0, got {gallery_size}")
         self.appearance_every = int(appearance_every)
+        self.gallery_size = int(gallery_size)
         self.appearance_thresh = appearance_thresh
         self.proximity_thresh = proximity_thresh
         self.reacquire_thresh = reacquire_thresh
@@ -50,7 +57,7 @@ class AppearanceTracker(ByteTracker):
         self.gmc = build_gmc(gmc)  # per-camera motion estimator for the caller, or None
         super().__init__(track_high_thresh, track_low_thresh, new_track_thresh, match_thresh,
                          low_match_thresh, unconfirmed_match_thresh, track_buffer, frame_rate,
-                         fuse_score, min_box_area, duplicate_iou)
+                         fuse_score, min_box_area, duplicate_iou, observation_update, recover_thresh, birth_iou)
 
     def reset(self) -> None:
         super().reset()
@@ -112,6 +119,11 @@ class AppearanceTracker(ByteTracker):
 
     def reacquire_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         emb = self._appearance(frame, t_idx, d_idx)
+        if emb is not None and self.gallery_size:
+            ts = self.tracks
+            gal = gallery_distance(ts.gallery[t_idx], ts.gallery_n[t_idx], _normalise(frame.embeds[d_idx])) / 2.0
+            gal[:, ~_embedded(frame.embeds[d_idx])] = 1.0
+            emb = np.where(ts.gallery_n[t_idx, None] > 0, gal, emb)
         if emb is None:
             return np.full((len(t_idx), len(d_idx)), np.inf)
         ts = self.tracks
@@ -137,6 +149,7 @@ class AppearanceTracker(ByteTracker):
         old = np.where(ts.has_feat[t_idx, None], ts.features[t_idx], new)
         ts.features[t_idx] = _normalise(self.ema_alpha * old + (1.0 - self.ema_alpha) * new)
         ts.has_feat[t_idx] = True
+        gallery_add(ts.gallery, ts.gallery_n, t_idx, new)
 
     def on_started(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> None:
         if frame.embeds is None:
@@ -145,6 +158,8 @@ class AppearanceTracker(ByteTracker):
         ts.ensure_feature_dim(frame.embeds.shape[1])
         ts.features[t_idx] = _normalise(frame.embeds[d_idx])
         ts.has_feat[t_idx] = _embedded(frame.embeds[d_idx])
+        ok = ts.has_feat[t_idx]
+        gallery_add(ts.gallery, ts.gallery_n, t_idx[ok], ts.features[t_idx[ok]])
 
 
 def _embedded(x: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from trackers import kalman
 from core.boxes import iou_matrix
 from trackers.matching import assignment_pairs, fuse_score, iou_distance
+from trackers.occlusion import covered, reupdate
 from trackers.track import TrackSet, TrackState
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ class ByteTracker:
     def __init__(self, track_high_thresh: float = 0.5, track_low_thresh: float = 0.1,
                  new_track_thresh: float = 0.6, match_thresh: float = 0.8, low_match_thresh: float = 0.5,
                  unconfirmed_match_thresh: float = 0.7, track_buffer: int = 30, frame_rate: float = 30.0,
-                 fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85):
+                 fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
+                 observation_update: bool = False, recover_thresh: float = 0.0, birth_iou: float = 1.0):
         if not 0 <= track_low_thresh <= track_high_thresh:
             raise ValueError(f"need 0 <= track_low_thresh ({track_low_thresh}) <= track_high_thresh "
                              f"({track_high_thresh})")
@@ -75,21 +77,31 @@ class ByteTracker:
         self.fuse_score = fuse_score
         self.min_box_area = min_box_area
         self.duplicate_iou = duplicate_iou
+        self.observation_update = bool(observation_update)  # OC-SORT re-update after a gap
+        self.recover_thresh = float(recover_thresh)          # OC-SORT recovery stage (0: off)
+        self.birth_iou = float(birth_iou)                    # no birth on a live track's box (1: off)
         # a lost track can be re-found after at most max_lost frames without a match
         self.max_lost = max(1, int(frame_rate / 30.0 * track_buffer))
         self.stages = self.build_stages(match_thresh, low_match_thresh, unconfirmed_match_thresh)
         self.frame_id = 0
-        self.tracks = TrackSet()                # live tracks: tracked (confirmed or not) and lost
+        self.tracks = self._new_trackset()      # live tracks: tracked (confirmed or not) and lost
         self._next_id = 1                       # per-instance id counter
         self._finished: deque[int] = deque()    # confirmed ids removed since the last pop_finished()
         self._warned_finished = False           # the overflow warning of _finished was logged
 
     def build_stages(self, match_thresh: float, low_match_thresh: float,
                      unconfirmed_match_thresh: float) -> tuple[Stage, ...]:
-        """ByteTrack's association order; subclasses may insert stages."""
-        return (Stage("high", "pool", "high", "motion_cost", match_thresh),
-                Stage("low", "tracked", "low", "iou_cost", low_match_thresh),  # IoU only (paper 3.2)
-                Stage("unconfirmed", "unconfirmed", "high", "motion_cost", unconfirmed_match_thresh))
+        """ByteTrack's association order (+ OC-SORT's recovery when ``recover_thresh`` > 0); subclasses
+        may insert stages."""
+        stages = [Stage("high", "pool", "high", "motion_cost", match_thresh),
+                  Stage("low", "tracked", "low", "iou_cost", low_match_thresh)]  # IoU only (paper 3.2)
+        if self.recover_thresh > 0:
+            stages.append(Stage("recover", "pool", "high", "observation_cost", self.recover_thresh))
+        return (*stages, Stage("unconfirmed", "unconfirmed", "high", "motion_cost", unconfirmed_match_thresh))
+
+    def _new_trackset(self) -> TrackSet:
+        """An empty TrackSet (subclasses with a feature gallery give its size)."""
+        return TrackSet(getattr(self, "gallery_size", 0))
 
     # ------------------------------------------------------------------ public API
     def update(self, dets: np.ndarray, embeds: np.ndarray | None = None,
@@ -118,7 +130,7 @@ class ByteTracker:
 
     def reset(self) -> None:
         """Forget all tracks and restart ids at 1 (for a new video on the same camera)."""
-        self.frame_id, self.tracks, self._next_id = 0, TrackSet(), 1
+        self.frame_id, self.tracks, self._next_id = 0, self._new_trackset(), 1
         self._finished.clear()
 
     # ------------------------------------------------------------------ frame steps
@@ -191,6 +203,13 @@ class ByteTracker:
         ts = self.tracks
         z = kalman.xyxy_to_xyah(frame.det_boxes[di])
         ts.means[ti], ts.covs[ti] = kalman.update(ts.means[ti], ts.covs[ti], z)
+        if self.observation_update:
+            gap = self.frame_id - ts.last[ti]
+            again = gap > 1
+            if again.any():
+                r = ti[again]
+                ts.means[r], ts.covs[r] = reupdate(ts.obs_means[r], ts.obs_covs[r], ts.obs_z[r], z[again], gap[again])
+        ts.obs_z[ti], ts.obs_means[ti], ts.obs_covs[ti] = z, ts.means[ti], ts.covs[ti]
         ts.state[ti] = TRACKED
         ts.score[ti] = frame.scores[di]
         ts.cls[ti] = frame.dets[di, 5]
@@ -213,17 +232,17 @@ class ByteTracker:
 
     def _start_tracks(self, frame: Frame) -> None:
         new = (frame.d_free & frame.det_groups["high"] & (frame.scores >= self.new_track_thresh)).nonzero()[0]
+        if self.birth_iou < 1.0 and len(new):
+            new = new[~covered(frame.det_boxes[new], self._live_boxes(), self.birth_iou)]
         if not len(new):
             return
-        born = TrackSet()
+        born = self.tracks.new_rows(len(new))
         born.means, born.covs = kalman.initiate(kalman.xyxy_to_xyah(frame.det_boxes[new]))
-        born.ids = np.zeros(len(new), dtype=np.int64)
-        born.state = np.full(len(new), TRACKED, dtype=np.int64)
+        born.obs_z, born.obs_means, born.obs_covs = kalman.xyxy_to_xyah(frame.det_boxes[new]), born.means, born.covs
+        born.state[:] = TRACKED
         born.score, born.cls, born.det_idx = frame.scores[new], frame.dets[new, 5], frame.det_ids[new]
-        born.start = born.last = np.full(len(new), self.frame_id, dtype=np.int64)
-        born.hits = np.ones(len(new), dtype=np.int64)
-        born.has_feat = np.zeros(len(new), dtype=bool)
-        born.features = np.zeros((len(new), 0), dtype=np.float32)
+        born.start[:] = born.last[:] = self.frame_id
+        born.hits[:] = 1
         first = len(self.tracks)
         self.tracks.extend(born)
         rows = np.arange(first, first + len(new))
@@ -281,7 +300,18 @@ class ByteTracker:
             while len(self._finished) > MAX_FINISHED:
                 self._finished.popleft()
 
+    def _live_boxes(self) -> np.ndarray:
+        """(K, 4) boxes of the tracks matched in this frame (they were updated before births)."""
+        ts = self.tracks
+        live = (ts.state == TRACKED) & (ts.last == self.frame_id)
+        return kalman.xyah_to_xyxy(ts.means[live])
+
     # ------------------------------------------------------------------ costs
+    def observation_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
+        """1 - IoU of each track's last observed box (not its prediction) and the detections (OC-SORT's
+        observation-centric recovery) -> (n, m)."""
+        return iou_distance(kalman.xyah_to_xyxy(self.tracks.obs_z[t_idx]), frame.det_boxes[d_idx])
+
     def iou_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         """1 - IoU of predicted track boxes and detections -> (n, m)."""
         return iou_distance(frame.boxes[t_idx], frame.det_boxes[d_idx])

@@ -32,3 +32,11 @@ class TrackerConfig:
     appearance_every: int = 3          # embed all high-score detections every k frames, in between only
                                        # those whose match motion does not force (1: every frame)
     gmc: str = "none"                  # camera-motion compensation: none | sparse (see trackers.gmc)
+    gallery_size: int = 0              # botsort: recent features kept per track to re-find it after an
+                                       # occlusion (closest of them); 0: the feature EMA
+    # occlusion rules of both trackers (trackers.occlusion)
+    observation_update: bool = False   # OC-SORT: re-run a re-found track's Kalman filter along the gap
+    recover_thresh: float = 0.0        # OC-SORT recovery: max 1 - IoU of a track's last observed box
+                                       # and a detection left over; 0: off
+    birth_iou: float = 1.0             # no new track on a detection overlapping a matched track's box
+                                       # by this IoU or more; 1: off

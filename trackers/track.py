@@ -18,7 +18,7 @@ class TrackState(IntEnum):
 
 
 _ROW_ARRAYS = ("ids", "means", "covs", "state", "score", "cls", "det_idx", "start", "last", "hits",
-               "features", "has_feat")
+               "features", "has_feat", "obs_z", "obs_means", "obs_covs", "gallery", "gallery_n")
 
 
 class TrackSet:
@@ -28,7 +28,7 @@ class TrackSet:
     frame), so the ids handed out are consecutive and never belong to one-frame flickers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, gallery_size: int = 0) -> None:
         self.ids = np.zeros(0, dtype=np.int64)          # (T,) track id, 0 = unconfirmed
         self.means = np.zeros((0, 8))                   # (T, 8) Kalman x, y, a, h, vx, vy, va, vh
         self.covs = np.zeros((0, 8, 8))                 # (T, 8, 8)
@@ -41,6 +41,11 @@ class TrackSet:
         self.hits = np.zeros(0, dtype=np.int64)         # (T,) number of matched detections
         self.features = np.zeros((0, 0), dtype=np.float32)  # (T, D) smoothed L2-normalised embeddings
         self.has_feat = np.zeros(0, dtype=bool)         # (T,) whether features[i] is set
+        self.obs_z = np.zeros((0, 4))                   # (T, 4) last observed box x, y, a, h
+        self.obs_means = np.zeros((0, 8))               # (T, 8) Kalman state right after that observation
+        self.obs_covs = np.zeros((0, 8, 8))             # (T, 8, 8)
+        self.gallery = np.zeros((0, gallery_size, 0), dtype=np.float32)  # (T, G, D) recent features (ring)
+        self.gallery_n = np.zeros(0, dtype=np.int64)    # (T,) features written to the ring so far
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -67,3 +72,12 @@ class TrackSet:
         if have and self.has_feat.any():
             raise ValueError(f"embedding size changed from {have} to {dim}: use one ReID model per tracker")
         self.features = np.zeros((len(self), dim), dtype=np.float32)
+        self.gallery = np.zeros((len(self), self.gallery.shape[1], dim), dtype=np.float32)
+
+    def new_rows(self, n: int) -> "TrackSet":
+        """An empty TrackSet of n rows shaped like this one (same gallery size and feature width)."""
+        out = TrackSet(self.gallery.shape[1])
+        for name in _ROW_ARRAYS:
+            a = getattr(self, name)
+            setattr(out, name, np.zeros((n, *a.shape[1:]), dtype=a.dtype))
+        return out

@@ -7,6 +7,8 @@ float32 array (N, 6) x1, y1, x2, y2, score, cls (cls 0 = person) per frame out, 
 * ``default``: the detector embedded in ``weights/`` (see ``weights/MODEL_NOTE.md``); runs offline;
 * an ONNX file with YOLOX's raw grid output (``yolox_nano.onnx``): :class:`YoloxDetector`;
 * an OpenVINO IR / ONNX file with SSD ``[1, 1, N, 7]`` rows (pedestrian-detection-adas-0002): :class:`SsdDetector`;
+* an OpenVINO IR / ONNX file with ``boxes`` [N, 5] + ``labels`` [N] outputs (person-vehicle-bike-detection-2003):
+  :class:`BoxesDetector`;
 * anything else (``.pt``, ``.tflite``, ultralytics exports, released names): ultralytics, :class:`YoloDetector`.
 
 YOLOX and SSD models run on OpenVINO, onnxruntime or OpenCV (see :mod:`.runtime`) with
@@ -20,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.errors import UserError
+from pipeline.run.detectors.boxes import BoxesDetector, is_boxes_labels
 from pipeline.run.detectors.files import FileDetections, detection_files
 from pipeline.run.detectors.ssd import SsdDetector
 from pipeline.run.detectors.ultralytics import YoloDetector, litert_threads, released_name
@@ -27,7 +30,7 @@ from pipeline.run.detectors.yolox import YoloxDetector, grid_cells
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT", "DEFAULT_MODEL", "FileDetections", "SsdDetector", "YoloDetector", "YoloxDetector",
+__all__ = ["DEFAULT", "DEFAULT_MODEL", "BoxesDetector", "FileDetections", "SsdDetector", "YoloDetector", "YoloxDetector",
            "build_detector", "check_model_path", "default_fingerprint", "detection_files", "litert_threads",
            "model_kind", "released_name", "resolve_model"]
 
@@ -63,7 +66,7 @@ def check_model_path(model: str) -> None:
 
 
 def model_kind(model: str | Path) -> str:
-    """``yolox``, ``ssd`` or ``ultralytics`` (see the module docstring), from the model's output shape."""
+    """``yolox``, ``ssd``, ``boxes`` or ``ultralytics`` (see the module docstring), from the model's outputs."""
     if str(model).strip().lower() == DEFAULT or Path(model) == DEFAULT_MODEL:
         return DEFAULT_KIND
     path = Path(model)
@@ -84,6 +87,8 @@ def _kind_from_file(path: str, _mtime: int) -> str:
         raise UserError(f"cannot read detector model {path}: {exc}") from None
     if len(outs) == 1 and len(outs[0]) == 4 and outs[0][-1] == 7:
         return "ssd"
+    if is_boxes_labels(outs):
+        return "boxes"
     if len(outs) == 1 and len(outs[0]) == 3 and len(inp) == 4 and outs[0][-1] > 5 \
             and outs[0][1] == grid_cells(inp[2], inp[3]):
         return "yolox"
@@ -113,6 +118,8 @@ def build_detector(cfg, **overrides):
     if kind == "yolox":
         return YoloxDetector(str(path), conf=s["conf"], iou=s["iou"], device=device, batch=s["batch"],
                              threads=s["threads"], name=name)
+    if kind == "boxes":
+        return BoxesDetector(str(path), conf=s["conf"], device=device, threads=s["threads"], name=name)
     if kind == "ssd":
         return SsdDetector(str(path), conf=s["conf"], device=device, batch=s["batch"], threads=s["threads"],
                            name=name)

@@ -68,7 +68,8 @@ def io_shapes(path: str | Path) -> tuple[list, list[list]]:
 
 
 class Engine:
-    """One model file, first input in, first output out: ``engine(x)`` with x (B, C, H, W) float32.
+    """One model file, first input in, first output out: ``engine(x)`` with x (B, C, H, W) float32
+    (``all_outputs``: every output, a list in the model's order).
 
     ``max_batch`` is how many images one call may hold (1 when the runtime cannot change the model's
     batch dimension); ``input_chw`` the network's input size; ``name`` the runtime and device used.
@@ -79,9 +80,11 @@ class Engine:
     """
 
     def __init__(self, path: str | Path, *, threads: int = 0, device: str = "cpu", backend: str = "auto",
-                 max_batch: int = 8, input_chw: Optional[tuple] = None, batch_first: bool = True):
+                 max_batch: int = 8, input_chw: Optional[tuple] = None, batch_first: bool = True,
+                 all_outputs: bool = False):
         self.path = Path(path)
         self.batch_first = batch_first
+        self.all_outputs = all_outputs
         self._input_hint = input_chw     # known input size (OpenCV cannot tell it)
         if not self.path.is_file():
             raise UserError(f"detector model not found: {self.path}")
@@ -129,10 +132,13 @@ class Engine:
             prepared = [prepare(f) for f in chunk]
             yield chunk, prepared, self(np.stack([p[0] for p in prepared]).transpose(0, 3, 1, 2))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(B, C, H, W) float32 with B <= max_batch -> the first output (batch first, see above)."""
+    def __call__(self, x: np.ndarray):
+        """(B, C, H, W) float32 with B <= max_batch -> the first output (batch first, see above), or the
+        list of all outputs with ``all_outputs`` (no batch check: such models run one image per call)."""
         x = np.ascontiguousarray(x, np.float32)
         out = self._run(x)
+        if self.all_outputs:
+            return out
         if self.batch_first and x.shape[0] > 1 and out.shape[0] != x.shape[0]:
             log.info("%s does not batch (output %s for %d images); one image per call from now on",
                      self.path.name, out.shape, x.shape[0])
@@ -186,10 +192,23 @@ class Engine:
             self._requests[batch] = self._compile(batch).create_infer_request()
         return self._requests[batch]
 
-    def _run_openvino(self, x: np.ndarray) -> np.ndarray:
+    def _run_openvino(self, x: np.ndarray):
         request = self._request(x.shape[0])
         request.infer({0: x})
+        if self.all_outputs:
+            return [request.get_output_tensor(i).data.copy() for i in range(len(self.output_shapes))]
         return request.get_output_tensor(0).data.copy()
+
+    def reshape_input(self, height: int, width: int) -> None:
+        """Run the network at input size (height, width) instead of its own (OpenVINO only; models whose
+        layers allow it, e.g. the OMZ detectors). A no-op when the size is already that."""
+        if tuple(self.input_chw[1:]) == (height, width):
+            return
+        if not self.name.startswith("OpenVINO"):
+            raise UserError(f"{self.path.name}: changing the input size needs the OpenVINO runtime")
+        self.input_chw = (self.input_chw[0], int(height), int(width))
+        self._compiled.clear()
+        self._requests.clear()
 
     # ---- onnxruntime ----------------------------------------------------------------------------
     def _try_onnxruntime_cuda(self, device: str) -> bool:
@@ -220,7 +239,8 @@ class Engine:
             self.max_batch = 1
         used = self._session.get_providers()[0]
         self.name = "onnxruntime " + ("CUDA" if used.startswith("CUDA") else "CPU")
-        self._run = lambda x: self._session.run(None, {self._input_name: x})[0]
+        self._run = lambda x: (self._session.run(None, {self._input_name: x}) if self.all_outputs
+                               else self._session.run(None, {self._input_name: x})[0])
 
     # ---- OpenCV dnn -----------------------------------------------------------------------------
     def _start_opencv(self) -> None:
@@ -237,8 +257,10 @@ class Engine:
         self.name = "OpenCV dnn CPU"
         self._run = self._run_opencv
 
-    def _run_opencv(self, x: np.ndarray) -> np.ndarray:
+    def _run_opencv(self, x: np.ndarray):
         self._net.setInput(x)
+        if self.all_outputs:
+            return [o.copy() for o in self._net.forward(self._net.getUnconnectedOutLayersNames())]
         return self._net.forward().copy()
 
 

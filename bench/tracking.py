@@ -1,0 +1,164 @@
+"""Tracking bench: our per-camera tracker's occlusion rules on / off, and ultralytics' trackers, on the
+same detections (a detector of bench/detectors.py, cached) over PETS09-S2L1, EPFL terrace and the
+two-camera sample.
+
+* variants: ``mcmt run``'s default ``tracker:`` settings (pipeline.run.config), then each rule of
+  trackers/occlusion.py switched the other way (on if it is off by default, off if on), plus the rules
+  all on / all off; the appearance tracker gets the default ReID features of every detection with
+  score >= 0.3 (cached);
+* peers: ultralytics' BYTETracker and BOTSORT (the classes ``model.track`` runs; its own
+  bytetrack.yaml / botsort.yaml settings; BOTSORT fed our ReID features; no camera-motion compensation:
+  the cameras are static) on the same detections.
+
+Per footage, MOTA / IDF1 / HOTA of the cameras together (EPFL terrace: occluded boxes are don't-care);
+the mean over footages, the worst loss against the defaults, and the update loop's frames/s.
+These are the tracker alone: ``mcmt run`` then also joins one camera's tracklets in the association.
+
+Usage: python bench/tracking.py [--detector "2003 int8"] [--no-peers] [--footages pets09 epfl sample]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+from bench import tracking_data as td  # noqa: E402
+from bench.detectors import CANDIDATES, build, encoder_factory, tracker_params  # noqa: E402
+
+# rule -> (setting when on, setting when off)
+RULES = {
+    "gallery re-find": ("gallery_size", 30, 0),
+    "OC-SORT re-update": ("observation_update", True, False),
+    "OC-SORT recovery": ("recover_thresh", 0.5, 0.0),
+    "no birth on a track": ("birth_iou", 0.7, 1.0),
+    "long buffer (90)": ("track_buffer", 90, 30),
+}
+
+
+def variants() -> dict[str, dict]:
+    """name -> tracker params: the defaults, each rule flipped, all rules on, all off."""
+    base = tracker_params()
+    out = {"defaults": base}
+    for rule, (key, on, off) in RULES.items():
+        flip = off if base[key] == on else on
+        out[f"{'+' if flip == on else '-'} {rule}"] = {**base, key: flip}
+    out["all rules on"] = {**base, **{k: on for k, on, _ in RULES.values()}}
+    out["all rules off"] = {**base, **{k: off for k, _, off in RULES.values()}}
+    out["bytetrack (IoU only)"] = {**base, "name": "bytetrack"}
+    return out
+
+
+def run_ours(params: dict, dets, feats) -> tuple[list[np.ndarray], float, int]:
+    """MOT rows per camera, seconds in update(), frames."""
+    from trackers import build_tracker
+
+    params = dict(params)
+    name = params.pop("name")
+    preds, sec, n = [], 0.0, 0
+    for d, f in zip(dets, feats):
+        tracker = build_tracker(name, **params)                      # one instance per camera
+        d64 = [x.astype(np.float64) for x in d]
+        f = f if name != "bytetrack" else [None] * len(d)
+        t0 = time.perf_counter()
+        outs = [tracker.update(x, e) for x, e in zip(d64, f)]
+        sec += time.perf_counter() - t0
+        n += len(d)
+        preds.append(td.to_mot(outs))
+    return preds, sec, n
+
+
+def run_ultralytics(kind: str, dets, feats) -> tuple[list[np.ndarray], float, int]:
+    """ultralytics' BYTETracker / BOTSORT with its own default settings on the same detections."""
+    from ultralytics.trackers.bot_sort import BOTSORT
+    from ultralytics.trackers.byte_tracker import BYTETracker
+
+    from bench.trackers_pets09 import UltralyticsBoxes
+
+    args = dict(track_high_thresh=0.25, track_low_thresh=0.1, new_track_thresh=0.25, track_buffer=30,
+                match_thresh=0.8, fuse_score=True)
+    preds, sec, n = [], 0.0, 0
+    for d, f in zip(dets, feats):
+        if kind == "bytetrack":
+            tracker, f = BYTETracker(SimpleNamespace(**args), frame_rate=30), [None] * len(d)
+        else:
+            tracker = BOTSORT(SimpleNamespace(**args, gmc_method=None, proximity_thresh=0.5, appearance_thresh=0.8,
+                                              with_reid=True, model="auto"), frame_rate=30)
+        boxes = [UltralyticsBoxes(x) for x in d]
+        t0 = time.perf_counter()
+        outs = [tracker.update(b, None, e).reshape(-1, 8) for b, e in zip(boxes, f)]
+        sec += time.perf_counter() - t0
+        n += len(d)
+        preds.append(td.to_mot(outs))
+    return preds, sec, n
+
+
+def load(detector: str, shared: Path, names) -> dict:
+    """footage -> (cameras, detections, features), all cached."""
+    out = {}
+    for foot, cams in td.available(shared).items():
+        if names and foot not in names:
+            continue
+        dets = [td.detections(detector, lambda: build(detector, shared, 1), c) for c in cams]
+        feats = [td.embeddings(detector, d, c, encoder_factory) for d, c in zip(dets, cams)]
+        out[foot] = (cams, dets, feats)
+    return out
+
+
+def table(rows: dict, foots: list[str]) -> None:
+    base = rows.get("defaults")
+    print(f"{'tracker':28}" + "".join(f" | {f[:8]:>8} MOTA  IDF1  HOTA" for f in foots)
+          + " |  mean MOTA IDF1 | worst dMOTA dIDF1 | frames/s")
+    for name, (res, fps) in rows.items():
+        cells = "".join(f" | {'':8} {res[f]['MOTA']:5.1f} {res[f]['IDF1']:5.1f} {res[f]['HOTA']:5.1f}" for f in foots)
+        mota, idf1 = np.mean([res[f]["MOTA"] for f in foots]), np.mean([res[f]["IDF1"] for f in foots])
+        dm = min(res[f]["MOTA"] - base[0][f]["MOTA"] for f in foots) if base else np.nan
+        di = min(res[f]["IDF1"] - base[0][f]["IDF1"] for f in foots) if base else np.nan
+        print(f"{name:28}{cells} | {mota:10.1f} {idf1:4.1f} | {dm:11.1f} {di:5.1f} | {fps:8.0f}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shared", default=str(td.SHARED))
+    p.add_argument("--detector", default="2003 int8", choices=list(CANDIDATES))
+    p.add_argument("--footages", nargs="+", choices=["pets09", "epfl", "sample"])
+    p.add_argument("--no-peers", action="store_true", help="skip ultralytics' trackers")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra variant: the defaults with these tracker settings (e.g. gallery_size=10)")
+    a = p.parse_args()
+    data = load(a.detector, Path(a.shared), a.footages)
+    if not data:
+        print(f"no footage found under {a.shared}", file=sys.stderr)
+        return 2
+    runs = variants()
+    if a.set:
+        import yaml
+
+        runs["--set " + " ".join(a.set)] = {**runs["defaults"],
+                                            **{k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}}
+    jobs = {n: (lambda d, f, prm=prm: run_ours(prm, d, f)) for n, prm in runs.items()}
+    if not a.no_peers:
+        jobs["ultralytics BYTETracker"] = lambda d, f: run_ultralytics("bytetrack", d, f)
+        jobs["ultralytics BOTSORT+reid"] = lambda d, f: run_ultralytics("botsort", d, f)
+    rows = {}
+    for name, job in jobs.items():
+        res, sec, n = {}, 0.0, 0
+        for foot, (cams, dets, feats) in data.items():
+            preds, s, k = job(dets, feats)
+            res[foot] = td.score([td.read_gt(c) for c in cams], preds)
+            sec, n = sec + s, n + k
+        rows[name] = (res, n / max(sec, 1e-9))
+    print(f"\ndetector {a.detector} (cached detections; default ReID features); tracker alone, no association")
+    table(rows, list(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Footages of the detector and tracking benches, with cached detections and embeddings.
+
+Each footage is a list of cameras (video, MOTChallenge gt, optional don't-care boxes). Detections of a
+detector over every frame (score >= 0.05) are cached as .npz under ``runs/bench_cache/`` (git-ignored),
+keyed by detector name and footage; the ReID features of the detections with score >= EMBED_MIN are
+cached next to them. The trackers then run in-process on the cache, so tracker variants cost seconds.
+
+Scoring: ``score`` evaluates one camera with the code behind ``mcmt eval``; boxes the annotators
+marked occluded (EPFL terrace ``ignore/<camera>.txt``) are don't-care: they enter as MOT16 distractor
+rows, so a prediction matched to one is neither a true nor a false positive (TrackEval's rule).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
+CACHE = REPO / "runs" / "bench_cache"
+DET_MIN = 0.05      # detections cached down to this score
+EMBED_MIN = 0.3     # detections embedded (the tracker's high stage starts at 0.5; variants go lower)
+DISTRACTOR = 8      # MOT16 class id of a don't-care box
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Camera:
+    name: str
+    video: Path
+    gt: Path
+    ignore: Optional[Path] = None
+
+
+def footages(shared: Path = SHARED) -> dict[str, list[Camera]]:
+    """name -> cameras: PETS09-S2L1 (one camera), EPFL terrace (two), the repository's two-camera sample."""
+    pets, epfl = shared / "data/pets09-s2l1", shared / "data/epfl-terrace"
+    return {
+        "pets09": [Camera("pets09", pets / "vtest.avi", pets / "gt/gt.txt")],
+        "epfl": [Camera(c, epfl / f"{c}.mp4", epfl / f"gt/{c}/gt/gt.txt", epfl / f"ignore/{c}.txt")
+                 for c in ("terrace_c0", "terrace_c1")],
+        "sample": [Camera(c, REPO / f"samples/{c}.mp4", REPO / f"samples/gt/{c}/gt/gt.txt")
+                   for c in ("pets_left", "pets_right")],
+    }
+
+
+def available(shared: Path = SHARED) -> dict[str, list[Camera]]:
+    """The footages whose files are all present."""
+    return {k: cams for k, cams in footages(shared).items()
+            if all(c.video.is_file() and c.gt.is_file() for c in cams)}
+
+
+def read_frames(video: Path):
+    """Yield the BGR frames of a video."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                return
+            yield img
+    finally:
+        cap.release()
+
+
+def _split(rows: np.ndarray, n_frames: int) -> list[np.ndarray]:
+    """(K, 7) frame, x1, y1, x2, y2, score, cls rows -> per frame (N, 6) float32."""
+    frame = rows[:, 0].astype(np.int64)
+    order = np.argsort(frame, kind="stable")
+    rows, frame = rows[order], frame[order]
+    cuts = np.searchsorted(frame, np.arange(n_frames + 1))
+    return [rows[cuts[i]:cuts[i + 1], 1:].astype(np.float32) for i in range(n_frames)]
+
+
+def _join(per_frame: list[np.ndarray]) -> np.ndarray:
+    parts = [np.column_stack([np.full(len(d), i), d]) for i, d in enumerate(per_frame) if len(d)]
+    return np.concatenate(parts) if parts else np.zeros((0, 7))
+
+
+def detections(detector_name: str, make_detector, cam: Camera) -> list[np.ndarray]:
+    """Per frame (N, 6) x1, y1, x2, y2, score, cls of the detector on every frame of ``cam`` (cached);
+    ``make_detector()`` builds the detector only when the cache misses."""
+    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.npz"
+    if path.is_file():
+        data = np.load(path)
+        return _split(data["rows"], int(data["frames"]))
+    det = make_detector()
+    out = [det([img])[0] for img in read_frames(cam.video)]
+    out = [d[d[:, 4] >= DET_MIN] for d in out]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, rows=_join(out), frames=len(out))
+    log.info("cached %s detections of %s (%d frames)", detector_name, cam.name, len(out))
+    return out
+
+
+def embeddings(detector_name: str, dets: list[np.ndarray], cam: Camera, encoder_factory) -> list[np.ndarray]:
+    """Per frame (N, D) float32 ReID features of the detections with score >= EMBED_MIN (zero rows for
+    the others: "not embedded" to the trackers); cached next to the detections."""
+    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.emb.npz"
+    if path.is_file():
+        data = np.load(path)
+        feats, counts = data["feats"], data["counts"]
+        if len(counts) == len(dets) and int(counts.sum()) == sum(len(d) for d in dets):
+            return np.split(feats, np.cumsum(counts)[:-1])
+    from pipeline.run.crops import crop
+
+    encoder = encoder_factory()
+    out = []
+    for img, d in zip(read_frames(cam.video), dets):
+        f = np.zeros((len(d), encoder.dim), np.float32)
+        pick = np.flatnonzero(d[:, 4] >= EMBED_MIN)
+        if len(pick):
+            f[pick] = encoder.embed([crop(img, d[i, :4]) for i in pick])[0]
+        out.append(f)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, feats=np.concatenate(out), counts=np.array([len(d) for d in dets]))
+    return out
+
+
+def read_gt(cam: Camera) -> np.ndarray:
+    """Ground truth rows (K, 10) with the don't-care boxes added as MOT16 distractors (class 8)."""
+    from pipeline.formats.mot import read_mot
+
+    gt = _ten(read_mot(cam.gt))
+    if cam.ignore is None or not cam.ignore.is_file():
+        return gt
+    ign = _ten(read_mot(cam.ignore))
+    gt[:, 6:9] = (1, 1, 1)                    # conf 1, class pedestrian, visibility 1
+    ign[:, 6:9] = (1, DISTRACTOR, 1)
+    return np.concatenate([gt, ign])
+
+
+def _ten(rows) -> np.ndarray:
+    rows = np.asarray(rows, np.float64)
+    out = np.full((len(rows), 10), -1.0)
+    out[:, :rows.shape[1]] = rows[:, :10]
+    if rows.shape[1] < 7:
+        out[:, 6] = 1
+    return out
+
+
+def to_mot(outputs: list[np.ndarray]) -> np.ndarray:
+    """Per-frame tracker outputs (M, >= 5) x1, y1, x2, y2, id -> MOTChallenge rows (K, 10), frame 1-based."""
+    rows = [np.column_stack([np.full(len(o), f + 1), o[:, 4], o[:, 0], o[:, 1], o[:, 2] - o[:, 0],
+                             o[:, 3] - o[:, 1], np.ones((len(o), 1)), -np.ones((len(o), 3))])
+            for f, o in enumerate(outputs) if len(o)]
+    return np.concatenate(rows) if rows else np.zeros((0, 10))
+
+
+def score(gts: list[np.ndarray], preds: list[np.ndarray]) -> dict:
+    """MOTA / IDF1 / HOTA ... of the cameras together (``mcmt eval``'s "combined")."""
+    from pipeline.evaluation.mot import evaluate_mot
+    from pipeline.evaluation.scores import rows_end_to_end
+
+    if len(gts) == 1:
+        return evaluate_mot(gts[0], preds[0])
+    return evaluate_mot(*rows_end_to_end(gts, preds))
