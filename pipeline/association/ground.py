@@ -9,10 +9,12 @@ threshold depends on the units of the calibration (metres, centimetres, map pixe
    (>= ``MIN_SHARED`` foot points of one within the other's span, the other's interpolated) is one
    person when its median ground distance is within ``AGREE`` (of the two heights combined) and the
    two are matched to each other at ``MATCHED`` of the times both are seen, when everyone the two
-   cameras see at that time is matched one-to-one (every ``GRID_SECONDS``): two people walking side
-   by side take the match from each other, one person seen twice keeps it. Above ``DISAGREE``: two
-   people (cannot-link). On EPFL terrace's ground truth one person seen twice has a median of 0.09,
-   90 % of them below 0.15; different people 0.51, 5 % below 0.19.
+   cameras see at that time is matched one-to-one (every ``GRID_SECONDS``, appearance as a tie-break):
+   two people walking side by side take the match from each other, one person seen twice keeps it.
+   Pairs are joined longest matched time first. A median above ``DISAGREE``: two people (cannot-link).
+   On EPFL terrace's ground truth one person seen twice has a median of 0.09, 90 % of them below
+   0.15; different people 0.51, 5 % below 0.19 (a tracker's identity switch inside a tracklet mixes
+   the two, hence the loose ``DISAGREE``).
 2. **Transit time**: a person cannot be at two places faster than people walk. The walking speed is
    learned from the run (``SPEED_QUANTILE`` of the tracklets' own median ground speeds, times
    ``SPEED_FACTOR``, at least ``MIN_SPEED`` box heights per second); two calibrated tracklets one after
@@ -36,10 +38,12 @@ from pipeline.tracklet import Tracklet
 log = logging.getLogger(__name__)
 
 MIN_SHARED = 4            # foot points (and grid times) seen at the same times
-AGREE = 0.15              # median ground distance / combined ground box height of one person ...
-MATCHED = 0.6             # ... matched one-to-one at this share of the times both are seen
+AGREE = 0.2               # median ground distance / combined ground box height of one person ...
+MATCHED = 0.5             # ... matched one-to-one at this share of the times both are seen
+GATE = 0.4                # a one-to-one match farther than this (normalised ground distance) is no vote
+APPEARANCE_WEIGHT = 0.5   # cost of one unit of appearance distance in the one-to-one matching (tie-break)
 GRID_SECONDS = 0.5        # the common time grid of the one-to-one matching
-DISAGREE = 0.45           # above this: two people
+DISAGREE = 1.0            # above this: two people (loose: a tracker's identity switch mixes two people)
 SPEED_QUANTILE = 0.9      # of the tracklets' median ground speeds
 SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile
 MIN_SPEED = 1.0           # ... and at least this many ground box heights per second
@@ -112,36 +116,35 @@ def positions_on_grid(tracks: Sequence[Optional[GroundTrack]], step: float = GRI
     return times, out
 
 
-def matched_share(i: np.ndarray, j: np.ndarray, cam: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """(P,) share of the times pair (i, j) is seen by both at which the two are matched one-to-one
-    (Hungarian on normalised ground distance, gated at ``2 x AGREE``) among everyone both cameras see
-    then: two people side by side take the match from each other, one person seen twice keeps it."""
+def matched_share(i: np.ndarray, j: np.ndarray, cam: np.ndarray, grid: np.ndarray, appearance: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(share, seen) per pair: of the ``seen`` grid times both are on the ground, the share at which the
+    two are matched to each other when everyone the two cameras see then is matched one-to-one (Hungarian
+    on normalised ground distance plus ``APPEARANCE_WEIGHT`` x appearance distance as a tie-break; a
+    match farther than ``GATE`` is no vote): people side by side take the match from each other, one
+    person seen twice keeps it. ``appearance`` (T, T) distances (inf: unknown)."""
     from scipy.optimize import linear_sum_assignment
 
     votes, seen = np.zeros(len(i)), np.zeros(len(i))
     pair_index = {(a, b): p for p, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
+    pair_index.update({(b, a): p for (a, b), p in list(pair_index.items())})
     present = np.isfinite(grid[:, :, 0])                                  # (T, G)
     for ca, cb in {(int(cam[a]), int(cam[b])) for a, b in zip(i.tolist(), j.tolist())}:
-        for t in range(grid.shape[1]):
+        for t in np.flatnonzero(present[cam == ca].any(0) & present[cam == cb].any(0)).tolist():
             ra = np.flatnonzero(present[:, t] & (cam == ca))
             rb = np.flatnonzero(present[:, t] & (cam == cb))
-            if not len(ra) or not len(rb):
-                continue
             pa, pb = grid[ra, t], grid[rb, t]
             d = np.hypot(pa[:, None, 0] - pb[None, :, 0], pa[:, None, 1] - pb[None, :, 1])
             d = d / np.maximum(np.hypot(pa[:, None, 2], pb[None, :, 2]), 1e-9)
-            for a in ra.tolist():
-                for b in rb.tolist():
-                    p = pair_index.get((a, b), pair_index.get((b, a)))
-                    if p is not None:
-                        seen[p] += 1
-            r, c = linear_sum_assignment(np.minimum(d, 1e6))
+            app = np.nan_to_num(appearance[np.ix_(ra, rb)].astype(np.float64), nan=2.0, posinf=2.0)
+            known = np.array([[(a, b) in pair_index for b in rb.tolist()] for a in ra.tolist()], bool)
+            for a, b in zip(*np.nonzero(known)):
+                seen[pair_index[(ra[a], rb[b])]] += 1
+            r, c = linear_sum_assignment(np.where(known, d, 1e6) + APPEARANCE_WEIGHT * app)
             for x, y in zip(r.tolist(), c.tolist()):
-                p = pair_index.get((ra[x], rb[y]), pair_index.get((rb[y], ra[x])))
-                if p is not None and d[x, y] <= 2 * AGREE:
-                    votes[p] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(seen >= MIN_SHARED, votes / np.maximum(seen, 1), 0.0)
+                if known[x, y] and d[x, y] <= GATE:
+                    votes[pair_index[(ra[x], rb[y])]] += 1
+    return np.where(seen > 0, votes / np.maximum(seen, 1), 0.0), seen
 
 
 def walking_speeds(tracks: Sequence[Optional[GroundTrack]]) -> Optional[tuple[float, float]]:
@@ -197,9 +200,9 @@ def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: 
     changed in place) and are returned (i, j), best first, to be joined before the clustering."""
     tracks = ground_tracks(tracklets, ground)
     i, j, err = simultaneous_pairs(tracks, cam, start, end)
-    share = matched_share(i, j, cam, positions_on_grid(tracks)[1])
-    agree = (err <= AGREE) & (share >= MATCHED)
-    order = np.lexsort((err[agree], -share[agree]))
+    share, seen = matched_share(i, j, cam, positions_on_grid(tracks)[1], dist)
+    agree = (err <= AGREE) & (share >= MATCHED) & (seen >= MIN_SHARED)
+    order = np.argsort(-(share * seen)[agree], kind="stable")              # longest matched time first
     si, sj = i[agree][order], j[agree][order]
     di, dj = i[err > DISAGREE], j[err > DISAGREE]
     cannot[di, dj] = cannot[dj, di] = True
