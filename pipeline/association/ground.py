@@ -43,6 +43,7 @@ MATCHED = 0.5             # ... matched one-to-one at this share of the times bo
 GATE = 0.4                # a one-to-one match farther than this (normalised ground distance) is no vote
 APPEARANCE_WEIGHT = 0.5   # cost of one unit of appearance distance in the one-to-one matching (tie-break)
 GRID_SECONDS = 0.5        # the common time grid of the one-to-one matching
+GRID_BLOCK = 600          # grid times held in memory at once
 DISAGREE = 1.0            # above this: two people (loose: a tracker's identity switch mixes two people)
 SPEED_QUANTILE = 0.9      # of the tracklets' median ground speeds
 SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile
@@ -79,7 +80,8 @@ def shared_distance(ga: GroundTrack, gb: GroundTrack) -> np.ndarray:
 
 def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray,
                        end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, median normalised distance) of calibrated tracklets of two cameras seen at the same times."""
+    """(i, j, median normalised distance) of calibrated tracklets of two cameras (cam[i] < cam[j]) seen at
+    the same times."""
     from pipeline.association.constraints import overlapping_pairs
 
     has = np.array([g is not None for g in tracks], bool)
@@ -87,6 +89,7 @@ def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray,
     i, j = overlapping_pairs(cam, start, end, np.ones((n_cam, n_cam), bool))
     keep = (cam[i] != cam[j]) & has[i] & has[j]
     i, j = i[keep], j[keep]
+    i, j = np.where(cam[i] < cam[j], i, j), np.where(cam[i] < cam[j], j, i)    # the lower camera first
     med = np.full(len(i), np.inf)
     for p, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
         d = shared_distance(tracks[a], tracks[b])
@@ -98,53 +101,58 @@ def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray,
     return i[ok], j[ok], med[ok]
 
 
-def positions_on_grid(tracks: Sequence[Optional[GroundTrack]], step: float = GRID_SECONDS
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(G,) common times every ``step`` s and (T, G, 3) X, Y, ground box height of each tracklet at those
-    times (interpolated within its own span; NaN outside it or without a ground track)."""
-    spans = [(g[0, 0], g[-1, 0]) for g in tracks if g is not None]
-    if not spans:
-        return np.zeros(0), np.full((len(tracks), 0, 3), np.nan)
-    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-    times = np.arange(np.floor(lo / step), np.ceil(hi / step) + 1) * step
-    out = np.full((len(tracks), len(times), 3), np.nan)
-    for k, g in enumerate(tracks):
-        if g is None:
-            continue
+def positions_at(tracks: Sequence[Optional[GroundTrack]], idx: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(len(idx), G, 3) X, Y, ground box height of the tracklets ``idx`` at ``times`` (interpolated within
+    each one's own span; NaN outside it)."""
+    out = np.full((len(idx), len(times), 3), np.nan)
+    for r, k in enumerate(idx.tolist()):
+        g = tracks[k]
         inside = (times >= g[0, 0]) & (times <= g[-1, 0])
-        out[k, inside] = np.column_stack([np.interp(times[inside], g[:, 0], g[:, c]) for c in (1, 2, 3)])
-    return times, out
+        if inside.any():
+            out[r, inside] = np.column_stack([np.interp(times[inside], g[:, 0], g[:, c]) for c in (1, 2, 3)])
+    return out
 
 
-def matched_share(i: np.ndarray, j: np.ndarray, cam: np.ndarray, grid: np.ndarray, appearance: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(share, seen) per pair: of the ``seen`` grid times both are on the ground, the share at which the
-    two are matched to each other when everyone the two cameras see then is matched one-to-one (Hungarian
-    on normalised ground distance plus ``APPEARANCE_WEIGHT`` x appearance distance as a tie-break; a
-    match farther than ``GATE`` is no vote): people side by side take the match from each other, one
-    person seen twice keeps it. ``appearance`` (T, T) distances (inf: unknown)."""
+def matched_share(tracks: Sequence[Optional[GroundTrack]], i: np.ndarray, j: np.ndarray, appearance: np.ndarray,
+                  block: int = GRID_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(share, seen) per pair (i[p], j[p] of two cameras, each camera pair in one order): of the ``seen``
+    grid times (every ``GRID_SECONDS``) both are on the ground, the share at which the two are matched
+    to each other when everyone the two cameras see then is matched one-to-one (Hungarian on normalised
+    ground distance plus ``APPEARANCE_WEIGHT`` x appearance distance as a tie-break; a match farther than
+    ``GATE`` is no vote): people side by side take the match from each other, one person seen twice keeps
+    it. ``appearance`` (T, T) distances (inf: unknown). Memory: ``block`` grid times at a time."""
     from scipy.optimize import linear_sum_assignment
 
-    votes, seen = np.zeros(len(i)), np.zeros(len(i))
-    pair_index = {(a, b): p for p, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
-    pair_index.update({(b, a): p for (a, b), p in list(pair_index.items())})
-    present = np.isfinite(grid[:, :, 0])                                  # (T, G)
-    for ca, cb in {(int(cam[a]), int(cam[b])) for a, b in zip(i.tolist(), j.tolist())}:
-        for t in np.flatnonzero(present[cam == ca].any(0) & present[cam == cb].any(0)).tolist():
-            ra = np.flatnonzero(present[:, t] & (cam == ca))
-            rb = np.flatnonzero(present[:, t] & (cam == cb))
-            pa, pb = grid[ra, t], grid[rb, t]
-            d = np.hypot(pa[:, None, 0] - pb[None, :, 0], pa[:, None, 1] - pb[None, :, 1])
-            d = d / np.maximum(np.hypot(pa[:, None, 2], pb[None, :, 2]), 1e-9)
-            app = np.nan_to_num(appearance[np.ix_(ra, rb)].astype(np.float64), nan=2.0, posinf=2.0)
-            known = np.array([[(a, b) in pair_index for b in rb.tolist()] for a in ra.tolist()], bool)
-            for a, b in zip(*np.nonzero(known)):
-                seen[pair_index[(ra[a], rb[b])]] += 1
-            r, c = linear_sum_assignment(np.where(known, d, 1e6) + APPEARANCE_WEIGHT * app)
-            for x, y in zip(r.tolist(), c.tolist()):
-                if known[x, y] and d[x, y] <= GATE:
-                    votes[pair_index[(ra[x], rb[y])]] += 1
-    return np.where(seen > 0, votes / np.maximum(seen, 1), 0.0), seen
+    if not len(i):
+        return np.zeros(0), np.zeros(0)
+    ua, ia = np.unique(i, return_inverse=True)
+    ub, ib = np.unique(j, return_inverse=True)
+    allowed = np.zeros((len(ua), len(ub)), bool)
+    allowed[ia, ib] = True
+    app = np.nan_to_num(appearance[np.ix_(ua, ub)].astype(np.float64), nan=2.0, posinf=2.0)
+    span = lambda u: np.array([(tracks[k][0, 0], tracks[k][-1, 0]) for k in u.tolist()])   # noqa: E731
+    sa, sb = span(ua), span(ub)
+    lo, hi = max(sa[:, 0].min(), sb[:, 0].min()), min(sa[:, 1].max(), sb[:, 1].max())
+    times = np.arange(np.ceil(lo / GRID_SECONDS), np.floor(hi / GRID_SECONDS) + 1) * GRID_SECONDS
+    votes, seen = np.zeros(allowed.shape), np.zeros(allowed.shape)
+    for b0 in range(0, len(times), block):
+        t = times[b0:b0 + block]
+        ra = np.flatnonzero((sa[:, 0] <= t[-1]) & (sa[:, 1] >= t[0]))       # active in this block
+        rb = np.flatnonzero((sb[:, 0] <= t[-1]) & (sb[:, 1] >= t[0]))
+        pa, pb = positions_at(tracks, ua[ra], t), positions_at(tracks, ub[rb], t)
+        here_a, here_b = np.isfinite(pa[:, :, 0]), np.isfinite(pb[:, :, 0])
+        seen[np.ix_(ra, rb)] += (here_a.astype(np.float64) @ here_b.T.astype(np.float64)) * allowed[np.ix_(ra, rb)]
+        for g in np.flatnonzero(here_a.any(0) & here_b.any(0)).tolist():
+            xa, xb = np.flatnonzero(here_a[:, g]), np.flatnonzero(here_b[:, g])
+            qa, qb = pa[xa, g], pb[xb, g]
+            d = np.hypot(qa[:, None, 0] - qb[None, :, 0], qa[:, None, 1] - qb[None, :, 1])
+            d = d / np.maximum(np.hypot(qa[:, None, 2], qb[None, :, 2]), 1e-9)
+            ok = allowed[np.ix_(ra[xa], rb[xb])]
+            r, c = linear_sum_assignment(np.where(ok, d, 1e6) + APPEARANCE_WEIGHT * app[np.ix_(ra[xa], rb[xb])])
+            hit = ok[r, c] & (d[r, c] <= GATE)
+            votes[ra[xa[r[hit]]], rb[xb[c[hit]]]] += 1
+    s = seen[ia, ib]
+    return np.where(s > 0, votes[ia, ib] / np.maximum(s, 1), 0.0), s
 
 
 def walking_speeds(tracks: Sequence[Optional[GroundTrack]]) -> Optional[tuple[float, float]]:
@@ -200,7 +208,10 @@ def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: 
     changed in place) and are returned (i, j), best first, to be joined before the clustering."""
     tracks = ground_tracks(tracklets, ground)
     i, j, err = simultaneous_pairs(tracks, cam, start, end)
-    share, seen = matched_share(i, j, cam, positions_on_grid(tracks)[1], dist)
+    share, seen = np.zeros(len(i)), np.zeros(len(i))
+    for ca, cb in {(int(x), int(y)) for x, y in zip(cam[i].tolist(), cam[j].tolist())}:   # per camera pair
+        sel = np.flatnonzero((cam[i] == ca) & (cam[j] == cb))
+        share[sel], seen[sel] = matched_share(tracks, i[sel], j[sel], dist)
     agree = (err <= AGREE) & (share >= MATCHED) & (seen >= MIN_SHARED)
     order = np.argsort(-(share * seen)[agree], kind="stable")              # longest matched time first
     si, sj = i[agree][order], j[agree][order]
