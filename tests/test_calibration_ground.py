@@ -219,3 +219,20 @@ def test_a_bad_calibration_stops_run_and_associate_before_any_work(tmp_path, cap
     err = capsys.readouterr().err
     assert "camera(s) nosuch are not in this run" in err and "pets_left" in err
     assert not (out / "cache").exists() and not (out / "identities.json").exists()
+
+
+def test_field_of_view_is_the_floor_in_front_of_the_camera():
+    import cv2
+
+    from pipeline.outputs.world import fields_of_view
+
+    fov = fields_of_view(ground_cal(a=HA), [{"name": "a", "width": 640, "height": 480}, {"name": "b"}])
+    assert list(fov) == ["a"]
+    poly, near = np.array(fov["a"]["polygon"], np.float32), fov["a"]["near"]
+    np.testing.assert_allclose(near, apply_homography(HA, [[320, 480]])[0], atol=1e-3)
+    assert len(poly) >= 4 and np.isfinite(poly).all()
+    assert cv2.pointPolygonTest(poly, (float(near[0]), float(near[1]) - 0.01), False) >= 0   # on the near edge
+    # the horizon of HA is at v = -2500: the whole image is floor, so the polygon is the image's four corners
+    corners = apply_homography(HA, [[0, 0], [640, 0], [640, 480], [0, 480]])
+    for c in corners:
+        assert np.min(np.hypot(*(poly - c).T)) < 1e-2

@@ -40,8 +40,8 @@ def make_run(tmp_path: Path, calibrated: bool = True) -> Path:
         {"from": "cam1", "to": "cam2", "people": 1, "median_seconds": 4.0}]}
     if calibrated:
         summary.update(calibration={"file": "c.yaml", "units": "m", "cameras": {"cam1": {}, "cam2": {}}},
-                       fields_of_view={"cam1": [[0, 0], [6, 0], [6, 10], [0, 10]],
-                                       "cam2": [[4, 0], [11, 0], [11, 10], [4, 10]]})
+                       fields_of_view={"cam1": {"polygon": [[0, 0], [6, 0], [6, 10], [0, 10]], "near": [3, 10]},
+                                       "cam2": {"polygon": [[4, 0], [11, 0], [11, 10], [4, 10]], "near": [8, 0]}})
     doc = {"cameras": [{"name": "cam1", "video": "a.mp4", "fps": 10, "frames": 310},
                        {"name": "cam2", "video": "b.mp4", "fps": 10, "frames": 310}],
            "attribute_names": [], "identities": idents, "summary": summary, "embedding_dim": 0}

@@ -59,7 +59,7 @@ def _bounds(trajs: Sequence[Sequence[Sequence[float]]], fovs: Mapping[str, list]
     """(x0, y0, x1, y1) around the trajectories, widened to the fields of view but at most by the
     trajectories' own extent on each side (fields of view run far towards the horizon)."""
     pts = [(p[1], p[2]) for t in trajs for p in t]
-    fov_pts = [tuple(p) for poly in fovs.values() for p in poly]
+    fov_pts = [tuple(p) for f in fovs.values() for p in f.get("polygon", [])]
     base = pts or fov_pts
     if not base:
         return 0.0, 0.0, 1.0, 1.0
@@ -102,7 +102,8 @@ def map_svg(identities: Sequence[Mapping], summary: Mapping, colours: Mapping[st
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="map" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}"><defs><clipPath id="map-clip"><rect width="{width}" '
              f'height="{height}"/></clipPath></defs><g clip-path="url(#map-clip)">']
-    for cam, poly in fovs.items():
+    for cam, fov in fovs.items():
+        poly = fov.get("polygon", [])
         if len(poly) >= 3:
             c = colours.get(cam, "#999")
             parts.append(f'<polygon class="fov" data-camera="{html.escape(cam)}" points="{" ".join(pt(*p) for p in poly)}" '
@@ -119,12 +120,12 @@ def map_svg(identities: Sequence[Mapping], summary: Mapping, colours: Mapping[st
                      f'stroke-linejoin="round" stroke-linecap="round"/>'
                      f'<circle cx="{start[0]}" cy="{start[1]}" r="4" fill="{c}"/></g>')
     parts.append("</g>")
-    for cam, poly in fovs.items():                           # labels at the near edge of each view
-        if poly:
-            near = max(poly, key=lambda p: -((p[0] - (x0 + x1) / 2) ** 2 + (p[1] - (y0 + y1) / 2) ** 2))
-            px, py = ((near[0] - x0) * k, (near[1] - y0) * k)
-            if 0 <= px <= width and 0 <= py <= height:
-                parts.append(f'<text x="{px:.1f}" y="{py:.1f}" fill="{colours.get(cam, "#555")}">{html.escape(cam)}</text>')
+    for cam, fov in fovs.items():                            # labels at the near edge of each view
+        if fov.get("near"):
+            px = min(max((fov["near"][0] - x0) * k, 0.0), width - 8.0 * len(cam))
+            py = min(max((fov["near"][1] - y0) * k + 14, 12.0), height - 20.0)
+            parts.append(f'<text x="{px:.1f}" y="{py:.1f}" fill="{colours.get(cam, "#555")}" font-weight="bold">'
+                         f'{html.escape(cam)}</text>')
     units = str((summary.get("calibration") or {}).get("units") or "units")
     parts.append(_scale_bar(x0, x1 - x0, k, height, units) + "</svg>")
     return "".join(parts)

@@ -85,15 +85,18 @@ def trajectories(mot: Mapping[str, np.ndarray], cameras: Sequence[dict],
     return out
 
 
-def fields_of_view(ground: Optional[GroundCalibration], cameras: Sequence[dict]) -> dict[str, list[list[float]]]:
-    """{camera: ground polygon [[X, Y], ...]} of the calibrated cameras whose image size is known."""
+def fields_of_view(ground: Optional[GroundCalibration], cameras: Sequence[dict]) -> dict[str, dict]:
+    """{camera: {"polygon": [[X, Y], ...], "near": [X, Y]}} of the calibrated cameras whose image size is
+    known: the floor the camera sees and the ground point at the bottom centre of its image (its near edge)."""
     if ground is None:
         return {}
     out = {}
     for c in cameras:
         if c["name"] in ground and c.get("width") and c.get("height"):
-            poly = field_of_view(ground.cameras[c["name"]].homography, (int(c["width"]), int(c["height"])))
-            out[c["name"]] = np.round(poly, 3).tolist()
+            size = (int(c["width"]), int(c["height"]))
+            cal = ground.cameras[c["name"]]
+            out[c["name"]] = {"polygon": np.round(field_of_view(cal.homography, size), 3).tolist(),
+                              "near": np.round(cal.to_ground([[size[0] / 2, size[1]]])[0], 3).tolist()}
     return out
 
 
