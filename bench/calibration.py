@@ -2,6 +2,10 @@
 
     python bench/calibration.py --run runs/epfl --gt ../shared/data/epfl-terrace/gt \\
         --calibration runs/epfl_calibration.yaml          # default: the EPFL terrace published homographies
+    python bench/calibration.py --run runs/pets --gt samples/gt --calibration runs/pets.yaml
+
+(A calibration of the two-camera sample: 'mcmt calibrate' per camera on points taken from its ground
+truth, samples/gt/mtmc.txt: foot points of the boxes inside the view and their MOT15 world positions.)
 
 On a run folder's cached tracklets (no video is decoded), without writing files:
 
@@ -113,15 +117,18 @@ def main(argv=None) -> int:
     pos = positions_by_truth(run, ground, gids_cal)
     d_pred, d_gt = cross_distances(pos["pred"], run.cameras), cross_distances(pos["gt"], run.cameras)
     d_ids = cross_distances(pos["by_pred"], run.cameras)
-    print(f"world positions, same true identity in both cameras at once: median {np.median(d_pred):.1f} "
-          f"({len(d_pred)} frames); ground truth boxes {np.median(d_gt):.1f} ({len(d_gt)})")
-    if len(d_ids):
-        print(f"same predicted identity in both cameras at once: median {np.median(d_ids):.1f} ({len(d_ids)} frames)")
     base, cal, part = rows[0][1], rows[1][1], rows[2][1]
     checks = [("cross-camera IDF1 >= 70 with calibration", cal >= 70.0),
-              ("world distance within 2x the ground truth's", np.median(d_pred) <= 2 * np.median(d_gt)),
               ("calibration no worse than none", cal >= base - 0.05),
               ("partial calibration no worse than none", part >= base - 0.05)]
+    if len(d_gt):
+        print(f"world positions, same true identity in both cameras at once: median {np.median(d_pred):.1f} "
+              f"({len(d_pred)} frames); ground truth boxes {np.median(d_gt):.1f} ({len(d_gt)})")
+        checks.insert(1, ("world distance within 2x the ground truth's", np.median(d_pred) <= 2 * np.median(d_gt)))
+    else:
+        print("world positions: no true identity is seen by both cameras at once (views that do not overlap)")
+    if len(d_ids):
+        print(f"same predicted identity in both cameras at once: median {np.median(d_ids):.1f} ({len(d_ids)} frames)")
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     return 0
