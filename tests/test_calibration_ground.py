@@ -236,3 +236,15 @@ def test_field_of_view_is_the_floor_in_front_of_the_camera():
     corners = apply_homography(HA, [[0, 0], [640, 0], [640, 480], [0, 480]])
     for c in corners:
         assert np.min(np.hypot(*(poly - c).T)) < 1e-2
+
+
+def test_calibration_decides_where_the_run_cannot_learn_the_views_geometry():
+    """Two people seen by both cameras: too few for overlap.py to learn the views' homography from the run,
+    enough for the calibration's (the run-learned overlap stays on)."""
+    ts, truth = both_views(seed=7)
+    ts, truth = ts[:4], truth[:4]
+    cfg = AssociationConfig(threshold=0.3, link_threshold=0.4, same_camera_threshold=None)
+    plain = associate_detailed(ts, cfg)
+    assert plain.stats["overlap_models"] == 0 and not same_partition(plain.global_ids, truth)
+    res = associate_detailed(ts, cfg, ground=ground_cal(a=HA, b=HB))
+    assert same_partition(res.global_ids, truth) and res.stats["ground_same"] == 2

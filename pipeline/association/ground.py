@@ -1,29 +1,27 @@
 """The ground plane of calibrated cameras (``--calibration``): where people stand decides.
 
-Each calibrated tracklet's foot points (``Tracklet.footprints``) are mapped to the ground by its
-camera's homography (pipeline/formats/calibration.py). Distances are compared in "ground box
-heights": a box's height in pixels times the ground units per pixel at its foot point, so no
-threshold depends on the units of the calibration (metres, centimetres, map pixels):
+Each calibrated tracklet's foot points (``Tracklet.footprints``) lie on one ground plane through its
+camera's homography (pipeline/formats/calibration.py). Two cues follow:
 
-1. **Same time, two cameras**: a pair of tracklets of two calibrated cameras seen at the same times
-   (>= ``MIN_SHARED`` foot points of one within the other's span, the other's interpolated) is one
-   person when its median ground distance is within ``AGREE`` (of the two heights combined) and the
-   two are matched to each other at ``MATCHED`` of the times both are seen, when everyone the two
-   cameras see at that time is matched one-to-one (every ``GRID_SECONDS``, appearance as a tie-break):
-   two people walking side by side take the match from each other, one person seen twice keeps it.
-   Pairs are joined longest matched time first. A median above ``DISAGREE``: two people (cannot-link).
-   On EPFL terrace's ground truth one person seen twice has a median of 0.09, 90 % of them below
-   0.15; different people 0.51, 5 % below 0.19 (a tracker's identity switch inside a tracklet mixes
-   the two, hence the loose ``DISAGREE``).
-2. **Transit time**: a person cannot be at two places faster than people walk. The walking speed is
-   learned from the run (``SPEED_QUANTILE`` of the tracklets' own median ground speeds, times
-   ``SPEED_FACTOR``, at least ``MIN_SPEED`` box heights per second); two calibrated tracklets one after
-   the other whose exit -> entry distance (less the localisation slack) needs a faster move are
-   cannot-link, within one camera or between views that do not overlap.
+1. **Same time, two views** (:func:`view_pairs`): for two calibrated cameras, the calibration gives the
+   view-to-view homography (image a -> ground -> image b) that overlap.py otherwise has to learn from
+   the run; tracklets seen at once are judged under it with overlap.py's own rules (median foot-point
+   error in box heights of b, one-to-one matching on a time grid with appearance as a tie-break): one
+   person seen twice joins (longest matched time first), two people far apart never share an identity.
+   For calibrated pairs this replaces the run-learned model (:func:`skip_calibrated`), so a short run,
+   a crowd or views whose colours differ too much for appearance seeds lose nothing.
+2. **Transit time** (:func:`transit_blocked`): a person cannot change cameras faster than people walk.
+   The walking speed is learned from the run (``SPEED_QUANTILE`` of the tracklets' own median ground
+   speeds, times ``SPEED_FACTOR``, at least ``MIN_SPEED`` ground box heights per second: a box's height
+   in pixels times the ground units per pixel at its foot, so nothing depends on the calibration's
+   units); a tracklet that starts in another camera after one ended, farther away on the ground (less
+   ``SLACK`` box heights) than that speed allows in the gap, is a different person. Within one camera
+   the association's own motion limit applies (a tracker's jumps at occlusions would mislead this one).
 
-:func:`apply_ground` is the hook the association calls before its other geometry; with a
-calibration, the run-learned homography of overlap.py is not used for calibrated camera pairs
-(:func:`skip_calibrated`).
+Measured on EPFL terrace with its published homographies (bench/calibration.py): cross-camera IDF1 the
+same as with the homography learned from the run when that one is found (the calibration is the same
+plane), and the same person's two world positions a median 19 ground units apart (ground truth's own 21).
+:func:`apply_ground` is the hook the association calls before its other geometry.
 """
 from __future__ import annotations
 
@@ -32,23 +30,16 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pipeline.formats.calibration import GroundCalibration
+from pipeline.formats.calibration import GroundCalibration, apply_homography
 from pipeline.tracklet import Tracklet
 
 log = logging.getLogger(__name__)
 
-MIN_SHARED = 4            # foot points (and grid times) seen at the same times
-AGREE = 0.2               # median ground distance / combined ground box height of one person ...
-MATCHED = 0.5             # ... matched one-to-one at this share of the times both are seen
-GATE = 0.4                # a one-to-one match farther than this (normalised ground distance) is no vote
-APPEARANCE_WEIGHT = 0.5   # cost of one unit of appearance distance in the one-to-one matching (tie-break)
-GRID_SECONDS = 0.5        # the common time grid of the one-to-one matching
-GRID_BLOCK = 600          # grid times held in memory at once
-DISAGREE = 1.0            # above this: two people (loose: a tracker's identity switch mixes two people)
 SPEED_QUANTILE = 0.9      # of the tracklets' median ground speeds
-SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile
+SPEED_FACTOR = 1.5        # the fastest plausible move = this x that quantile ...
 MIN_SPEED = 1.0           # ... and at least this many ground box heights per second
 MIN_SPEED_SECONDS = 2.0   # tracklets shorter than this do not teach the speed
+SLACK = 1.0               # combined ground box heights of localisation error allowed in a transit
 
 GroundTrack = np.ndarray  # (K, 4) time (s), X, Y, ground box height (ground units)
 
@@ -68,91 +59,6 @@ def ground_tracks(tracklets: Sequence[Tracklet], ground: GroundCalibration) -> l
         out.append(np.column_stack([fp[ok, 0], xy[ok], size[ok]]) if ok.sum() else None)
     return out
 
-
-def shared_distance(ga: GroundTrack, gb: GroundTrack) -> np.ndarray:
-    """(K,) ground distance / combined ground box height at a's times within b's span (b interpolated)."""
-    inside = (ga[:, 0] >= gb[0, 0]) & (ga[:, 0] <= gb[-1, 0])
-    t = ga[inside, 0]
-    b = np.column_stack([np.interp(t, gb[:, 0], gb[:, k]) for k in (1, 2, 3)]).reshape(-1, 3)
-    a = ga[inside]
-    return np.hypot(a[:, 1] - b[:, 0], a[:, 2] - b[:, 1]) / np.maximum(np.hypot(a[:, 3], b[:, 2]), 1e-9)
-
-
-def simultaneous_pairs(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray,
-                       end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, median normalised distance) of calibrated tracklets of two cameras (cam[i] < cam[j]) seen at
-    the same times."""
-    from pipeline.association.constraints import overlapping_pairs
-
-    has = np.array([g is not None for g in tracks], bool)
-    n_cam = int(cam.max(initial=-1)) + 1
-    i, j = overlapping_pairs(cam, start, end, np.ones((n_cam, n_cam), bool))
-    keep = (cam[i] != cam[j]) & has[i] & has[j]
-    i, j = i[keep], j[keep]
-    i, j = np.where(cam[i] < cam[j], i, j), np.where(cam[i] < cam[j], j, i)    # the lower camera first
-    med = np.full(len(i), np.inf)
-    for p, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
-        d = shared_distance(tracks[a], tracks[b])
-        if len(d) < MIN_SHARED:
-            d = shared_distance(tracks[b], tracks[a])
-        if len(d) >= MIN_SHARED:
-            med[p] = float(np.median(d))
-    ok = np.isfinite(med)
-    return i[ok], j[ok], med[ok]
-
-
-def positions_at(tracks: Sequence[Optional[GroundTrack]], idx: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """(len(idx), G, 3) X, Y, ground box height of the tracklets ``idx`` at ``times`` (interpolated within
-    each one's own span; NaN outside it)."""
-    out = np.full((len(idx), len(times), 3), np.nan)
-    for r, k in enumerate(idx.tolist()):
-        g = tracks[k]
-        inside = (times >= g[0, 0]) & (times <= g[-1, 0])
-        if inside.any():
-            out[r, inside] = np.column_stack([np.interp(times[inside], g[:, 0], g[:, c]) for c in (1, 2, 3)])
-    return out
-
-
-def matched_share(tracks: Sequence[Optional[GroundTrack]], i: np.ndarray, j: np.ndarray, appearance: np.ndarray,
-                  block: int = GRID_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """(share, seen) per pair (i[p], j[p] of two cameras, each camera pair in one order): of the ``seen``
-    grid times (every ``GRID_SECONDS``) both are on the ground, the share at which the two are matched
-    to each other when everyone the two cameras see then is matched one-to-one (Hungarian on normalised
-    ground distance plus ``APPEARANCE_WEIGHT`` x appearance distance as a tie-break; a match farther than
-    ``GATE`` is no vote): people side by side take the match from each other, one person seen twice keeps
-    it. ``appearance`` (T, T) distances (inf: unknown). Memory: ``block`` grid times at a time."""
-    from scipy.optimize import linear_sum_assignment
-
-    if not len(i):
-        return np.zeros(0), np.zeros(0)
-    ua, ia = np.unique(i, return_inverse=True)
-    ub, ib = np.unique(j, return_inverse=True)
-    allowed = np.zeros((len(ua), len(ub)), bool)
-    allowed[ia, ib] = True
-    app = np.nan_to_num(appearance[np.ix_(ua, ub)].astype(np.float64), nan=2.0, posinf=2.0)
-    span = lambda u: np.array([(tracks[k][0, 0], tracks[k][-1, 0]) for k in u.tolist()])   # noqa: E731
-    sa, sb = span(ua), span(ub)
-    lo, hi = max(sa[:, 0].min(), sb[:, 0].min()), min(sa[:, 1].max(), sb[:, 1].max())
-    times = np.arange(np.ceil(lo / GRID_SECONDS), np.floor(hi / GRID_SECONDS) + 1) * GRID_SECONDS
-    votes, seen = np.zeros(allowed.shape), np.zeros(allowed.shape)
-    for b0 in range(0, len(times), block):
-        t = times[b0:b0 + block]
-        ra = np.flatnonzero((sa[:, 0] <= t[-1]) & (sa[:, 1] >= t[0]))       # active in this block
-        rb = np.flatnonzero((sb[:, 0] <= t[-1]) & (sb[:, 1] >= t[0]))
-        pa, pb = positions_at(tracks, ua[ra], t), positions_at(tracks, ub[rb], t)
-        here_a, here_b = np.isfinite(pa[:, :, 0]), np.isfinite(pb[:, :, 0])
-        seen[np.ix_(ra, rb)] += (here_a.astype(np.float64) @ here_b.T.astype(np.float64)) * allowed[np.ix_(ra, rb)]
-        for g in np.flatnonzero(here_a.any(0) & here_b.any(0)).tolist():
-            xa, xb = np.flatnonzero(here_a[:, g]), np.flatnonzero(here_b[:, g])
-            qa, qb = pa[xa, g], pb[xb, g]
-            d = np.hypot(qa[:, None, 0] - qb[None, :, 0], qa[:, None, 1] - qb[None, :, 1])
-            d = d / np.maximum(np.hypot(qa[:, None, 2], qb[None, :, 2]), 1e-9)
-            ok = allowed[np.ix_(ra[xa], rb[xb])]
-            r, c = linear_sum_assignment(np.where(ok, d, 1e6) + APPEARANCE_WEIGHT * app[np.ix_(ra[xa], rb[xb])])
-            hit = ok[r, c] & (d[r, c] <= GATE)
-            votes[ra[xa[r[hit]]], rb[xb[c[hit]]]] += 1
-    s = seen[ia, ib]
-    return np.where(s > 0, votes[ia, ib] / np.maximum(s, 1), 0.0), s
 
 
 def walking_speeds(tracks: Sequence[Optional[GroundTrack]]) -> Optional[tuple[float, float]]:
@@ -178,8 +84,8 @@ def walking_speeds(tracks: Sequence[Optional[GroundTrack]]) -> Optional[tuple[fl
 
 def transit_blocked(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, start: np.ndarray, end: np.ndarray,
                     speed: float) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) calibrated tracklets, j starting after i ends, whose exit -> entry ground distance, less
-    ``DISAGREE`` combined box heights of slack, needs a move faster than ``speed``."""
+    """(i, j) calibrated tracklets of two cameras, j starting after i ends, whose exit -> entry ground
+    distance, less ``SLACK`` combined box heights, needs a move faster than ``speed``."""
     from pipeline.association.constraints import gap_pairs
 
     has = np.flatnonzero([g is not None for g in tracks])
@@ -187,7 +93,7 @@ def transit_blocked(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, st
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     pts = np.concatenate([tracks[k][:, 1:3] for k in has])
     window = float(np.hypot(*np.ptp(pts, axis=0))) / speed                 # farther apart in time: any move fits
-    i, j = gap_pairs(cam, start, end, window, rows=has)
+    i, j = gap_pairs(cam, start, end, window, same_camera=False, rows=has)
     ok = np.array([tracks[b] is not None for b in j.tolist()], bool)
     i, j = i[ok], j[ok]
     if not len(i):
@@ -195,41 +101,66 @@ def transit_blocked(tracks: Sequence[Optional[GroundTrack]], cam: np.ndarray, st
     exit_ = np.stack([tracks[a][-1] for a in i.tolist()])                  # (P, 4)
     entry = np.stack([tracks[b][0] for b in j.tolist()])
     dist = np.hypot(exit_[:, 1] - entry[:, 1], exit_[:, 2] - entry[:, 2])
-    slack = DISAGREE * np.hypot(exit_[:, 3], entry[:, 3])
+    slack = SLACK * np.hypot(exit_[:, 3], entry[:, 3])
     gap = np.maximum(entry[:, 0] - exit_[:, 0], 0.0)
     bad = dist - slack > speed * gap
     return i[bad], j[bad]
 
 
+def view_pairs(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray,
+               end: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, strength, different) of tracklets of two calibrated cameras seen at once, judged like the
+    run-learned overlapping views (overlap.py: median foot-point error in box heights of j's image, one-to-one
+    matching on a time grid) but under the calibration's view-to-view homography (image a -> ground -> image
+    b) instead of one learned from the run: ``strength`` > 0 for one person (longest matched time first),
+    ``different`` for two people."""
+    from pipeline.association import overlap
+    from pipeline.association.covisibility import matched_share as view_share
+
+    i, j = overlap.candidate_pairs(tracklets, cam, start, end)                 # cam[i] < cam[j]
+    out = []
+    for a, b in np.unique(np.column_stack([cam[i], cam[j]]), axis=0).tolist():
+        sel = np.flatnonzero((cam[i] == a) & (cam[j] == b))
+        na, nb = tracklets[i[sel[0]]].camera, tracklets[j[sel[0]]].camera
+        if na not in ground or nb not in ground:
+            continue
+        h = np.linalg.inv(ground.cameras[nb].homography) @ ground.cameras[na].homography
+        geo = overlap.geometry(tracklets, i[sel], j[sel])
+        err = np.array([np.median(np.hypot(*(apply_homography(h, s) - d).T) / np.maximum(hb, 1.0))
+                        if len(s) >= overlap.MIN_SHARED else np.inf for s, d, hb in geo])
+        ok = np.isfinite(err)
+        si, sj, err = i[sel][ok], j[sel][ok], err[ok]
+        share, seen = view_share(tracklets, si, sj, h, dist) if len(si) else (np.zeros(0), np.zeros(0))
+        agree = (err <= overlap.AGREE_LOOSE) & (share >= overlap.MATCHED) & (seen >= overlap.MIN_SHARED)
+        out.append((si, sj, np.where(agree, share * seen, 0.0), err > overlap.DISAGREE))
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
+    return tuple(np.concatenate(x) for x in zip(*out))
+
+
 def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray,
                  end: np.ndarray, dist: np.ndarray, cannot: np.ndarray, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The association hook: pairs that disagree on the ground, or would need a move faster than people
-    walk, become cannot-link; simultaneous pairs that agree get distance 0 (``dist`` and ``cannot``
-    changed in place) and are returned (i, j), best first, to be joined before the clustering."""
+    """The association hook: pairs of calibrated views that are two people, or would need a move faster
+    than people walk, become cannot-link; pairs that are one person get distance 0 (``dist`` and
+    ``cannot`` changed in place) and are returned (i, j), best first, to be joined before the clustering."""
     tracks = ground_tracks(tracklets, ground)
-    i, j, err = simultaneous_pairs(tracks, cam, start, end)
-    share, seen = np.zeros(len(i)), np.zeros(len(i))
-    for ca, cb in {(int(x), int(y)) for x, y in zip(cam[i].tolist(), cam[j].tolist())}:   # per camera pair
-        sel = np.flatnonzero((cam[i] == ca) & (cam[j] == cb))
-        share[sel], seen[sel] = matched_share(tracks, i[sel], j[sel], dist)
-    agree = (err <= AGREE) & (share >= MATCHED) & (seen >= MIN_SHARED)
-    order = np.argsort(-(share * seen)[agree], kind="stable")              # longest matched time first
+    i, j, strength, diff = view_pairs(ground, tracklets, cam, start, end, dist)
+    agree = strength > 0
+    order = np.argsort(-strength[agree], kind="stable")
     si, sj = i[agree][order], j[agree][order]
-    di, dj = i[err > DISAGREE], j[err > DISAGREE]
-    cannot[di, dj] = cannot[dj, di] = True
+    cannot[i[diff], j[diff]] = cannot[j[diff], i[diff]] = True
+    dist[si, sj] = dist[sj, si] = 0.0
     speeds = walking_speeds(tracks)
     ti, tj = transit_blocked(tracks, cam, start, end, speeds[1]) if speeds else (np.zeros(0, np.int64),) * 2
     newly = int((~cannot[ti, tj]).sum())
     cannot[ti, tj] = cannot[tj, ti] = True
-    dist[si, sj] = dist[sj, si] = 0.0
-    speed = None if speeds is None else speeds[1]
     stats.update(ground_cameras=sorted(ground.cameras), ground_tracklets=int(sum(g is not None for g in tracks)),
-                 ground_pairs=int(len(i)), ground_same=int(agree.sum()), ground_different=int(len(di)),
+                 ground_pairs=int(len(i)), ground_same=int(agree.sum()), ground_different=int(diff.sum()),
                  ground_speed=None if speeds is None else [round(v, 4) for v in speeds],
                  ground_transit_blocked=newly)
-    log.info("ground plane: %d simultaneous pairs, %d same, %d different; fastest walk %s, %d moves too fast",
-             len(i), int(agree.sum()), len(di),
-             "-" if speed is None else f"{speed:.2f}", newly)
+    log.info("ground plane: %d pairs of calibrated views seen at once, %d same, %d different; fastest walk %s, "
+             "%d camera changes too fast", len(i), int(agree.sum()), int(diff.sum()),
+             "-" if speeds is None else f"{speeds[1]:.2f}", newly)
     return si, sj
 
 
