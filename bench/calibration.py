@@ -10,8 +10,9 @@ truth, samples/gt/mtmc.txt: foot points of the boxes inside the view and their M
 On a run folder's cached tracklets (no video is decoded), without writing files:
 
 1. cross-camera IDF1 of the association without calibration, with it, with only the first camera
-   calibrated (a partial calibration must not do worse than none), and the ORACLE (every tracklet its
-   true identity: the association's ceiling for these tracks);
+   calibrated (a partial calibration must not do worse than none), both again without the floor
+   homography learned from the run (``association.overlap_geometry: false``: what the calibration alone
+   brings), and the ORACLE (every tracklet its true identity: the association's ceiling for these tracks);
 2. world positions: for each true identity seen by both cameras in the same frame, the ground distance
    between the two cameras' smoothed positions of the boxes matched to it (IoU >= 0.5), median; the
    ground truth's own boxes through the same homographies give the reference (EPFL terrace: 21 units;
@@ -23,6 +24,7 @@ Targets are printed with PASS / FAIL.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -103,9 +105,12 @@ def main(argv=None) -> int:
     first = load_for_run(str(calib), cameras)
     first = type(first)({k: v for k, v in first.cameras.items() if k == run.cameras[0]}, first.units, first.path)
     rows, gids_cal = [], None
-    for name, gr in (("without calibration", None), ("with calibration", ground),
-                     (f"only {run.cameras[0]} calibrated", first)):
-        res = associate_detailed(run.tracklets, cfg.association, None, ground=gr)
+    no_learning = dataclasses.replace(cfg.association, overlap_geometry=False)
+    for name, gr, acfg in (("without calibration", None, cfg.association), ("with calibration", ground, cfg.association),
+                           (f"only {run.cameras[0]} calibrated", first, cfg.association),
+                           ("no overlap learning, uncalibrated", None, no_learning),
+                           ("no overlap learning, calibrated", ground, no_learning)):
+        res = associate_detailed(run.tracklets, acfg, None, ground=gr)
         score = run.score(res.global_ids, per_camera=False)["cross"]
         rows.append((name, score["IDF1"], int(res.global_ids.max())))
         gids_cal = res.global_ids if gr is ground else gids_cal
