@@ -53,6 +53,8 @@ VARIANTS = {
     "+ relative matching": {"relative_matching": True},
     "- attributes": {"attribute_weight": 0.0},
     "+ camera normalise": {"camera_normalise": True},
+    "+ camera centre": {"camera_centre": True},
+    "+ centre + relative": {"camera_centre": True, "relative_matching": True},
     "+ rerank": {"rerank": True},
 }
 
@@ -82,7 +84,7 @@ def mcmt_run(fp: Footage, run_dir: Path, detector: str, reid: str, sets: list[st
     t0 = time.perf_counter()
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"mcmt run failed on {fp.name}:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"mcmt run failed on {fp.name}:\n{proc.stderr[-2000:]}")
     return time.perf_counter() - t0
 
 
@@ -157,6 +159,9 @@ def main(argv=None) -> int:
                    help="settings for every mcmt run (part of the runs' folder name)")
     p.add_argument("--out", default=str(REPO / "runs" / "bench_mtmc"))
     p.add_argument("--variants", action="store_true", help="also the association on/off table")
+    p.add_argument("--only", nargs="+", metavar="VARIANT", help="the association table with only these variants")
+    p.add_argument("--score-only", action="store_true",
+                   help="score the existing run folders again (no mcmt run: after an association change)")
     p.add_argument("--json", help="write every number to this JSON file")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -170,12 +175,17 @@ def main(argv=None) -> int:
             continue
         run_dir = root / name
         seed_cache(run_dir, fp, root)
-        secs = mcmt_run(fp, run_dir, a.detector, a.reid, a.sets)
-        results[name] = {**score_footage(fp, run_dir, VARIANTS if a.variants else {}), "seconds": secs}
+        try:
+            secs = 0.0 if a.score_only else mcmt_run(fp, run_dir, a.detector, a.reid, a.sets)
+        except RuntimeError as e:
+            print(f"skipping {name}: {e}", flush=True)
+            continue
+        chosen = {k: v for k, v in VARIANTS.items() if not a.only or k in a.only} if a.variants or a.only else {}
+        results[name] = {**score_footage(fp, run_dir, chosen), "seconds": secs}
         print(f"{name}: MC-IDF1 {results[name]['defaults']['cross']['IDF1']:.1f} ({secs:.0f} s)", flush=True)
     print(f"\nmulti-camera bench, detector {a.detector}, ReID {a.reid}" + (f", {' '.join(a.sets)}" if a.sets else ""))
     print("\n".join(main_table(results)))
-    if a.variants and results:
+    if (a.variants or a.only) and results:
         print("\ncross-camera IDF1 of each association change (worst = largest loss against the defaults)")
         print("\n".join(variant_table(results)))
     if a.json:

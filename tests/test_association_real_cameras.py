@@ -1,5 +1,5 @@
 """Real cameras differ: the overlapping-views geometry must hold when appearance does not transfer
-between the views (pipeline/association/overlap.py fit_by_motion) and when people walk side by side
+between the views (pipeline/association/motion_fit.py) and when people walk side by side
 (pipeline/association/covisibility.py: one-to-one matching on a time grid)."""
 from __future__ import annotations
 

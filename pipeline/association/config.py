@@ -89,6 +89,7 @@ class AssociationConfig:
     #                                    topk: mean of the topk best gallery pairs (slower)
     topk: int = 3                      # pairs averaged by appearance=topk
     quality_weights: bool = True       # weight gallery features by crop quality (false: equal weights)
+    camera_centre: bool = False        # move each camera's mean feature to the overall mean (colour / light bias)
     camera_normalise: bool = False     # remove each camera pair's median distance (bias) before anything
     attribute_weight: float = 0.2      # fused = (1 - w) * appearance + w * attribute disagreement
     attribute_reliability: bool = False  # weight attribute groups by how much they differ between

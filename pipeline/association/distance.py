@@ -203,6 +203,26 @@ def attribute_reliability(probs: np.ndarray, names: Sequence[str], i: np.ndarray
     return dis / max(float(dis.mean()), 1e-12)
 
 
+CENTRE_PRIOR = 5          # tracklets: a camera with n of them moves its mean n / (n + CENTRE_PRIOR) of the way
+
+
+def camera_centre(mean: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """(S, D) tracklet features with each camera's bias removed: a camera's mean feature is moved to the
+    mean over all cameras (shrunk for cameras with few tracklets, whose mean is mostly their people),
+    then every row is L2-normalised again. A colour cast, another white balance or lens moves every
+    feature of one camera the same way; this moves them back, before any distance."""
+    mean = _l2n(mean.astype(np.float32))
+    if len(np.unique(cam)) < 2:
+        return mean
+    overall = mean.mean(0)
+    out = mean.copy()
+    for c in np.unique(cam):
+        rows = cam == c
+        n = int(rows.sum())
+        out[rows] -= (n / (n + CENTRE_PRIOR)) * (mean[rows].mean(0) - overall)
+    return _l2n(out)
+
+
 def camera_normalise(dist: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """Remove each camera pair's bias in place: every (camera a, camera b) block of finite distances is
     shifted so that its median equals the median of all finite distances (most pairs are different
@@ -266,7 +286,10 @@ def fused_distance(tracklets: Sequence[Tracklet], cfg, cam: np.ndarray | None = 
         d = topk_distance(feats, weights, cfg.topk)
         del feats
     else:
-        d = _cosine_distance(gallery_means(sub, cfg.appearance == "pairwise_mean", cfg.quality_weights))
+        mean = gallery_means(sub, cfg.appearance == "pairwise_mean", cfg.quality_weights)
+        if cfg.camera_centre and cam is not None:
+            mean = camera_centre(mean, np.asarray(cam)[idx])
+        d = _cosine_distance(mean)
     if cfg.rerank:
         d = rerank_distance(d, cfg.rerank_k1, cfg.rerank_k2, cfg.rerank_lambda)
     probs, has_attr, names = tracklet_attributes(sub)

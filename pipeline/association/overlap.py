@@ -14,10 +14,10 @@ and then decides what appearance cannot when one view has other colours or light
    (a few do by chance, never half of them), so they get no model and nothing changes. Two refits
    with every pair that agrees. Real cameras of one floor often differ too much in colour and
    light for appearance seeds (EPFL terrace: none within the link threshold); then the model is
-   sought from co-visibility and motion alone (:func:`fit_by_motion`): hypotheses from a few
+   sought from co-visibility and motion alone (motion_fit.py): hypotheses from a few
    simultaneous pairs at a time (drawn by their appearance rank), each scored by how many pairs'
    trajectories it maps onto each other; the best is kept only when it explains a
-   ``MOTION_SHARE`` of the simultaneous presence on both sides (views that do not overlap have
+   share of the simultaneous presence on both sides (views that do not overlap have
    pairs that agree by chance, but never most of them);
 3. under a model, a simultaneous pair is one person when its median foot-point error is within
    ``AGREE_LOOSE`` box heights and the two are matched to each other at ``MATCHED`` of the times both
@@ -48,11 +48,6 @@ RATIO = 0.5               # a pair agrees only with every rival's error above it
 DISAGREE = 1.5            # above this: two people
 AGREE_LOOSE = 0.4         # one-to-one (default): median error of one person seen twice, at most ...
 MATCHED = 0.5             # ... and matched to each other at this share of the times both are seen
-MOTION_HYPOTHESES = 400   # homographies tried from co-visibility and motion (fit_by_motion)
-MOTION_DRAW = 2           # simultaneous pairs per hypothesis (two walks fix a plane homography)
-MOTION_TOP = 5            # best hypotheses refitted and checked, in order
-MOTION_MIN_PAIRS = 4      # pairs that agree under a motion-seeded model, with distinct tracklets
-MOTION_SHARE = 0.3        # ... explaining this share of the tracklet-time seen at once in both views
 
 Geometry = tuple[np.ndarray, np.ndarray, np.ndarray]     # src (K, 2), dst (K, 2), dst box height (K,)
 
@@ -128,83 +123,6 @@ def fit_homography(geo: Sequence[Geometry], seeds: Sequence[int]) -> np.ndarray 
     return h
 
 
-def _pair_ranks(i: np.ndarray, j: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """(P,) rank of each pair's distance among the pairs of its i plus among those of its j (0 = best
-    for both): a scale-free appearance score that works whatever the cameras' colour gap."""
-    ranks = np.zeros(len(i))
-    for side in (i, j):
-        order = np.lexsort((d, side))                             # by tracklet, then distance
-        grp = side[order]
-        first = np.searchsorted(grp, grp, side="left")
-        r = np.empty(len(i))
-        r[order] = np.arange(len(i)) - first
-        ranks += r
-    return ranks
-
-
-def _agreement(h: np.ndarray, pts: tuple, tol: float = RANSAC_TOL) -> np.ndarray:
-    """(P,) share of each pair's synchronised points that ``h`` maps within ``tol`` box heights."""
-    pid, src, dst, height, n = pts
-    ok = _errors(h, src, dst, height) <= tol
-    return np.bincount(pid, weights=ok, minlength=len(n)) / np.maximum(n, 1)
-
-
-def _flatten(geo: Sequence[Geometry], most: int = 16) -> tuple:
-    """(pair index, src, dst, height, points per pair) of at most ``most`` points per pair."""
-    few = [_spread(len(g[0]), most) for g in geo]
-    n = np.array([len(f) for f in few])
-    pid = np.repeat(np.arange(len(geo)), n)
-    cat = [np.concatenate([g[k][f] for g, f in zip(geo, few)]) if len(geo) else np.zeros((0, 2)) for k in range(3)]
-    return pid, cat[0], cat[1], cat[2], n
-
-
-def fit_by_motion(geo: Sequence[Geometry], i: np.ndarray, j: np.ndarray, d: np.ndarray,
-                  seed: int = 0) -> np.ndarray | None:
-    """A floor homography from co-visibility and motion (module docstring), or None.
-
-    ``geo`` the synchronised foot points of the simultaneous pairs (i, j) of one camera pair, ``d``
-    their appearance distances (only their ranks are used, to draw likely pairs more often)."""
-    import cv2
-
-    if len(geo) < MOTION_MIN_PAIRS:
-        return None
-    pts = _flatten(geo)
-    w = 1.0 / (1.0 + _pair_ranks(i, j, np.nan_to_num(d, nan=9.0, posinf=9.0))) ** 2
-    rng = np.random.default_rng(seed)
-    tried: list[tuple[float, int, np.ndarray]] = []
-    for draw in range(MOTION_HYPOTHESES):
-        ks = rng.choice(len(geo), MOTION_DRAW, replace=False, p=w / w.sum())
-        if len(set(i[ks].tolist())) < MOTION_DRAW or len(set(j[ks].tolist())) < MOTION_DRAW:
-            continue                                              # one person per pair
-        src = np.concatenate([geo[k][0][_spread(len(geo[k][0]), 8)] for k in ks]).astype(np.float32)
-        dst = np.concatenate([geo[k][1][_spread(len(geo[k][0]), 8)] for k in ks]).astype(np.float32)
-        h, _ = cv2.findHomography(src, dst, 0)
-        if h is not None and _keeps_orientation(h, src):
-            tried.append((float(pts[4][_agreement(h, pts) >= 0.6].sum()), draw, h))
-    for _, _, h in sorted(tried, key=lambda x: (-x[0], x[1]))[:MOTION_TOP]:   # a near tie can be wrong
-        refit = fit_homography(geo, np.flatnonzero(_agreement(h, pts) >= 0.6).tolist())
-        if refit is not None and _explains(refit, geo, i, j, pts):
-            return refit
-    return None
-
-
-def _explains(h: np.ndarray, geo: Sequence[Geometry], i: np.ndarray, j: np.ndarray, pts: tuple) -> bool:
-    """The model is one of overlapping views: >= ``MOTION_MIN_PAIRS`` agreeing pairs of distinct
-    tracklets on both sides, covering ``MOTION_SHARE`` of the points seen at once on each side."""
-    agree = _agreement(h, pts) >= 0.6
-    if len(np.unique(i[agree])) < MOTION_MIN_PAIRS or len(np.unique(j[agree])) < MOTION_MIN_PAIRS:
-        return False
-    n = pts[4].astype(np.float64)
-    for side in (i, j):                                           # per tracklet: best-explained share
-        seen = np.zeros(int(side.max()) + 1)
-        expl = np.zeros_like(seen)
-        np.maximum.at(seen, side, n)
-        np.maximum.at(expl, side, np.where(agree, n, 0.0))
-        if expl.sum() < MOTION_SHARE * seen.sum():
-            return False
-    return True
-
-
 def _mutual_best(i: np.ndarray, j: np.ndarray, score: np.ndarray) -> np.ndarray:
     """(P,) bool: pair p has the lowest (finite) score among i[p]'s pairs and among j[p]'s pairs."""
     if not len(i):
@@ -258,14 +176,16 @@ def overlap_evidence(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.n
         seeds = sel[_mutual_best(i[sel], j[sel], d[sel])]
         seed_geo = geometry(tracklets, i[seeds], j[seeds])
         h = fit_homography(seed_geo, range(len(seed_geo)))
-        si, sj, sgeo = i[sel], j[sel], geometry(tracklets, i[sel], j[sel])
-        enough = np.array([len(g[0]) >= MIN_SHARED for g in sgeo], bool)
-        si, sj, sgeo = si[enough], sj[enough], [g for g, k in zip(sgeo, enough) if k]
         if h is None and motion:
-            h = fit_by_motion(sgeo, si, sj, dist[si, sj])
+            from pipeline.association.motion_fit import fit_by_motion
+
+            h = fit_by_motion(tracklets, i[sel], j[sel], dist[i[sel], j[sel]])
             stats["overlap_motion_models"] += int(h is not None)
         if h is None:
             continue
+        si, sj, sgeo = i[sel], j[sel], geometry(tracklets, i[sel], j[sel])
+        enough = np.array([len(g[0]) >= MIN_SHARED for g in sgeo], bool)
+        si, sj, sgeo = si[enough], sj[enough], [g for g, k in zip(sgeo, enough) if k]
         for _ in range(2):                                        # refit with every pair that agrees
             err = np.array([np.median(_errors(h, *g)) for g in sgeo])
             agree = _agreeing(tracklets, si, sj, err, h, dist, start, end, one_to_one)[0]
