@@ -53,6 +53,7 @@ class ReIDRunConfig:
     max_overlap: float = 0.1           # skip crops overlapped by another box more than this (IoA)
     gallery_size: int = 10             # best features kept per tracklet
     thumbnails: int = 4                # thumbnails kept per tracklet (and per identity and camera)
+    colour_constancy: bool = False     # divide each camera's crops by its colour response (pipeline/run/colour.py)
 
     def __post_init__(self):
         if self.threads < 0:

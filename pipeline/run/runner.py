@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.run.cache import CameraCache, DetectionWriter, input_fingerprint, model_fingerprint, stage_key
 from core.config import to_dict
+from pipeline.run.colour import apply_gains, camera_gains
 from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.run.detectors.files import FileDetections
 from pipeline.run.embedding import CropBatch, Embedder, ReIDQueue
@@ -145,6 +146,7 @@ class _Camera:
                                    thumbnails=cfg.reid.thumbnails, box_path=cache.boxes,
                                    thumb_dir=cache.thumbs, attribute_names=attribute_names)
         self.frames = _prefetch(iter(src)) if prefetch else iter(src)
+        self.gains = camera_gains(src.path) if cfg.reid.colour_constancy else None   # (3,) or None
         self.step = 0              # analysed frames so far
         self.last_index = -1
         self.done = False
@@ -203,7 +205,8 @@ def _detection_crops(frames, cams, dets, embed) -> tuple[dict[str, np.ndarray], 
     tracker can use this step (its ``embedding_mask``) and their crops, in camera order."""
     names = [n for n in frames if cams[n].uses_appearance and embed is not None]
     picks = {n: np.flatnonzero(_embedding_mask(cams[n], dets[n])) for n in names}
-    return picks, [crop(frames[n].image, dets[n][i]) for n in names for i in picks[n]]
+    return picks, [apply_gains(crop(frames[n].image, dets[n][i]), cams[n].gains)
+                   for n in names for i in picks[n]]
 
 
 def _embedding_mask(cam: _Camera, dets: np.ndarray) -> np.ndarray:
@@ -274,7 +277,7 @@ def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[
         hits = cam.store.add_tracks(fr.index, tracks)
         idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if embeds else ([], [])
         if len(idx):
-            crops = [crop(fr.image, _crop_box(tracks[i], dets[name])) for i in idx]
+            crops = [apply_gains(crop(fr.image, _crop_box(tracks[i], dets[name])), cam.gains) for i in idx]
             pending.append(CropBatch(name, fr.index, cam.step, tracks[idx, 4].astype(np.int64), quality[idx],
                                      crops, tracks[idx, 7].astype(np.int64), emb))
         cam.store.close(cam.tracker.pop_finished())
