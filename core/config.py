@@ -119,8 +119,8 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
                 return _convert(arg, value, source, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise errors[0] if len(errors) == 1 else ConfigError(
-            f"{source}: '{key}' has the wrong type: expected {_type_name(tp)}, got {_show(value)}")
+        raise ConfigError(errors[0] if len(errors) == 1 else
+                          f"{source}: '{key}' has the wrong type: expected {_type_name(tp)}, got {_show(value)}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{source}: '{key}' must be one of {list(args)}, got {value!r}")

@@ -40,3 +40,16 @@ class TrackerConfig:
                                        # and a detection left over; 0: off
     birth_iou: float = 1.0             # no new track on a detection overlapping a matched track's box
                                        # by this IoU or more; 1: off
+
+    def __post_init__(self):
+        unit = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "low_match_thresh",
+                "unconfirmed_match_thresh", "duplicate_iou", "appearance_thresh", "proximity_thresh",
+                "reacquire_thresh", "ema_alpha", "recover_thresh", "birth_iou")
+        for name in unit:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"tracker.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name, low in (("track_buffer", 0), ("min_box_area", 0), ("gallery_size", 0), ("appearance_every", 1)):
+            if not getattr(self, name) >= low:
+                raise ValueError(f"tracker.{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.frame_rate > 0:
+            raise ValueError(f"tracker.frame_rate must be > 0, got {self.frame_rate}")

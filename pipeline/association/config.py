@@ -127,3 +127,5 @@ class AssociationConfig:
             raise ValueError("association.topk, rerank_k1 and rerank_k2 must be >= 1")
         if not 0.0 <= self.rerank_lambda <= 1.0:
             raise ValueError(f"association.rerank_lambda must be in [0, 1], got {self.rerank_lambda}")
+        if self.min_tracklet_length < 0:
+            raise ValueError(f"association.min_tracklet_length must be >= 0 boxes, got {self.min_tracklet_length}")

@@ -63,6 +63,9 @@ def _check_args(args) -> None:
         raise UserError("--box and --crop describe --image; give --image too")
     if args.box and args.crop:
         raise UserError("give either --box or --crop")
+    if args.box:
+        from pipeline.search.queryimage import parse_box
+        parse_box(args.box)                     # a malformed --box fails before any index or model is read
     if not (args.image or args.example or args.attributes):
         raise UserError("nothing to search for: give --image FILE, --example SPEC and/or --attributes WORDS")
 

@@ -38,6 +38,9 @@ class DetectorConfig:
     def __post_init__(self):
         if self.threads < 0:
             raise ValueError(f"detector.threads must be >= 0 (0: auto), got {self.threads}")
+        _check_ranges("detector", self, unit=("conf", "iou"), positive=("imgsz", "batch"))
+        if self.score_scale is not None and not self.score_scale > 0:
+            raise ValueError(f"detector.score_scale must be > 0 or null, got {self.score_scale}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class ReIDRunConfig:
     def __post_init__(self):
         if self.threads < 0:
             raise ValueError(f"reid.threads must be >= 0 (0: auto), got {self.threads}")
+        _check_ranges("reid", self, unit=("min_score", "max_overlap"),
+                      positive=("batch_size", "every_k_frames", "gallery_size"),
+                      non_negative=("min_hits", "min_box_height", "thumbnails"))
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,16 @@ class ScaleConfig:
 
 
 BACKENDS = ("local", "ray")
+
+
+def _check_ranges(section: str, cfg, unit: tuple = (), positive: tuple = (), non_negative: tuple = ()) -> None:
+    """ValueError naming the first field of ``cfg`` out of its range: ``unit`` in [0, 1], ``positive``
+    >= 1 (counts), ``non_negative`` >= 0 (NaN is out of every range)."""
+    for names, ok, rule in ((unit, lambda v: 0 <= v <= 1, "in [0, 1]"), (positive, lambda v: v >= 1, ">= 1"),
+                            (non_negative, lambda v: v >= 0, ">= 0")):
+        for name in names:
+            if not ok(getattr(cfg, name)):
+                raise ValueError(f"{section}.{name} must be {rule}, got {getattr(cfg, name)}")
 
 
 @dataclass(frozen=True)

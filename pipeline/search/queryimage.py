@@ -8,6 +8,7 @@ miss a tight crop of a person (the person touches every edge), and a query photo
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -28,6 +29,8 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
         x, y, w, h = (float(v) for v in str(text).replace(" ", "").split(","))
     except ValueError:
         raise UserError(f"--box {text!r}: expected x,y,w,h in pixels, e.g. 120,40,60,170") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise UserError(f"--box {text!r}: x,y,w,h must be finite numbers of pixels, e.g. 120,40,60,170")
     if w <= 0 or h <= 0:
         raise UserError(f"--box {text!r}: width and height must be > 0")
     return x, y, w, h
