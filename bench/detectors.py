@@ -4,9 +4,9 @@ One table, one row per candidate:
 * AP50 per footage (every frame; EPFL terrace's occluded boxes are don't-care), precision / recall
   at the tracker's operating threshold (``tracker.track_high_thresh``, detections that start and
   carry tracks);
-* MOTA / IDF1 per footage of the default tracker (``mcmt run``'s ``tracker:`` settings and default
-  ReID, run in-process on the cached detections and embeddings; see bench/tracking_data.py), and the
-  mean over footages;
+* MOTA / IDF1 per footage of the default tracker (``mcmt run``'s ``tracker:`` settings, run in-process
+  on the cached detections and their ReID features (Intel 0286, see bench/tracking_data.py); the
+  tracker alone, without the association's joins), and the mean over footages;
 * ms per frame of one detector call (preprocessing, inference, decoding) on 1 and 2 threads, on a
   PETS09 frame (768x576) and an EPFL frame (360x288), median of --rounds rounds, in a child process;
   with --emulate-avx2 also with oneDNN limited to AVX2 (a CPU without VNNI, as bench/pipeline.py).
@@ -38,16 +38,17 @@ from bench import tracking_data as td  # noqa: E402
 from bench.children import run_child  # noqa: E402
 
 OMZ = "models/openvino/{0}/{1}/{0}.xml"
-# name -> (model path under --shared, person label, input (h, w) or None: the network's own)
+# name -> (model path under --shared, person label, input (h, w) or None: the network's own, fit the input
+# width to the frame's aspect ratio (boxes models, see pipeline/run/detectors/boxes.py))
 CANDIDATES = {
-    "adas-0002 int8": (OMZ.format("pedestrian-detection-adas-0002", "FP16-INT8"), 1, None),
-    "adas-0002 fp16": (OMZ.format("pedestrian-detection-adas-0002", "FP16"), 1, None),
-    "2003 int8": (OMZ.format("person-vehicle-bike-detection-2003", "FP16-INT8"), 1, None),
-    "2003 int8 672": (OMZ.format("person-vehicle-bike-detection-2003", "FP16-INT8"), 1, (384, 672)),
-    "2003 fp16": (OMZ.format("person-vehicle-bike-detection-2003", "FP16"), 1, None),
-    "2003 fp16 672": (OMZ.format("person-vehicle-bike-detection-2003", "FP16"), 1, (384, 672)),
-    "2002 int8": (OMZ.format("person-vehicle-bike-detection-2002", "FP16-INT8"), 1, None),
-    "0202 int8": (OMZ.format("person-detection-0202", "FP16-INT8"), 0, None),
+    "adas-0002 int8": (OMZ.format("pedestrian-detection-adas-0002", "FP16-INT8"), 1, None, False),
+    "adas-0002 fp16": (OMZ.format("pedestrian-detection-adas-0002", "FP16"), 1, None, False),
+    "2003 int8": (OMZ.format("person-vehicle-bike-detection-2003", "FP16-INT8"), 1, None, False),
+    "2003 int8 fit": (OMZ.format("person-vehicle-bike-detection-2003", "FP16-INT8"), 1, None, True),
+    "2003 fp16 fit": (OMZ.format("person-vehicle-bike-detection-2003", "FP16"), 1, None, True),
+    "2003 int8 672": (OMZ.format("person-vehicle-bike-detection-2003", "FP16-INT8"), 1, (384, 672), False),
+    "2002 int8": (OMZ.format("person-vehicle-bike-detection-2002", "FP16-INT8"), 1, None, False),
+    "0202 int8": (OMZ.format("person-detection-0202", "FP16-INT8"), 0, None, False),
 }
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 EMULATE_AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
@@ -73,10 +74,10 @@ def build(name: str, shared: Path, threads: int, conf: float = td.DET_MIN):
     """The candidate's detector (OpenVINO on the CPU) with boxes down to ``conf``."""
     from pipeline.run.detectors import BoxesDetector, SsdDetector, model_kind
 
-    rel, label, size = CANDIDATES[name]
+    rel, label, size, fit_width = CANDIDATES[name]
     model = str(shared / rel)
     if model_kind(model) == "boxes":
-        return BoxesDetector(model, conf=conf, threads=threads, label=label, input_hw=size)
+        return BoxesDetector(model, conf=conf, threads=threads, label=label, input_hw=size, fit_width=fit_width)
     det = SsdDetector(model, conf=conf, threads=threads, label=label)
     if size:
         det.engine.reshape_input(*size)
@@ -162,7 +163,8 @@ def track_footage(dets, feats, cams, params: dict) -> dict:
 def encoder_factory():
     from pipeline.run.resources import load_encoder
 
-    return load_encoder("default", "cpu", batch_size=64, threads=1)
+    reid = str(td.BENCH_REID) if td.BENCH_REID.is_file() else "default"
+    return load_encoder(reid, "cpu", batch_size=64, threads=1)
 
 
 def accuracy(name: str, shared: Path, do_track: bool) -> dict:

@@ -4,8 +4,8 @@ two-camera sample.
 
 * variants: ``mcmt run``'s default ``tracker:`` settings (pipeline.run.config), then each rule of
   trackers/occlusion.py switched the other way (on if it is off by default, off if on), plus the rules
-  all on / all off; the appearance tracker gets the default ReID features of every detection with
-  score >= 0.3 (cached);
+  all on / all off; the appearance tracker gets ReID features (Intel 0286, see bench/tracking_data.py) of every
+  detection with score >= 0.5 (cached);
 * peers: ultralytics' BYTETracker and BOTSORT (the classes ``model.track`` runs; its own
   bytetrack.yaml / botsort.yaml settings; BOTSORT fed our ReID features; no camera-motion compensation:
   the cameras are static) on the same detections.
@@ -87,10 +87,10 @@ def run_ultralytics(kind: str, dets, feats) -> tuple[list[np.ndarray], float, in
     preds, sec, n = [], 0.0, 0
     for d, f in zip(dets, feats):
         if kind == "bytetrack":
-            tracker, f = BYTETracker(SimpleNamespace(**args), frame_rate=30), [None] * len(d)
+            tracker, f = BYTETracker(SimpleNamespace(**args)), [None] * len(d)
         else:
             tracker = BOTSORT(SimpleNamespace(**args, gmc_method=None, proximity_thresh=0.5, appearance_thresh=0.8,
-                                              with_reid=True, model="auto"), frame_rate=30)
+                                              with_reid=True, model="auto"))
         boxes = [UltralyticsBoxes(x) for x in d]
         t0 = time.perf_counter()
         outs = [tracker.update(b, None, e).reshape(-1, 8) for b, e in zip(boxes, f)]
@@ -155,7 +155,8 @@ def main() -> int:
             res[foot] = td.score([td.read_gt(c) for c in cams], preds)
             sec, n = sec + s, n + k
         rows[name] = (res, n / max(sec, 1e-9))
-    print(f"\ndetector {a.detector} (cached detections; default ReID features); tracker alone, no association")
+        print(name, {f: {k: round(r[k], 1) for k in ("MOTA", "IDF1", "HOTA")} for f, r in res.items()}, flush=True)
+    print(f"\ndetector {a.detector} (cached detections; Intel 0286 ReID features); tracker alone, no association")
     table(rows, list(data))
     return 0
 

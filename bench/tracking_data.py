@@ -23,7 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
 CACHE = REPO / "runs" / "bench_cache"
 DET_MIN = 0.05      # detections cached down to this score
-EMBED_MIN = 0.3     # detections embedded (the tracker's high stage starts at 0.5; variants go lower)
+EMBED_MIN = 0.5     # detections embedded: those the appearance tracker compares (track_high_thresh)
+# ReID of the benches: Intel's 0286 (OpenVINO, 5x faster here than the default checkpoint on PyTorch, so
+# that every detection can be embedded; mcmt run embeds only a few with its default ReID)
+BENCH_REID = SHARED / "models/openvino/person-reidentification-retail-0286/FP16/person-reidentification-retail-0286.xml"
 DISTRACTOR = 8      # MOT16 class id of a don't-care box
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,7 @@ def detections(detector_name: str, make_detector, cam: Camera) -> list[np.ndarra
 def embeddings(detector_name: str, dets: list[np.ndarray], cam: Camera, encoder_factory) -> list[np.ndarray]:
     """Per frame (N, D) float32 ReID features of the detections with score >= EMBED_MIN (zero rows for
     the others: "not embedded" to the trackers); cached next to the detections."""
-    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.emb.npz"
+    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.{EMBED_MIN}.emb.npz"
     if path.is_file():
         data = np.load(path)
         feats, counts = data["feats"], data["counts"]
@@ -162,3 +165,33 @@ def score(gts: list[np.ndarray], preds: list[np.ndarray]) -> dict:
     if len(gts) == 1:
         return evaluate_mot(gts[0], preds[0])
     return evaluate_mot(*rows_end_to_end(gts, preds))
+
+
+def import_run(run: Path, detector_name: str, cams: list[Camera]) -> None:
+    """Cache the detections an ``mcmt run`` made (its stage cache ``cache/<camera>/dets.csv``: 0-based
+    frame, x1, y1, x2, y2, score, cls, down to ``detector.conf``) as ``detector_name``'s, for cameras
+    the run covered completely."""
+    for cam in cams:
+        dets = Path(run) / "cache" / cam.name / "dets.csv"
+        if not dets.is_file():                                   # the run names a camera by its video
+            dets = Path(run) / "cache" / cam.video.stem / "dets.csv"
+        meta = dets.with_name("detect.json")
+        if not dets.is_file() or '"complete": true' not in meta.read_text():
+            continue
+        rows = np.loadtxt(dets, delimiter=",", ndmin=2)
+        n = sum(1 for _ in read_frames(cam.video))
+        path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, rows=rows, frames=n)
+        log.info("imported %s detections of %s from %s", detector_name, cam.name, run)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="cache the detections of an mcmt run under a detector name")
+    p.add_argument("run")
+    p.add_argument("name")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    import_run(Path(a.run), a.name, [c for cams in available().values() for c in cams])

@@ -178,9 +178,9 @@ def _recall_precision(detector, frames_gt, min_score=0.3) -> tuple[float, float]
 
 
 def test_embedded_detector_finds_the_people_of_the_sample(default_detector, sample_frames):
-    from pipeline.run.detectors import DEFAULT_MODEL, SsdDetector
+    from pipeline.run.detectors import DEFAULT_MODEL, BoxesDetector
 
-    assert DEFAULT_MODEL.is_file() and isinstance(default_detector, SsdDetector)
+    assert DEFAULT_MODEL.is_file() and isinstance(default_detector, BoxesDetector)
     recall, precision = _recall_precision(default_detector, sample_frames)
     assert recall >= 0.75 and precision >= 0.7, (recall, precision)
     boxes = np.concatenate(default_detector([f for f, _ in sample_frames]))
@@ -189,21 +189,27 @@ def test_embedded_detector_finds_the_people_of_the_sample(default_detector, samp
     assert (boxes[:, 2] <= 258).all() and (boxes[:, 3] <= 384).all()     # in the frame's pixels
 
 
-def test_a_batch_equals_single_calls(default_detector, sample_frames):
+SSD = ("models", "openvino", "pedestrian-detection-adas-0002", "FP16-INT8", "pedestrian-detection-adas-0002.xml")
+
+
+def test_an_ssd_batch_equals_single_calls(sample_frames):
+    from pipeline.run.detectors import SsdDetector
+
+    ssd = SsdDetector(str(shared_path(*SSD)), threads=1)
     imgs = [sample_frames[1][0], sample_frames[5][0], sample_frames[15][0]]
-    both = default_detector(imgs)
-    assert default_detector.engine.max_batch > 1                         # one network call for all
+    both = ssd(imgs)
+    assert ssd.engine.max_batch > 1                                      # one network call for all
     for img, b in zip(imgs, both):
-        np.testing.assert_allclose(default_detector([img])[0], b, atol=1e-3)
+        np.testing.assert_allclose(ssd([img])[0], b, atol=1e-3)
 
 
 def test_threads_reach_openvino_and_keep_the_boxes(sample_frames):
-    from pipeline.run.detectors import DEFAULT_MODEL, SsdDetector
+    from pipeline.run.detectors import DEFAULT_MODEL, BoxesDetector
     from pipeline.run.detectors.runtime import available_cores
 
     boxes = {}
     for n in (1, 2, 0):
-        det = SsdDetector(str(DEFAULT_MODEL), threads=n)
+        det = BoxesDetector(str(DEFAULT_MODEL), threads=n)
         assert det.engine.name == "OpenVINO CPU" and det.engine.runtime_threads() == (n or available_cores())
         boxes[n] = det([sample_frames[12][0]])[0]
     assert len(boxes[1]) > 0

@@ -65,11 +65,10 @@ class AppearanceTracker(ByteTracker):
             self.gmc.reset()
 
     def build_stages(self, match_thresh, low_match_thresh, unconfirmed_match_thresh):
-        high, low, unconfirmed = super().build_stages(match_thresh, low_match_thresh, unconfirmed_match_thresh)
-        stages = [high, low]
-        if self.reacquire_thresh > 0:
-            stages.append(Stage("reacquire", "lost", "high", "reacquire_cost", self.reacquire_thresh))
-        return (*stages, unconfirmed)
+        stages = list(super().build_stages(match_thresh, low_match_thresh, unconfirmed_match_thresh))
+        if self.reacquire_thresh > 0:      # after ByteTrack's high and low stages, before the rest
+            stages.insert(2, Stage("reacquire", "lost", "high", "reacquire_cost", self.reacquire_thresh))
+        return tuple(stages)
 
     # ------------------------------------------------------------------ lazy embedding
     def embedding_mask(self, dets: np.ndarray) -> np.ndarray:

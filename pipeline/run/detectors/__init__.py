@@ -36,8 +36,8 @@ __all__ = ["DEFAULT", "DEFAULT_MODEL", "BoxesDetector", "FileDetections", "SsdDe
 
 DEFAULT = "default"
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = WEIGHTS / "pedestrian-detection-adas-0002.xml"   # embedded (weights/MODEL_NOTE.md), + .bin
-DEFAULT_KIND = "ssd"
+DEFAULT_MODEL = WEIGHTS / "person-vehicle-bike-detection-2003.xml"   # embedded (weights/MODEL_NOTE.md), + .bin
+DEFAULT_KIND = "boxes"
 NETWORK_SUFFIXES = (".onnx", ".xml")
 
 

@@ -6,6 +6,11 @@ fitted as for the SSD models, see :func:`pipeline.run.detectors.ssd.fit`) and gi
 ``boxes`` [N, 5] rows ``x1, y1, x2, y2, score`` in pixels of the network input and ``labels`` [N] class
 ids (2003: 0 vehicle, 1 person, 2 bike). The outputs have no batch dimension, so frames run one per
 call. ``input_hw`` may set another input size (OpenVINO reshapes the network; smaller is faster).
+
+``fit_width`` (OpenVINO only): the input keeps the network's height but takes the frame's aspect ratio
+(width rounded up to a multiple of 32, at most the network's width), so a 4:3 or portrait camera is not
+padded out to 16:9: the same pixels per person, 1.4x (4:3) to 2.5x (portrait) less computation. Each
+camera's size is compiled once.
 """
 from __future__ import annotations
 
@@ -20,6 +25,14 @@ from pipeline.run.detectors.ssd import fit
 log = logging.getLogger(__name__)
 
 EMPTY = np.zeros((0, 6), np.float32)
+STRIDE = 32   # input widths are multiples of this (the network's largest stride)
+
+
+def fitted_width(frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> int:
+    """Input width that holds a frame of size ``frame_hw`` (h, w) at the input's height: the frame's
+    aspect ratio, rounded up to a multiple of STRIDE, at most ``input_hw``'s width."""
+    width = input_hw[0] * frame_hw[1] / max(frame_hw[0], 1)
+    return int(min(input_hw[1], max(STRIDE, int(np.ceil(width / STRIDE)) * STRIDE)))
 
 
 def is_boxes_labels(outputs: Sequence[Sequence[int]]) -> bool:
@@ -59,7 +72,7 @@ class BoxesDetector:
 
     def __init__(self, model: str, *, conf: float = 0.1, device: str = "cpu", threads: int = 0,
                  backend: str = "auto", label: int = 1, max_stretch: float = 1.5,
-                 input_hw: Optional[tuple[int, int]] = None, name=None, **_):
+                 input_hw: Optional[tuple[int, int]] = None, fit_width: bool = True, name=None, **_):
         self.engine = Engine(model, threads=threads, device=device, backend=backend, max_batch=1,
                              batch_first=False, all_outputs=True)
         if input_hw:
@@ -67,14 +80,19 @@ class BoxesDetector:
         self.name = name or str(model)
         self.conf, self.label, self.max_stretch = float(conf), int(label), float(max_stretch)
         self.input_hw = tuple(int(d) for d in self.engine.input_chw[1:3])
+        self.fit_width = bool(fit_width) and self.engine.name.startswith("OpenVINO")
         self.threads = self.engine.threads
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """BGR frames (any sizes) -> (N, 6) float32 x1, y1, x2, y2, score, cls (0) per frame."""
-        out: list[np.ndarray] = []
-        for chunk, fitted, outputs in self.engine.run_frames(frames, lambda f: fit(f, self.input_hw,
-                                                                                   self.max_stretch)):
-            boxes, labels = split_outputs(outputs)
-            (_, sx, sy), frame = fitted[0], chunk[0]
-            out.append(parse_boxes(boxes, labels, (sx, sy), frame.shape, self.conf, self.label))
-        return out
+        return [self._detect(frame) for frame in frames]
+
+    def _detect(self, frame: np.ndarray) -> np.ndarray:
+        size = self.input_hw
+        if self.fit_width:
+            size = (size[0], fitted_width(frame.shape[:2], size))
+            self.engine.reshape_input(*size)
+        img, sx, sy = fit(frame, size, self.max_stretch)
+        outputs = self.engine(img.transpose(2, 0, 1)[None])
+        boxes, labels = split_outputs(outputs)
+        return parse_boxes(boxes, labels, (sx, sy), frame.shape, self.conf, self.label)

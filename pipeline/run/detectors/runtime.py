@@ -149,7 +149,7 @@ class Engine:
     def runtime_threads(self) -> int:
         """The inference thread count as the runtime reports it (to check that ``threads`` arrived)."""
         if self.name.startswith("OpenVINO"):
-            compiled = self._compiled.get(1) or self._compile(1)
+            compiled = self._compile(1)
             return int(compiled.get_property("INFERENCE_NUM_THREADS"))
         if self.name.startswith("onnxruntime"):
             return int(self._session.get_session_options().intra_op_num_threads)
@@ -165,8 +165,8 @@ class Engine:
         self._model = self._core.read_model(str(self.path))
         self._config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32",
                         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        self._compiled: dict[int, object] = {}     # batch size -> compiled model, made on first use
-        self._requests: dict[int, object] = {}
+        self._compiled: dict[tuple, object] = {}   # (batch, input chw) -> compiled model, made on first use
+        self._requests: dict[tuple, object] = {}
         shape = self._model.inputs[0].get_partial_shape()
         self.input_chw = tuple(d.get_length() for d in list(shape)[1:])
         self.output_shapes = [tuple(d.get_length() if d.is_static else -1 for d in o.get_partial_shape())
@@ -181,16 +181,18 @@ class Engine:
         self._run = self._run_openvino
 
     def _compile(self, batch: int):
-        if batch not in self._compiled:
+        key = (batch, tuple(self.input_chw))
+        if key not in self._compiled:
             model = self._model.clone()
             model.reshape({model.inputs[0]: [batch, *self.input_chw]})
-            self._compiled[batch] = self._core.compile_model(model, "CPU", self._config)
-        return self._compiled[batch]
+            self._compiled[key] = self._core.compile_model(model, "CPU", self._config)
+        return self._compiled[key]
 
     def _request(self, batch: int):
-        if batch not in self._requests:
-            self._requests[batch] = self._compile(batch).create_infer_request()
-        return self._requests[batch]
+        key = (batch, tuple(self.input_chw))
+        if key not in self._requests:
+            self._requests[key] = self._compile(batch).create_infer_request()
+        return self._requests[key]
 
     def _run_openvino(self, x: np.ndarray):
         request = self._request(x.shape[0])
@@ -200,15 +202,13 @@ class Engine:
         return request.get_output_tensor(0).data.copy()
 
     def reshape_input(self, height: int, width: int) -> None:
-        """Run the network at input size (height, width) instead of its own (OpenVINO only; models whose
-        layers allow it, e.g. the OMZ detectors). A no-op when the size is already that."""
+        """Run the network at input size (height, width) from the next call on (OpenVINO only; models
+        whose layers allow it, e.g. the OMZ detectors). Each size is compiled once, on first use."""
         if tuple(self.input_chw[1:]) == (height, width):
             return
         if not self.name.startswith("OpenVINO"):
             raise UserError(f"{self.path.name}: changing the input size needs the OpenVINO runtime")
         self.input_chw = (self.input_chw[0], int(height), int(width))
-        self._compiled.clear()
-        self._requests.clear()
 
     # ---- onnxruntime ----------------------------------------------------------------------------
     def _try_onnxruntime_cuda(self, device: str) -> bool:
