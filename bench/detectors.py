@@ -153,8 +153,8 @@ def track_footage(dets, feats, cams, params: dict) -> dict:
     params = dict(params)
     name = params.pop("name")
     preds = []
-    for d, f in zip(dets, feats):
-        tracker = build_tracker(name, **params)                  # one instance per camera
+    for d, f, cam in zip(dets, feats, cams):
+        tracker = build_tracker(name, **td.resolve_rate(params, cam))   # one instance per camera
         outs = [tracker.update(x.astype(np.float64), e if name != "bytetrack" else None) for x, e in zip(d, f)]
         preds.append(td.to_mot(outs))
     return td.score([td.read_gt(c) for c in cams], preds)

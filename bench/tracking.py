@@ -39,7 +39,8 @@ RULES = {
     "OC-SORT re-update": ("observation_update", True, False),
     "OC-SORT recovery": ("recover_thresh", 0.5, 0.0),
     "no birth on a track": ("birth_iou", 0.7, 1.0),
-    "long buffer (90)": ("track_buffer", 90, 30),
+    "lost tracks kept 3.6 s": ("track_buffer", 108, 30),
+    "buffer in time (video fps)": ("frame_rate", 0.0, 30.0),
 }
 
 
@@ -56,15 +57,15 @@ def variants() -> dict[str, dict]:
     return out
 
 
-def run_ours(params: dict, dets, feats) -> tuple[list[np.ndarray], float, int]:
+def run_ours(params: dict, dets, feats, cams) -> tuple[list[np.ndarray], float, int]:
     """MOT rows per camera, seconds in update(), frames."""
     from trackers import build_tracker
 
     params = dict(params)
     name = params.pop("name")
     preds, sec, n = [], 0.0, 0
-    for d, f in zip(dets, feats):
-        tracker = build_tracker(name, **params)                      # one instance per camera
+    for d, f, cam in zip(dets, feats, cams):
+        tracker = build_tracker(name, **td.resolve_rate(params, cam))   # one instance per camera
         d64 = [x.astype(np.float64) for x in d]
         f = f if name != "bytetrack" else [None] * len(d)
         t0 = time.perf_counter()
@@ -75,7 +76,7 @@ def run_ours(params: dict, dets, feats) -> tuple[list[np.ndarray], float, int]:
     return preds, sec, n
 
 
-def run_ultralytics(kind: str, dets, feats) -> tuple[list[np.ndarray], float, int]:
+def run_ultralytics(kind: str, dets, feats, _cams=None) -> tuple[list[np.ndarray], float, int]:
     """ultralytics' BYTETracker / BOTSORT with its own default settings on the same detections."""
     from ultralytics.trackers.bot_sort import BOTSORT
     from ultralytics.trackers.byte_tracker import BYTETracker
@@ -143,15 +144,15 @@ def main() -> int:
 
         runs["--set " + " ".join(a.set)] = {**runs["defaults"],
                                             **{k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}}
-    jobs = {n: (lambda d, f, prm=prm: run_ours(prm, d, f)) for n, prm in runs.items()}
+    jobs = {n: (lambda d, f, c, prm=prm: run_ours(prm, d, f, c)) for n, prm in runs.items()}
     if not a.no_peers:
-        jobs["ultralytics BYTETracker"] = lambda d, f: run_ultralytics("bytetrack", d, f)
-        jobs["ultralytics BOTSORT+reid"] = lambda d, f: run_ultralytics("botsort", d, f)
+        jobs["ultralytics BYTETracker"] = lambda d, f, c: run_ultralytics("bytetrack", d, f)
+        jobs["ultralytics BOTSORT+reid"] = lambda d, f, c: run_ultralytics("botsort", d, f)
     rows = {}
     for name, job in jobs.items():
         res, sec, n = {}, 0.0, 0
         for foot, (cams, dets, feats) in data.items():
-            preds, s, k = job(dets, feats)
+            preds, s, k = job(dets, feats, cams)
             res[foot] = td.score([td.read_gt(c) for c in cams], preds)
             sec, n = sec + s, n + k
         rows[name] = (res, n / max(sec, 1e-9))

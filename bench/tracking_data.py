@@ -73,6 +73,18 @@ def read_frames(video: Path):
         cap.release()
 
 
+def resolve_rate(params: dict, cam: Camera) -> dict:
+    """Tracker params with ``frame_rate`` 0 replaced by the camera's frame rate (as ``mcmt run`` does)."""
+    if params.get("frame_rate", 30.0) > 0:
+        return params
+    import cv2
+
+    cap = cv2.VideoCapture(str(cam.video))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return {**params, "frame_rate": fps if fps and fps > 0 else 30.0}
+
+
 def _split(rows: np.ndarray, n_frames: int) -> list[np.ndarray]:
     """(K, 7) frame, x1, y1, x2, y2, score, cls rows -> per frame (N, 6) float32."""
     frame = rows[:, 0].astype(np.int64)

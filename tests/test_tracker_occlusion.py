@@ -115,3 +115,18 @@ def test_instances_do_not_share_galleries():
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError):
         build_tracker("botsort", **bad)
+
+
+def test_the_run_keeps_lost_tracks_for_a_time_not_a_number_of_frames():
+    """tracker.frame_rate 0 (the default): the buffer follows the camera's analysed frame rate, so a
+    25 fps camera and a 10 fps camera both keep a lost track 3.6 s."""
+    from core.config import load_config
+    from pipeline.run.config import RunConfig
+    from pipeline.run.runner import build_tracker_for
+
+    cfg = load_config(RunConfig, None, [])
+    assert cfg.tracker.frame_rate == 0
+    assert build_tracker_for(cfg, 25.0).max_lost == 90 and build_tracker_for(cfg, 10.0).max_lost == 36
+    assert build_tracker_for(cfg).max_lost == cfg.tracker.track_buffer           # unknown rate: 30 fps
+    fixed = load_config(RunConfig, None, ["tracker.frame_rate=30"])
+    assert build_tracker_for(fixed, 10.0).max_lost == fixed.tracker.track_buffer

@@ -18,8 +18,8 @@ class TrackerConfig:
     match_thresh: float = 0.8          # max cost accepted in the first (high-score) stage
     low_match_thresh: float = 0.5      # max 1 - IoU accepted in the second (low-score) stage
     unconfirmed_match_thresh: float = 0.7  # max cost for a one-frame-old track to match again
-    track_buffer: int = 30             # frames a lost track is kept (scaled by frame_rate / 30)
-    frame_rate: float = 30.0
+    track_buffer: int = 108            # frames a lost track is kept (scaled by frame_rate / 30: 3.6 s)
+    frame_rate: float = 0.0            # 0: the video's analysed frame rate (mcmt run; trackers need > 0)
     fuse_score: bool = True            # multiply IoU similarity by detection score
     min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)
     duplicate_iou: float = 0.85        # a tracked and a lost track overlapping more are duplicates
@@ -51,5 +51,5 @@ class TrackerConfig:
         for name, low in (("track_buffer", 0), ("min_box_area", 0), ("gallery_size", 0), ("appearance_every", 1)):
             if not getattr(self, name) >= low:
                 raise ValueError(f"tracker.{name} must be >= {low}, got {getattr(self, name)}")
-        if not self.frame_rate > 0:
-            raise ValueError(f"tracker.frame_rate must be > 0, got {self.frame_rate}")
+        if not self.frame_rate >= 0:
+            raise ValueError(f"tracker.frame_rate must be >= 0 (0: the video's), got {self.frame_rate}")

@@ -76,13 +76,16 @@ def _detector_fingerprint(model: str) -> Optional[dict]:
     return model_fingerprint(model)
 
 
-def build_tracker_for(cfg: RunConfig):
+def build_tracker_for(cfg: RunConfig, fps: float | None = None):
     """One tracker instance for one camera (numpy in, numpy out). ``tracker.frame_rate`` only scales
-    ``track_buffer`` (ByteTrack convention), so it is taken from the config, not from the video."""
+    ``track_buffer`` (ByteTrack convention: frames at 30 fps); 0 takes ``fps``, the camera's analysed
+    frame rate (30 when unknown), so that a lost track lives a time, not a number of frames."""
     from trackers import build_tracker
 
     params = dataclasses.asdict(cfg.tracker)
     name = params.pop("name")
+    if params["frame_rate"] <= 0:
+        params["frame_rate"] = float(fps) if fps and fps > 0 else 30.0
     return build_tracker(name, **params)
 
 
@@ -138,7 +141,7 @@ class _Camera:
         self.cached = cache.cached_detections(det_key)
         cache.start_track_stage(track_key)
         self.det_writer = DetectionWriter(cache, det_key, self.cached)
-        self.tracker = build_tracker_for(cfg)
+        self.tracker = build_tracker_for(cfg, src.fps / max(1, src.stride))
         self.uses_appearance = uses_appearance(self.tracker)
         self.gmc = getattr(self.tracker, "gmc", None)       # camera-motion estimator, when configured
         self.embed_min_score = cfg.tracker.track_high_thresh  # detections the appearance tracker compares
