@@ -11,21 +11,33 @@ Two stages per camera, each keyed by a hash of its inputs and settings:
   is reused as is (no decoding, no detection, no ReID), which is also what ``mcmt associate`` reads.
 
 Everything written here is atomic (tmp file + ``os.replace``) except the two append-only CSV streams,
-whose valid length is recorded in the stage's json.
+whose valid length is recorded in the stage's json. Integrity (pipeline/run/manifest.py): ``detect.json``
+records the rows, bytes and SHA-256 of the valid prefix of ``dets.csv``, ``track.json`` those of
+``boxes.csv`` and the tracklet files; every read checks them, and a file that disagrees makes its stage
+unfinished (recomputed, with a warning naming the file). Detections are stored at full float32 precision
+(``%.9g``), so a resumed run sees the very detections a clean one sees.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from core.atomic import atomic_write, atomic_write_json
+from core.errors import UserError
 from core.frames import group_by_frame
+from pipeline.run.manifest import check_file, check_manifest, format_rows, parse_rows, stage_manifest, valid_prefix
 from pipeline.tracklet import Tracklet
+
+log = logging.getLogger(__name__)
+TRACK_FILES = ("boxes.csv", "tracklets.npz", "tracklets.json")
+_WARNED: set[str] = set()
 
 CACHE_VERSION = 2
 
@@ -95,10 +107,13 @@ class CameraCache:
     def cached_detections(self, key: str) -> "CachedDetections":
         """Detections of the frames a previous run finished with this key."""
         meta = read_json(self.detect_meta)
-        if not meta or meta.get("key") != key or not self.dets.is_file():
+        if not meta or meta.get("key") != key or int(meta.get("frames_done_upto", -1)) < 0:
             return CachedDetections(-1, np.zeros((0, 7)))
-        done = int(meta.get("frames_done_upto", -1))
-        rows = _read_csv(self.dets, 7)
+        rows, problem = valid_prefix(self.dets, meta, 7)
+        if problem:
+            _warn(f"camera '{self.camera}': {problem}; detecting its frames again")
+            return CachedDetections(-1, np.zeros((0, 7)))
+        done = int(meta["frames_done_upto"])
         return CachedDetections(done, rows[rows[:, 0] <= done])
 
     def detect_complete(self, key: str) -> bool:
@@ -107,8 +122,31 @@ class CameraCache:
 
     # ---- track stage -----------------------------------------------------------------------
     def track_complete(self, key: Optional[str] = None) -> bool:
+        """Whether the track stage (with this key) is finished and its files hold what it wrote; a damaged
+        file makes it unfinished, with a warning naming the file."""
         meta = read_json(self.track_meta)
-        return bool(meta and meta.get("complete") and (key is None or meta.get("key") == key))
+        if not (meta and meta.get("complete") and (key is None or meta.get("key") == key)):
+            return False
+        problem = self.track_problem(meta)
+        if problem:
+            _warn(f"camera '{self.camera}': {problem}; its tracks are treated as unfinished "
+                  "('mcmt run' with the same --out recomputes them)")
+        return problem is None
+
+    def track_problem(self, meta: dict) -> Optional[str]:
+        """What is wrong with the files of a finished track stage, or None. Stages written before the
+        manifest are checked by their recorded box and tracklet counts."""
+        if "files" in meta:
+            return check_manifest(self.dir, meta["files"])
+        for name in TRACK_FILES:
+            if not (self.dir / name).is_file():
+                return f"{self.dir / name} is missing"
+        legacy = {"boxes.csv": meta.get("boxes")}
+        for name, rows in legacy.items():
+            problem = check_file(self.dir / name, {"rows": int(rows)}) if rows is not None else None
+            if problem:
+                return problem
+        return None
 
     def track_info(self) -> dict:
         return read_json(self.track_meta) or {}
@@ -127,10 +165,18 @@ class CameraCache:
     def finish_track_stage(self, key: str, tracklets: Sequence[Tracklet], thumbs: dict[int, list[str]],
                            info: dict) -> None:
         save_tracklets(self.dir, tracklets, thumbs)
-        atomic_write_json(self.track_meta, {**info, "key": key, "complete": True})
+        files = stage_manifest(self.dir, TRACK_FILES)
+        if "boxes" in info and files["boxes.csv"]["rows"] != int(info["boxes"]):
+            raise UserError(f"{self.boxes}: {files['boxes.csv']['rows']} rows written, {info['boxes']} boxes made: "
+                            "is another 'mcmt run' writing the same --out? Run one at a time")
+        atomic_write_json(self.track_meta, {**info, "key": key, "complete": True, "files": files})
 
     def load_tracklets(self) -> tuple[list[Tracklet], dict[int, list[str]]]:
-        return load_tracklets(self.dir, self.camera)
+        try:
+            return load_tracklets(self.dir, self.camera)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{self.dir / 'tracklets.npz'} or tracklets.json cannot be read ({exc}); "
+                            f"{_FIX.format(dir=self.dir)}") from None
 
 
 class CachedDetections:
@@ -164,16 +210,25 @@ class DetectionWriter:
         self.upto = reused.upto
         # invalidate first, so a crash while the valid prefix is rewritten cannot leave a stale count
         atomic_write_json(cache.detect_meta, {"key": key, "frames_done_upto": -1, "complete": False})
-        self._file = open(cache.dets, "w")
-        _write_csv(self._file, reused.rows)
+        self._file = open(cache.dets, "wb")
+        self._hash, self._rows, self._bytes = hashlib.sha256(), 0, 0
+        self._write(reused.rows)
         self._since = 0
         self._flush_meta(False)
+
+    def _write(self, rows: np.ndarray) -> None:
+        """Append rows (N, 7), keeping the count, length and checksum that detect.json records."""
+        data = format_rows(rows)
+        self._file.write(data)
+        self._hash.update(data)
+        self._rows += len(rows)
+        self._bytes += len(data)
 
     def add(self, frame: int, dets: np.ndarray) -> None:
         if frame <= self.upto:
             return
         if len(dets):
-            _write_csv(self._file, np.column_stack([np.full(len(dets), frame), dets[:, :6]]))
+            self._write(np.column_stack([np.full(len(dets), frame), dets[:, :6]]))
         self.upto = frame
         self._since += 1
         if self._since >= self.every:
@@ -183,7 +238,8 @@ class DetectionWriter:
         self._file.flush()
         os.fsync(self._file.fileno())
         atomic_write_json(self.cache.detect_meta, {"key": self.key, "frames_done_upto": self.upto,
-                                                   "complete": complete})
+                                                   "complete": complete, "rows": self._rows, "bytes": self._bytes,
+                                                   "sha256": self._hash.hexdigest()})
         self._since = 0
 
     def close(self, complete: bool) -> None:
@@ -193,22 +249,23 @@ class DetectionWriter:
         self._file.close()
 
 
-def _write_csv(f, rows: np.ndarray) -> None:
-    """Rows (N, 7): the frame number as an integer (exact at any video length), the rest %.6g."""
-    if len(rows):
-        np.savetxt(f, rows, fmt=["%d"] + ["%.6g"] * (rows.shape[1] - 1), delimiter=",")
+_FIX = "delete {dir} and rerun 'mcmt run' with the same --out to recompute it"
 
 
-def _read_csv(path: Path, cols: int) -> np.ndarray:
-    if not path.is_file() or path.stat().st_size == 0:
-        return np.zeros((0, cols), np.float64)
-    rows = np.loadtxt(path, delimiter=",", ndmin=2)
-    return rows.reshape(-1, cols)
+def _warn(message: str) -> None:
+    """A warning about a damaged cache file, once per process."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 def read_boxes(cache: CameraCache) -> np.ndarray:
-    """(N, 7) frame (0-based), local id, x1, y1, x2, y2, score of a finished track stage."""
-    return _read_csv(cache.boxes, 7)
+    """(N, 7) frame (0-based), local id, x1, y1, x2, y2, score of a finished track stage; UserError naming
+    the file and the fix when it is damaged."""
+    try:
+        return parse_rows(cache.boxes.read_bytes(), 7, cache.boxes)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{cache.boxes} cannot be read ({exc}); {_FIX.format(dir=cache.dir)}") from None
 
 
 # ---- tracklets <-> npz/json ---------------------------------------------------------------
