@@ -118,10 +118,12 @@ class ReIDEncoder:
     # ---- construction ----------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", batch_size: int = 32,
-                        preprocess: Preprocess | None = None, num_threads: int = 0) -> "ReIDEncoder":
+                        preprocess: Preprocess | None = None, num_threads: int = 0,
+                        embedding: str | None = None) -> "ReIDEncoder":
         """Load ``path``: our ``.pt`` checkpoint, an ``.onnx`` file, an OpenVINO ``.xml`` (or a folder
         holding one) or ``"default"`` (the checkpoint shipped with mcmt). ``preprocess`` overrides the
-        input convention of external models."""
+        input convention of external models; ``embedding`` the appearance feature of a model on an
+        OpenVINO IR trunk (ir / heads / concat, see reid/trunk_backend.py)."""
         if str(path) == "default":
             if not DEFAULT_CHECKPOINT.is_file():
                 raise UserError("the default ReID checkpoint (reid/weights/default.pt) is missing from this "
@@ -139,7 +141,7 @@ class ReIDEncoder:
             from reid.checkpoint import load_checkpoint
             model, meta = load_checkpoint(path, map_location="cpu")
             return cls.from_model(model, meta, device=device, batch_size=batch_size, _owned=True,
-                                  num_threads=num_threads)
+                                  num_threads=num_threads, embedding=embedding)
         if suffix == ".onnx":
             from reid.external import OnnxBackend
             backend = OnnxBackend(path, device, preprocess, num_threads)

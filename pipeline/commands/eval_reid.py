@@ -44,6 +44,8 @@ def add_arguments(p):
     p.add_argument("--lambda", dest="lambda_value", type=float, default=0.3,
                    help="re-ranking weight of the original distance (default 0.3)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--embedding", choices=("ir", "heads", "concat"),
+                   help="appearance feature of a model on an OpenVINO IR trunk (default: the model's own)")
     p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default 64)")
     p.add_argument("--json", metavar="FILE", help="also write all numbers to this JSON file")
     p.add_argument("--visualize", metavar="DIR", help="write ranked lists / attribute panels (index.html) here")
@@ -121,7 +123,7 @@ def main(args) -> int:
     options = parse_options(args.option)
     t0 = time.time()
     encoder = ReIDEncoder.from_checkpoint(args.checkpoint, device=resolve_device(args.device),
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, embedding=args.embedding)
     rerank = RerankParams(args.rerank, args.k1, args.k2, args.lambda_value)
     trained = checkpoint_training(args.checkpoint)
     result, data, arrays = evaluate_dataset(encoder, args.dataset, args.data_root, options=options,

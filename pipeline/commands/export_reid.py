@@ -36,6 +36,9 @@ def main(args) -> int:
     if not args.out.lower().endswith(".onnx"):
         raise UserError(f"--out {args.out!r}: the output file name must end in .onnx or .pt")
     model, meta = load_checkpoint(args.checkpoint)
+    if model.config.get("external_trunk"):
+        raise UserError(f"{args.checkpoint}: its trunk is an OpenVINO IR that runs outside the network; export "
+                        "a slim .pt instead (--out model.pt), which runs with that IR")
     result = export_onnx(model, args.out, opset=args.opset, check=not args.no_check)
     print(f"wrote {result['path']} (backbone {meta['backbone']}, input {tuple(meta['input_size'])}, "
           f"embedding {model.embedding_dim}-d, {len(model.attribute_names)} attribute outputs)")
