@@ -324,13 +324,16 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
     from tqdm import tqdm
 
     names = tuple(getattr(encoder, "attribute_names", ()) or ())
-    cams = {src.name: _Camera(src, cache, dk, tk, cfg, names, concurrent) for src, cache, dk, tk in todo}
     detector_holder: list = []
 
     def detector():
         if not detector_holder:
             detector_holder.append(detector_factory())
         return detector_holder[0]
+
+    if files is None and detector_factory is not None and not all(c.detect_complete(dk) for _, c, dk, _ in todo):
+        detector()          # a model that cannot load fails here, before any cache file is rewritten
+    cams = {src.name: _Camera(src, cache, dk, tk, cfg, names, concurrent) for src, cache, dk, tk in todo}
 
     embed = Embedder(encoder, cfg.reid.batch_size) if encoder is not None else None
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
