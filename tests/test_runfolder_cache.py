@@ -124,3 +124,18 @@ def test_detections_of_an_older_mcmt_are_not_reused(tmp_path):
     meta = json.loads(cache.detect_meta.read_text())
     cache.detect_meta.write_text(json.dumps({k: meta[k] for k in ("key", "frames_done_upto", "complete")}))
     assert not cache.cached_detections("k")                 # rounded to 6 digits: detected again
+
+
+@pytest.mark.parametrize("damage", ["boxes wrong columns", "boxes bad bytes", "npz broken"])
+def test_unreadable_files_of_an_unchecked_stage_name_the_file_and_the_fix(clean, tmp_path, damage):
+    """Readers that bypass the stage check (an older cache, a gallery) get one line naming the file."""
+    from core.errors import UserError
+    from pipeline.run.cache import read_boxes
+
+    run = tmp_path / "run"
+    shutil.copytree(clean, run)
+    cache = CameraCache(run, "pets_right")
+    DAMAGE[damage](cache.dir)
+    with pytest.raises(UserError) as err:
+        read_boxes(cache) if damage.startswith("boxes") else cache.load_tracklets()
+    assert str(cache.dir) in str(err.value) and "mcmt run" in str(err.value)
