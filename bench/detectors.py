@@ -14,7 +14,7 @@ One table, one row per candidate:
 Footages: PETS09-S2L1 (1 camera, 795 frames), EPFL terrace (2 cameras x 1,800), the two-camera sample
 (2 x 795). Detections are cached under runs/bench_cache/ (first run: minutes per candidate).
 
-Usage: python bench/detectors.py [--only NAME ...] [--no-track] [--no-speed] [--emulate-avx2]
+Usage: python bench/detectors.py [--only NAME ...] [--no-track] [--no-speed | --speed-only] [--emulate-avx2]
                                  [--rounds 5] [--calls 10] [--shared ../shared]
 """
 from __future__ import annotations
@@ -244,6 +244,7 @@ def main() -> int:
     p.add_argument("--only", nargs="+", choices=list(CANDIDATES), metavar="NAME", help="candidates to measure")
     p.add_argument("--no-track", action="store_true", help="detection scores only (no tracking, no ReID)")
     p.add_argument("--no-speed", action="store_true", help="skip the timing")
+    p.add_argument("--speed-only", action="store_true", help="only the timing (no detections cached)")
     p.add_argument("--emulate-avx2", action="store_true", help="also time with oneDNN limited to AVX2")
     p.add_argument("--json", help="also write the numbers to this file")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -257,7 +258,7 @@ def main() -> int:
         print(f"needs {shared}/data/pets09-s2l1 (set --shared)", file=sys.stderr)
         return 2
     names = [n for n in (a.only or CANDIDATES) if (shared / CANDIDATES[n][0]).is_file()]
-    acc = {n: accuracy(n, shared, not a.no_track) for n in names}
+    acc = {} if a.speed_only else {n: accuracy(n, shared, not a.no_track) for n in names}
     ms = {} if a.no_speed else speed(names, shared, a.rounds, a.calls, False)
     ms_avx2 = speed(names, shared, a.rounds, a.calls, True) if a.emulate_avx2 and not a.no_speed else {}
     print_table(names, acc, ms, ms_avx2)
