@@ -174,6 +174,8 @@ class CameraCache:
     def load_tracklets(self) -> tuple[list[Tracklet], dict[int, list[str]]]:
         try:
             return load_tracklets(self.dir, self.camera)
+        except FileNotFoundError:
+            raise                           # not there: the caller says which run to finish
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise UserError(f"{self.dir / 'tracklets.npz'} or tracklets.json cannot be read ({exc}); "
                             f"{_FIX.format(dir=self.dir)}") from None
