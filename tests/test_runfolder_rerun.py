@@ -16,18 +16,21 @@ def _snapshot(run: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "cache").rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("name", ["broken.pt", "broken.onnx"])     # loaded by ultralytics / by our runtime
-def test_a_detector_that_cannot_load_touches_no_cache_file(tmp_path, capsys, name):
+@pytest.mark.parametrize("option, name", [("--detector", "broken.pt"),      # loaded by ultralytics
+                                          ("--detector", "broken.onnx"),    # by our runtime
+                                          ("--reid", "broken.onnx")])
+def test_a_model_that_cannot_load_touches_no_cache_file(tmp_path, capsys, option, name):
     run = tmp_path / "run"
     dets = [str(SAMPLES / "gt" / c / "gt" / "gt.txt") for c in CAMS]
-    common = ["--out", str(run), "--reid", "none", "--max-frames", "30", "--no-progress", "-q"]
-    assert mcmt(["run", "--videos", *VIDEOS, "--detections", *dets, *common]) == 0
+    common = ["--out", str(run), "--max-frames", "30", "--no-progress", "-q"]
+    assert mcmt(["run", "--videos", *VIDEOS, "--detections", *dets, "--reid", "none", *common]) == 0
     before = _snapshot(run)
     assert any(name.endswith("boxes.csv") for name in before) and any(n.endswith("tracklets.npz") for n in before)
     broken = tmp_path / name
     broken.write_bytes(b"this is no model" * 10)
     capsys.readouterr()
-    assert mcmt(["run", "--videos", *VIDEOS, "--detector", str(broken), *common]) != 0
+    rerun = [option, str(broken)] + (["--detections", *dets] if option == "--reid" else ["--reid", "none"])
+    assert mcmt(["run", "--videos", *VIDEOS, *rerun, *common]) != 0
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err
     assert _snapshot(run) == before                                   # nothing emptied, deleted or rewritten
