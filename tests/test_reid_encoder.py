@@ -146,10 +146,10 @@ def test_shipped_default_checkpoint():
     from reid.data.schemas import COMMON
 
     enc = ReIDEncoder.from_checkpoint("default")
-    assert enc.dim == 640
+    assert enc.dim == 256                        # Intel 0277's embedding (reid/MODEL_CARD.md)
     assert tuple(enc.attribute_names) == tuple(COMMON.output_names)
     feats, attrs = enc.embed([np.full((100, 40, 3), 128, np.uint8)])
-    assert feats.shape == (1, 640)
+    assert feats.shape == (1, 256)
     assert attrs.shape == (1, COMMON.num_outputs)
     assert np.isclose(np.linalg.norm(feats[0]), 1.0, atol=1e-4)
     root = shared_path("data", "market1501-mini", "query").parent
