@@ -25,7 +25,7 @@ def test_a_model_that_cannot_load_touches_no_cache_file(tmp_path, capsys, option
     common = ["--out", str(run), "--max-frames", "30", "--no-progress", "-q"]
     assert mcmt(["run", "--videos", *VIDEOS, "--detections", *dets, "--reid", "none", *common]) == 0
     before = _snapshot(run)
-    assert any(name.endswith("boxes.csv") for name in before) and any(n.endswith("tracklets.npz") for n in before)
+    assert any(n.endswith("boxes.csv") for n in before) and any(n.endswith("tracklets.npz") for n in before)
     broken = tmp_path / name
     broken.write_bytes(b"this is no model" * 10)
     capsys.readouterr()
