@@ -128,7 +128,8 @@ def crops_per_second(enc: ReIDEncoder, shared: Path) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["default"])
-    ap.add_argument("--sets", nargs="+", default=["epfl", "viper", "peta"], choices=["epfl", "viper", "peta"])
+    ap.add_argument("--sets", nargs="*", default=["epfl", "viper", "peta"], choices=["epfl", "viper", "peta"],
+                    help="data sets to score (none: crops/s only)")
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[1].parent / "shared"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the rows here")
