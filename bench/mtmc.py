@@ -71,8 +71,13 @@ def seed_cache(run_dir: Path, fp: Footage, root: Path) -> None:
     """Copy the stage cache of cameras this footage shares with another footage's run (same input)."""
     for cam, other in fp.reuse.items():
         src, dst = root / other / "cache" / cam, run_dir / "cache" / cam
-        if src.is_dir() and not dst.exists():
-            shutil.copytree(src, dst)
+        meta = src / "track.json"
+        if not meta.is_file() or '"complete": true' not in meta.read_text():
+            continue                                               # nothing finished to reuse
+        if (dst / "track.json").is_file() and (dst / "track.json").read_text() == meta.read_text():
+            continue                                               # already the same stage
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
 
 
 def mcmt_run(fp: Footage, run_dir: Path, detector: str, reid: str, sets: list[str]) -> float:
