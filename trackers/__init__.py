@@ -29,7 +29,8 @@ def build_tracker(name: str, **params):
     """A new tracker instance ``name`` with ``params``: its own arguments or any TrackerConfig field.
 
     TrackerConfig fields that this tracker does not use are ignored (logged at debug level);
-    anything else is an error naming the valid keys.
+    anything else is an error naming the valid keys. ``frame_rate`` 0 (TrackerConfig's "the video's rate",
+    which ``mcmt run`` replaces by the camera's) counts as 30 here.
     """
     if name not in TRACKERS:
         raise ValueError(f"unknown tracker {name!r}; valid trackers: {', '.join(sorted(TRACKERS))}")
@@ -40,6 +41,8 @@ def build_tracker(name: str, **params):
     if unknown:
         raise ValueError(f"tracker {name!r}: unknown parameter {unknown[0]!r}; valid: "
                          f"{', '.join(sorted(accepted | config_keys))}")
+    if params.get("frame_rate", 30.0) == 0:
+        params = {**params, "frame_rate": 30.0}
     unused = sorted(set(params) - accepted)
     if unused:
         log.debug("tracker %s ignores %s", name, ", ".join(unused))
