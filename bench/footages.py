@@ -7,6 +7,8 @@ Footages:
   three-views   the same cut plus a centre camera at another scale and colour response that overlaps
                 both (samples/make_pets_multicam.py --third-view, made under the bench's folder)
   epfl          ../shared/data/epfl-terrace: two real, different cameras over one terrace (overlapping)
+  pets09        ../shared/data/pets09-s2l1: the whole PETS09 view, one camera (people leave and come back:
+                the association's joins within one camera; its "cross-camera" IDF1 is the camera's IDF1)
   sample~KIND-S the sample whose second camera differs as real cameras do (KIND at strength S):
                 gamma, colour cast, white balance, blur, low resolution (down- and up-scaled, so the ground
                 truth keeps its coordinates), JPEG-like compression
@@ -117,6 +119,13 @@ def epfl() -> Footage:
     return Footage("epfl", videos, str(EPFL / "gt"), note="EPFL terrace1, two real cameras, overlapping views")
 
 
+def pets09() -> Footage:
+    folder = SHARED / "data" / "pets09-s2l1"
+    if not (folder / "vtest.avi").is_file():
+        raise FileNotFoundError(f"PETS09-S2L1 is not in {folder} (set MCMT_SHARED)")
+    return Footage("pets09", (str(folder / "vtest.avi"),), str(folder), note="PETS09-S2L1, one camera")
+
+
 def variant(name: str, folder: Path) -> Footage:
     """The sample with its second camera altered (``sample~KIND-STRENGTH``), video made under ``folder``."""
     kind, strength = name.split("~", 1)[1].rsplit("-", 1)
@@ -136,9 +145,12 @@ def footage(name: str, folder: Path) -> Footage:
         return three_views(folder / "pets_3views")
     if name == "epfl":
         return epfl()
+    if name == "pets09":
+        return pets09()
     if name.startswith("sample~"):
         return variant(name, folder / "variants")
-    raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, variants, or one of {variant_names()}")
+    raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, pets09, variants, or one of "
+                     f"{variant_names()}")
 
 
 def expand(names: list[str]) -> list[str]:
@@ -146,7 +158,7 @@ def expand(names: list[str]) -> list[str]:
     out: list[str] = []
     for n in names:
         if n == "all":
-            out += ["sample", "three-views", "epfl", *variant_names()]
+            out += ["sample", "three-views", "epfl", "pets09", *variant_names()]
         elif n == "variants":
             out += variant_names()
         elif n == "mild" or n == "strong":

@@ -51,10 +51,11 @@ VARIANTS = {
     "- overlap one-to-one": {"overlap_one_to_one": False},
     "- motion, - one-to-one": {"overlap_motion": False, "overlap_one_to_one": False},
     "+ relative matching": {"relative_matching": True},
+    "same-cam ratio 0.5": {"same_camera_ratio": 0.5},
+    "same-cam ratio 0": {"same_camera_ratio": 0.0},
     "- attributes": {"attribute_weight": 0.0},
     "+ camera normalise": {"camera_normalise": True},
     "+ camera centre": {"camera_centre": True},
-    "+ centre + relative": {"camera_centre": True, "relative_matching": True},
     "+ rerank": {"rerank": True},
 }
 

@@ -69,7 +69,7 @@ def test_calibrated_threshold_lies_between_positive_and_negative_distances():
         cal = calibrate(dist, overlapping_pairs(cam, start, end), AssociationConfig(), positives)
         assert cal.negatives > 100
         assert positives.max() < cal.threshold <= cal.link_threshold < np.median(dist)
-        assert cal.same_camera_threshold == pytest.approx(0.5 * cal.threshold)
+        assert cal.same_camera_threshold == pytest.approx(AssociationConfig().same_camera_ratio * cal.threshold)
     fixed = calibrate(dist, overlapping_pairs(cam, start, end),
                       AssociationConfig(threshold=0.4, link_threshold=0.2, same_camera_threshold=None))
     assert (fixed.threshold, fixed.link_threshold, fixed.same_camera_threshold) == (0.4, 0.2, np.inf)
@@ -96,7 +96,7 @@ def test_clustering_threshold_capped_when_few_negatives_leave_no_low_tail():
         expected = min(q01, TAIL_RATIO * q10)
         assert cal.threshold == pytest.approx(expected, abs=1e-6)
         assert (cal.threshold < q01 - 1e-3) != low_tail          # capped only without a low tail
-        assert cal.same_camera_threshold == pytest.approx(0.5 * cal.threshold)
+        assert cal.same_camera_threshold == pytest.approx(AssociationConfig().same_camera_ratio * cal.threshold)
 
 
 def test_calibration_follows_the_model_scale_end_to_end():
@@ -306,7 +306,8 @@ def test_thresholds_recorded_in_run_json_and_identities_summary(tmp_path):
     summary = associate_and_write(tmp_path, cfg, cameras)
     shown = json.loads((tmp_path / "identities.json").read_text())["summary"]["association_thresholds"]
     assert shown == summary["association_thresholds"]
-    assert 0 < shown["merge"] <= shown["link"] and shown["same_camera"] == pytest.approx(shown["merge"] / 2, abs=1e-4)
+    assert 0 < shown["merge"] <= shown["link"] and shown["same_camera"] == pytest.approx(
+        shown["merge"] * AssociationConfig().same_camera_ratio, abs=1e-4)
     assert "overlapping in time" in shown["calibrated_from"]
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["association"]["thresholds"] == shown

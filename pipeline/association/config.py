@@ -24,7 +24,10 @@ tracklets of one camera that overlap in time are different people, so their dist
 negatives, and each threshold is a low quantile of them (``link_quantile``, ``merge_quantile``): the
 fraction of known different-people pairs the stage would accept (the clustering's is also capped at
 half their 10 % quantile: a run has few such pairs, so its 1 % quantile is noisy); the same-camera
-threshold is ``same_camera_ratio`` times the clustering's.
+threshold is ``same_camera_ratio`` times the clustering's: one view's crowd holds look-alikes (PETS09-S2L1:
+different people seen minutes apart at 0.06-0.13 while the clustering threshold is 0.28), so a person
+who comes back into one view is joined by appearance only when nearly identical (or through a chain of
+links and other cameras).
 This follows the ReID model and the footage; a number overrides it (``same_camera_threshold: null``:
 no limit of its own, the clustering's ``threshold`` decides).
 
@@ -72,7 +75,8 @@ class AssociationConfig:
     link_threshold: Union[float, str] = AUTO  # linking of consecutive tracklets (auto: calibrated)
     link_quantile: float = 0.10        # auto link_threshold: this quantile of the free negative distances
     merge_quantile: float = 0.01       # auto threshold
-    same_camera_ratio: float = 0.5     # auto same_camera_threshold = this x threshold
+    same_camera_ratio: float = 0.2     # auto same_camera_threshold = this x threshold (re-entries into one
+    #                                    view join only when nearly identical: crowds hold look-alikes)
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
     zones: bool = True                 # learn entry/exit zones per camera pair from the run's links
