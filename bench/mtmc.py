@@ -45,7 +45,7 @@ from bench.footages import Footage, expand, footage  # noqa: E402
 VARIANTS = {
     "- linking": {"link_window": 0.0},
     "- clustering": {"threshold": 0.0},
-    "- zones": {"zones": False},
+    "+ zones": {"zones": True},
     "- overlap geometry": {"overlap_geometry": False},
     "- overlap motion": {"overlap_motion": False},
     "- overlap one-to-one": {"overlap_one_to_one": False},

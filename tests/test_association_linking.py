@@ -179,7 +179,7 @@ def test_side_mask_and_zones_reject_the_far_side():
                 first=[0, 200, 40, 300], last=[600, 200, 640, 300])
     bottom = [0, 380, 40, 480]                                   # someone near the camera: the view's bottom
     tr += [trk(c, 98, 900, 910, unit(2.0, 32), first=bottom, last=bottom) for c in "ab"]
-    r = associate_detailed([*tr, far, later], AssociationConfig(attribute_weight=0, threshold=0))   # links only
+    r = associate_detailed([*tr, far, later], AssociationConfig(attribute_weight=0, zones=True, threshold=0))  # links
     assert r.stats["zone_models"] >= 1
     assert r.global_ids[-2] != r.global_ids[-1]
     r = associate_detailed([*tr, far, later], AssociationConfig(attribute_weight=0, zones=False, threshold=0))

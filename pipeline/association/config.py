@@ -79,7 +79,8 @@ class AssociationConfig:
     #                                    view join only when nearly identical: crowds hold look-alikes)
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
-    zones: bool = True                 # learn entry/exit zones per camera pair from the run's links
+    zones: bool = False                # learn entry/exit zones per camera pair from the run's links (off:
+    #                                    on degraded views the learned sides refuse true handoffs, bench/mtmc.py)
     overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a
     #                                    floor homography learned from the run (overlap.py)
     overlap_motion: bool = True        # ... found from co-visibility and motion when appearance gives no seeds
