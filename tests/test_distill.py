@@ -12,7 +12,14 @@ from reid.train_config import DistillSection, LossSection
 from test_train import _one_thread, folder_data, tiny_config  # noqa: F401  (fixtures shared with test_train)
 
 REPO = Path(__file__).resolve().parents[1]
-TEACHER = str(REPO / "reid" / "weights" / "default.pt")      # a real trained model as the teacher
+
+
+def teacher() -> str:
+    """A real trained model as the teacher, fixed whatever the shipped default is: torchreid's OSNet x0.25
+    (512-d ONNX in ../shared; the test skips without it)."""
+    from conftest import shared_path
+
+    return str(shared_path("models", "osnet_x0_25_msmt17.onnx"))
 
 
 def test_relational_loss_compares_similarity_structure():
@@ -53,34 +60,34 @@ def test_distill_loss_gradient_reaches_student_and_projection():
 
 def test_teacher_features_are_cached_and_normalised(folder_data, tmp_path):
     paths = sorted(str(p) for p in (folder_data / "train").glob("*.png"))
-    feats = teacher_features(paths, TEACHER, tmp_path)
-    assert feats.shape == (len(paths), 640)
+    feats = teacher_features(paths, teacher(), tmp_path)
+    assert feats.shape == (len(paths), 512)
     assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
     cached = list(tmp_path.glob("teacher-*.npy"))
     assert len(cached) == 1
     np.save(cached[0], feats * 0 + 0.5)                 # a reused cache is read, not recomputed
-    assert np.all(teacher_features(paths, TEACHER, tmp_path) == 0.5)
-    assert teacher_features(paths[:3], TEACHER, tmp_path).shape == (3, 640)   # other list: new file
+    assert np.all(teacher_features(paths, teacher(), tmp_path) == 0.5)
+    assert teacher_features(paths[:3], teacher(), tmp_path).shape == (3, 512)   # other list: new file
     with pytest.raises(UserError, match="teacher not found"):
         teacher_features(paths, str(tmp_path / "missing.onnx"), tmp_path / "other")
 
 
 def _distill_cfg(out: Path, epochs: int, **kw):
-    return replace(tiny_config(out, epochs=epochs), distill=DistillSection(teacher=TEACHER, **kw))
+    return replace(tiny_config(out, epochs=epochs), distill=DistillSection(teacher=teacher(), **kw))
 
 
 def test_training_with_distillation_pulls_towards_teacher_and_resumes_exactly(folder_data, tmp_path):
     from reid.train import Trainer, train
 
     # only the distillation terms: their loss must fall
-    cfg = replace(_distill_cfg(tmp_path / "kd", epochs=12, weight_feat=1.0, weight_rel=10.0),
+    cfg = replace(_distill_cfg(tmp_path / "kd", epochs=20, weight_feat=1.0, weight_rel=10.0),
                   loss=LossSection(identification=False, verification=False))
     cfg = replace(cfg, optim=replace(cfg.optim, name="adam", lr=1e-3),
                   schedule=replace(cfg.schedule, decay="none"), eval=replace(cfg.eval, enabled=False))
     trainer = Trainer(cfg, data_root=str(folder_data), progress=False)
     trainer.fit()
     hist = trainer.history
-    assert hist[-1]["rel"] < 0.8 * hist[0]["rel"]       # 0.74x with numpy 2.4 / pillow 13 (0.7x before)
+    assert hist[-1]["rel"] < 0.8 * hist[0]["rel"]       # about 0.75x after 20 epochs with the OSNet teacher
     assert hist[-1]["feat"] < hist[0]["feat"]
 
     # with the multi-task losses: an interrupted + resumed run equals an uninterrupted one

