@@ -50,7 +50,6 @@ VARIANTS = {
     "- overlap motion": {"overlap_motion": False},
     "- overlap one-to-one": {"overlap_one_to_one": False},
     "- motion, - one-to-one": {"overlap_motion": False, "overlap_one_to_one": False},
-    "+ relative matching": {"relative_matching": True},
     "same-cam ratio 0.5": {"same_camera_ratio": 0.5},
     "same-cam ratio 0": {"same_camera_ratio": 0.0},
     "- attributes": {"attribute_weight": 0.0},

@@ -42,7 +42,6 @@ from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.ground import apply_ground, skip_calibrated
 from pipeline.association.linking import chain_labels, link_tracklets
 from pipeline.association.overlap import overlap_evidence
-from pipeline.association.relative import relative_matches
 from pipeline.association.topology import CameraTopology, load_topology
 from pipeline.tracklet import Tracklet
 
@@ -136,9 +135,6 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
     groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
     if same is not None:
         groups, stats["overlap_joined"] = _join_groups(groups, *same, cannot, core)
-    if cfg.relative_matching:                                     # per camera pair: ranks and margins
-        ri, rj, stats["relative"] = relative_matches(dist, cannot, cam, core, calib.middle or calib.link_threshold)
-        groups, stats["relative_joined"] = _join_groups(groups, ri, rj, cannot, core)
     labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
     if cfg.short_tracklets == "merge":
         pool = np.flatnonzero(has_feat)                          # long ones labelled, short ones -1

@@ -85,7 +85,6 @@ class AssociationConfig:
     #                                    floor homography learned from the run (overlap.py)
     overlap_motion: bool = True        # ... found from co-visibility and motion when appearance gives no seeds
     overlap_one_to_one: bool = True    # ... pairs agree by one-to-one matching over time (false: the 2x rival-ratio test)
-    relative_matching: bool = False    # per camera pair: mutual nearest tracklets that beat known rivals (relative.py)
     max_speed: Optional[float] = 2.0   # same camera: no join that needs a faster move (box heights / s)
     speed_slack: float = 1.0           # ... plus this many box heights (null max_speed: no limit)
     linkage: str = "average"           # average | single | complete

@@ -14,17 +14,12 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.formats.calibration import apply_homography
 from pipeline.tracklet import Tracklet
 
 GRID_SECONDS = 0.5        # the common time grid
 GATE = 0.4                # a one-to-one match farther than this (box heights of b) is no vote
 APPEARANCE_WEIGHT = 0.5   # box heights of cost per unit of appearance distance (tie-break)
-
-
-def _project(h: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    p = np.column_stack([uv, np.ones(len(uv))]) @ h.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return p[:, :2] / p[:, 2:3]
 
 
 def grid_positions(tracklets: Sequence[Tracklet], idx: np.ndarray, times: np.ndarray,
@@ -37,7 +32,7 @@ def grid_positions(tracklets: Sequence[Tracklet], idx: np.ndarray, times: np.nda
         inside = (times >= fp[0, 0]) & (times <= fp[-1, 0])
         vals = np.column_stack([np.interp(times[inside], fp[:, 0], fp[:, c]) for c in (1, 2, 3)]).reshape(-1, 3)
         if h is not None:
-            vals[:, :2] = _project(h, vals[:, :2])
+            vals[:, :2] = apply_homography(h, vals[:, :2])
         out[r, inside] = vals
     return out
 
