@@ -98,7 +98,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     meta = {"model_config": cfg, "backbone": cfg["backbone"], "input_size": tuple(cfg["input_size"]),
             "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "schema": cfg.get("schema"),
             "num_ids": cfg["num_ids"], "feat_dim": cfg["feat_dim"], "train_config": payload.get("train_config"),
-            "metrics": payload.get("metrics"), "extra": payload.get("extra"), "path": str(path)}
+            "metrics": payload.get("metrics"), "extra": payload.get("extra"), "path": str(path),
+            "trunk_files": payload.get("trunk_files")}
     return model, meta
 
 
@@ -147,4 +148,16 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool =
     dst.parent.mkdir(parents=True, exist_ok=True)
     out = {"kind": KIND, "format": FORMAT, "model_config": _plain(cfg), "state_dict": state,
            "train_config": payload.get("train_config"), "metrics": payload.get("metrics"), "extra": _plain(extra)}
+    out["trunk_files"] = payload.get("trunk_files") or _trunk_files(cfg, src.parent)
     return atomic_write(dst, lambda tmp: torch.save(out, tmp))
+
+
+def _trunk_files(cfg: dict, near: Path) -> dict | None:
+    """The contents of the OpenVINO IR a model on an external trunk runs with, so that the exported
+    checkpoint is one self-contained file (None for other models)."""
+    ext = cfg.get("external_trunk")
+    if not ext:
+        return None
+    from reid.ir_trunk import ir_files, resolve_ir_path
+
+    return ir_files(resolve_ir_path(ext["ir"], near))

@@ -167,7 +167,7 @@ class ReIDEncoder:
             from reid.trunk_backend import TrunkHeadsBackend
 
             near = Path(meta["path"]).parent if meta and meta.get("path") else None
-            backend = TrunkHeadsBackend(model, near, device, num_threads, embedding)
+            backend = TrunkHeadsBackend(model, near, device, num_threads, embedding, (meta or {}).get("trunk_files"))
             name = Path(meta["path"]).stem if meta and meta.get("path") else Path(cfg["external_trunk"]["ir"]).stem
             return cls(backend, name=name, batch_size=batch_size, schema=model.schema)
         pp = Preprocess(tuple(cfg["input_size"]), True, tuple(cfg["mean"]), tuple(cfg["std"]))

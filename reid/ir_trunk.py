@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -38,6 +39,11 @@ def resolve_ir_path(path: str | Path, near: str | Path | None = None) -> Path:
             return c.resolve()
     raise UserError(f"OpenVINO trunk {path!s} not found (looked in: {', '.join(str(c) for c in candidates)}); "
                     "give the .xml file of an Intel person-reidentification-retail model with its .bin")
+
+
+def ir_files(xml: Path) -> dict:
+    """The IR's files' contents, to be carried inside a checkpoint (``IRTrunk`` reads them back)."""
+    return {"name": xml.name, "xml": xml.read_text(), "bin": xml.with_suffix(".bin").read_bytes()}
 
 
 def ir_fingerprint(xml: Path) -> str:
@@ -63,15 +69,18 @@ def find_feature_map(model):
 class IRTrunk:
     """``(N, h, w, 3)`` BGR uint8 crops (already resized) -> (IR embedding (N, D), map (N, C, h', w'))."""
 
-    def __init__(self, xml: str | Path, num_threads: int = 0, device: str = "cpu"):
+    def __init__(self, xml: str | Path | Mapping, num_threads: int = 0, device: str = "cpu"):
+        """``xml``: the IR's .xml path (its .bin beside it), or its files' contents
+        ``{"name", "xml": text, "bin": bytes}`` as a checkpoint carries them (reid/checkpoint.py)."""
         try:
             import openvino as ov
         except ImportError:
             raise UserError("the OpenVINO trunk needs openvino: pip install openvino") from None
-        self.path = Path(xml)
         core = ov.Core()
+        self.path = Path(xml["name"]) if isinstance(xml, Mapping) else Path(xml)
         try:
-            model = core.read_model(str(self.path))
+            model = (core.read_model(model=xml["xml"], weights=ov.Tensor(np.frombuffer(xml["bin"], np.uint8)))
+                     if isinstance(xml, Mapping) else core.read_model(str(self.path)))
         except Exception as exc:
             raise UserError(f"{self.path}: OpenVINO cannot read this model ({exc})") from None
         fmap = find_feature_map(model)

@@ -41,15 +41,16 @@ def combine(ir: np.ndarray, heads: np.ndarray, mode: str) -> np.ndarray:
 class TrunkHeadsBackend:
     """Callable ``(N, h, w, 3) uint8 BGR batch -> (features (N, D), attributes (N, A))``.
 
-    ``near``: folder of the checkpoint (a relative IR path is looked up there too). ``embedding``
+    ``files``: the IR's contents carried by the checkpoint (else the IR file is looked up; ``near``: folder
+    of the checkpoint, where a relative IR path is looked up too). ``embedding``
     overrides the model's choice (measurements). A borrowed model (training) keeps its mode."""
 
     def __init__(self, model: torch.nn.Module, near=None, device: str = "cpu", num_threads: int = 0,
-                 embedding: str | None = None):
+                 embedding: str | None = None, files: dict | None = None):
         ext = model.config.get("external_trunk")
         if not ext:
             raise UserError("this model has no external trunk (model.config['external_trunk'])")
-        self.trunk = IRTrunk(resolve_ir_path(ext["ir"], near), num_threads, device)
+        self.trunk = IRTrunk(files or resolve_ir_path(ext["ir"], near), num_threads, device)
         self.model = model
         self.mode = embedding or ext.get("embedding", "concat")
         if self.mode not in EMBEDDINGS:

@@ -12,9 +12,9 @@ import torch
 
 from conftest import shared_path
 from reid import ReIDEncoder
-from reid.ir_trunk import WEIGHTS_DIR, IRTrunk, reduce_map, resolve_ir_path
+from reid.ir_trunk import IRTrunk, reduce_map, resolve_ir_path
 
-IR = WEIGHTS_DIR / "intel-0277" / "person-reidentification-retail-0277.xml"
+IR_PARTS = ("models", "openvino", "person-reidentification-retail-0277", "FP16", "person-reidentification-retail-0277.xml")
 
 
 def _market_crops(n=24):
@@ -32,11 +32,18 @@ def test_reduce_map_halves_give_the_whole_map_pooling():
     np.testing.assert_allclose(mx[:, :, 1, 0], fmap[:, :, 8:].max(axis=(2, 3)))
 
 
-def test_trunk_finds_the_last_feature_map_of_the_shipped_ir():
-    trunk = IRTrunk(IR, num_threads=1)
+def test_trunk_finds_the_last_feature_map_of_the_ir_from_a_path_or_the_checkpoint():
+    ir = shared_path(*IR_PARTS)
+    trunk = IRTrunk(ir, num_threads=1)
     emb, fmap = trunk(np.zeros((2, 256, 128, 3), np.uint8))
     assert emb.shape == (2, 256) and fmap.shape == (2, 512, 16, 8)
-    assert resolve_ir_path("intel-0277/person-reidentification-retail-0277.xml") == IR.resolve()
+    assert resolve_ir_path(ir.name, near=ir.parent) == ir.resolve()
+    from reid.checkpoint import load_checkpoint
+    from reid.encoder import DEFAULT_CHECKPOINT
+
+    files = load_checkpoint(DEFAULT_CHECKPOINT)[1]["trunk_files"]          # the shipped IR, no file needed
+    batch = np.random.default_rng(0).integers(0, 255, (2, 256, 128, 3), dtype=np.uint8)
+    np.testing.assert_allclose(IRTrunk(files, num_threads=1)(batch)[0], trunk(batch)[0], atol=1e-5)
 
 
 def test_default_reproduces_the_ir_embedding_on_real_crops():
@@ -65,7 +72,7 @@ def test_shipped_default_gives_its_configured_feature_and_attributes():
 
 
 def _config(tmp_path, **loss) -> Path:
-    cfg = {"model": {"backbone": "ir_map", "trunk": str(IR), "trunk_embedding": "concat", "feat_dim": 32,
+    cfg = {"model": {"backbone": "ir_map", "trunk": str(shared_path(*IR_PARTS)), "trunk_embedding": "concat", "feat_dim": 32,
                      "trunk_cache": str(tmp_path / "cache"), "pretrained": "none", "pooling": "avg",
                      "input_size": [256, 128]},
            "data": {"train": [{"name": "market1501", "root": "market1501-mini"}], "num_ids": 8,
@@ -94,6 +101,13 @@ def test_train_reid_on_cached_trunk_maps_resumes_and_keeps_ablation_switches(tmp
     assert meta["extra"]["epoch"] == 2 and model.config["external_trunk"]["channels"] == 512
     enc = ReIDEncoder.from_model(model, meta, num_threads=1)
     assert enc.dim == 256 + 5 * 32
+    # the exported checkpoint carries the IR: one file, loadable without the IR beside it
+    assert cli_main(["export-reid", "--checkpoint", str(out / "last.pt"), "--out", str(tmp_path / "slim.pt")]) == 0
+    files = load_checkpoint(tmp_path / "slim.pt")[1]["trunk_files"]
+    assert files["xml"] == shared_path(*IR_PARTS).read_text() and len(files["bin"]) > 1_000_000
+    crops = np.zeros((2, 256, 128, 3), np.uint8)
+    np.testing.assert_allclose(ReIDEncoder.from_checkpoint(tmp_path / "slim.pt", num_threads=1).embed(list(crops))[0],
+                               enc.embed(list(crops))[0], atol=1e-2)
     # the paper's ablations (woID / woAttr) on the same cache
     for switch in ("use_id_loss", "use_attr_loss"):
         abl = _config(tmp_path, **{switch: False})
