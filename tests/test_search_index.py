@@ -99,8 +99,8 @@ def test_a_failed_add_leaves_the_index_as_it_was(tmp_path, ix, monkeypatch):
     before = (files(ix), count(ix, "tracklets"), ix.runs())
     seen = []
 
-    def failing_commit(self, g, path, name, digest, file, layout):
-        seen.append((file in files(self), len(list(self.galleries()))))
+    def failing_commit(self, g, path, name, digest, stored):
+        seen.append((stored["file"] in files(self), len(list(self.galleries()))))
         raise RuntimeError("disk full")
     monkeypatch.setattr(index_mod.SearchIndex, "_commit", failing_commit)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -152,3 +152,98 @@ def test_array_file_round_trip(tmp_path):
     for k, v in arrays.items():
         assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
     assert not back["codes"].flags.writeable
+
+
+# ---- damage (issue 32, D10) ---------------------------------------------------------------------------------------
+def _two_runs(tmp_path, ix):
+    a = make_run_folder(tmp_path / "a", SPEC)
+    b = make_run_folder(tmp_path / "b", {7: [("cam1", 1, 0.0, 5.0, unit(1, 0, 0, 0.01), [0.5] * 5, 10)]})
+    ix.add_run(a)
+    ix.add_run(b)
+    return a, b
+
+
+def _scores(ix):
+    return [(r.run, r.identity, round(r.score, 6)) for r in rank(ix.galleries(), Query(embedding=unit(1, 0, 0, 0)))]
+
+
+def _truncate(f):
+    f.write_bytes(f.read_bytes()[:100])
+
+
+def _overwrite(f):               # same size, other bytes in the int8 codes (scores would change silently)
+    data = bytearray(f.read_bytes())
+    data[0:16] = bytes(16)
+    f.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _overwrite, lambda f: f.unlink()], ids=["cut", "overwritten", "deleted"])
+def test_a_damaged_vectors_file_names_the_run_and_the_command_that_re_adds_it(tmp_path, ix, damage):
+    a, b = _two_runs(tmp_path, ix)
+    before = _scores(ix)
+    run_b = ix.find_run("b")
+    damage(ix.vectors / run_b["file"])
+    with pytest.raises(UserError) as exc:         # no partial results, no changed scores
+        _scores(ix)
+    msg = str(exc.value)
+    assert "\n" not in msg and "run 'b' (id 2)" in msg and f"mcmt index add {b} --index {ix.path}" in msg
+    assert "'a'" not in msg
+    with pytest.raises(UserError, match="run 'b'"):      # --example from the damaged run
+        next(ix.galleries([ix.find_run("b")]))
+    assert len(list(ix.galleries([ix.find_run("a")]))) == 1      # the intact run alone still reads
+    assert ix.add_run(b)[0] == "replaced"                 # the named command repairs it (content unchanged)
+    assert _scores(ix) == before
+
+
+def test_a_changed_catalog_row_is_damage(tmp_path, ix):
+    a, b = _two_runs(tmp_path, ix)
+    with sqlite3.connect(ix.db) as con:
+        con.execute("UPDATE runs SET cameras=? WHERE name='a'", (json.dumps(["cam2", "cam1"]),))
+    with pytest.raises(UserError, match=r"run 'a' \(id 1\).*catalog row was changed.*mcmt index add"):
+        _scores(ix)
+
+
+@pytest.mark.parametrize("how", ["emptied", "deleted", "garbage"])
+def test_a_damaged_catalog_is_refused_not_replaced(tmp_path, ix, how):
+    _two_runs(tmp_path, ix)
+    vectors = files(ix)
+    if how == "emptied":
+        ix.db.write_bytes(b"")
+    elif how == "deleted":
+        ix.db.unlink()
+    else:
+        ix.db.write_bytes(b"x" * 8192)
+    for create in (True, False):                         # 'mcmt index add' and 'mcmt search --index'
+        with pytest.raises(UserError, match=r"catalog .*index.sqlite.* is damaged.*2 run\(s\).*mcmt index add"):
+            SearchIndex(ix.path, create=create)
+    assert files(ix) == vectors                          # nothing collected, nothing created
+
+
+def test_search_and_list_commands_on_a_damaged_index(tmp_path, ix, capsys):
+    from pipeline.cli import main
+
+    a, b = _two_runs(tmp_path, ix)
+    _truncate(ix.vectors / ix.find_run("b")["file"])
+    capsys.readouterr()
+    assert main(["search", "--index", str(ix.path), "--attributes", "female"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"run 'b' (id 2) of the index {ix.path} is damaged" in err and "cut short" in err
+    assert main(["index", "list", "--index", str(ix.path)]) == 1
+    out, err = capsys.readouterr()
+    assert "2 run(s)" in out and f"mcmt index add {b} --index" in err
+    assert main(["index", "add", str(b), "--index", str(ix.path)]) == 0
+    assert main(["search", "--index", str(ix.path), "--attributes", "female"]) == 0
+
+
+def test_an_index_of_version_2_is_upgraded_in_place(tmp_path, ix):
+    a, b = _two_runs(tmp_path, ix)
+    before = _scores(ix)
+    with sqlite3.connect(ix.db) as con:                  # what version 2 wrote
+        for col in ("size", "crc32", "checksum"):
+            con.execute(f"ALTER TABLE runs DROP COLUMN {col}")
+        con.execute("UPDATE meta SET value='2'")
+    up = SearchIndex(ix.path)
+    assert _scores(up) == before and all(r["crc32"] is not None and r["damage"] is None for r in up.runs())
+    _overwrite(up.vectors / up.find_run("a")["file"])
+    with pytest.raises(UserError, match="run 'a'.*changed since it was added"):
+        _scores(up)

@@ -8,6 +8,13 @@ every added run, for 'mcmt search --index DB'.
 The index is a folder (default runs/search-index): a SQLite catalog and one folder of memory-mapped
 vectors per run; every change is one transaction. All runs of an index must come from the same ReID
 model (their embeddings are compared with each other); a run made with another model is refused.
+
+Damage: the catalog records the size and checksum of every run's vectors. 'mcmt search --index' checks
+every run first and refuses (exit 2, no results) when one is damaged (vectors file missing, cut short or
+changed, catalog row changed), with one line per damaged run naming it and the command that adds it
+again ('mcmt index add RUN', which replaces it) or removes it; 'list' flags such runs (sizes only) and exits 1. A
+catalog (index.sqlite) that was emptied, deleted or cannot be read is refused, never replaced by a new
+one; the message says how to rebuild the index.
 """
 from __future__ import annotations
 
@@ -53,8 +60,12 @@ def main(args) -> int:
             rec = ix.remove_run(ref)
             print(f"removed: {rec['name']} (id {rec['id']}, {rec['n_tracklets']} tracklets) from {args.index}")
         return 0
-    print(format_runs(ix.runs(), args.index))
-    return 0
+    runs = ix.runs()
+    print(format_runs(runs, args.index))
+    damaged = [ix.damage_message(r, why) for r in runs if (why := ix.check(r, full=False))]
+    for line in damaged:
+        log.warning("%s", line)
+    return 1 if damaged else 0
 
 
 def format_runs(runs: list[dict], where: str) -> str:
