@@ -125,3 +125,54 @@ def test_real_pets_video_properties():
     assert [f.index for f in frames] == [0, 2, 4]
     assert frames[0].image.shape == (576, 768, 3)
     assert src.describe()["frames"] == 795
+
+
+# ---- variable frame rate (issue 32, D11) -------------------------------------------------------------------
+VFR_TIMES = [i / 10 for i in range(20)] + [2.9 + i for i in range(20)]     # 10 frames/s, then 1 frame/s
+
+
+def make_vfr_video(path: Path, times=VFR_TIMES) -> Path:
+    """An MP4 whose frames carry the presentation times ``times`` (seconds, multiples of 1/30), made with
+    PyAV (FFmpeg's libraries from PyPI); skips when PyAV is not installed."""
+    av = pytest.importorskip("av", reason="PyAV makes the variable-frame-rate video (pip install av)")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=30)          # time base 1/30 s
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(_frame(i), format="bgr24")
+            frame.pts = round(t * 30)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_video_uses_the_container_times(tmp_path, caplog):
+    from pipeline.tracklet import Tracklet
+
+    path = make_vfr_video(tmp_path / "vfr.mp4")
+    src = VideoSource(path, "cam", offset=100.0)
+    with caplog.at_level("WARNING"):
+        frames = list(src)
+    assert [f.index for f in frames] == list(range(40)) and [_value(f.image) for f in frames[:3]] == [0, 1, 2]
+    assert src.fps < 6                                     # OpenCV's average rate: index / fps is far off
+    assert abs(frames[12].time - 12 / src.fps - 100.0) > 1.0
+    assert frames[12].time == pytest.approx(100.0 + 1.2, abs=1e-3)                  # 1.2 s in the container
+    assert [f.time for f in frames] == pytest.approx([100.0 + t for t in VFR_TIMES], abs=1e-3)
+    assert src.time_of(12) == frames[12].time
+    warnings = [r.getMessage() for r in caplog.records if "variable frame rate" in r.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0]
+    t = Tracklet(camera="cam", track_id=1, start_frame=12, end_frame=30, start_time=0.0, end_time=0.0, n_boxes=5)
+    (moved,) = src.retime([t])
+    assert (moved.start_time, moved.end_time) == (frames[12].time, frames[30].time)
+
+
+def test_constant_frame_rate_times_stay_index_over_fps(tmp_path):
+    """A constant-rate video keeps index / fps exactly (existing caches and outputs do not change)."""
+    src = VideoSource(make_video(tmp_path / "cfr.avi", 30, fps=7.0), "cam", offset=3.0, stride=2)
+    frames = list(src)
+    assert [f.time for f in frames] == [3.0 + f.index / 7.0 for f in frames] and len(frames) == 15
+    assert src.container_times == {}
+    tracklets = [object()]
+    assert src.retime(tracklets) is tracklets

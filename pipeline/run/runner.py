@@ -171,7 +171,8 @@ class _Camera:
         info = {"camera": self.name, "analysed_frames": self.step, "frames": self.last_index + 1,
                 "corrupt": self.src.corrupt, "fps": self.src.fps, "tracklets": len(self.store.finished),
                 "boxes": self.store.n_boxes}
-        self.cache.finish_track_stage(self.track_key, self.store.finished, self.store.thumb_paths, info)
+        self.cache.finish_track_stage(self.track_key, self.src.retime(self.store.finished), self.store.thumb_paths,
+                                      info)
 
     def abort(self) -> None:
         """Interrupted: keep the detections made so far (resumable), the track stage stays incomplete."""

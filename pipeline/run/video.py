@@ -5,12 +5,20 @@ or empty input stops the run with a message naming it *before* any work starts. 
 yields :class:`Frame` objects (0-based index in the camera's own video, time in seconds with the
 camera offset applied, BGR image). A frame that fails to decode in the middle of a stream is skipped
 with a warning and counted in ``source.corrupt``.
+
+Frame times are ``index / fps`` (fps as the container states it), except in a video with a variable frame
+rate: from the first frame whose container timestamp (``CAP_PROP_POS_MSEC``) differs from ``index / fps``
+by more than half a frame interval on, frames take the container's time, with one warning naming the file. A constant-rate video
+never differs that much, so its times stay exactly ``index / fps``. ``time_of`` knows the container times of
+the frames this source has read; :meth:`VideoSource.retime` gives tracklets those times.
 """
 from __future__ import annotations
 
 import configparser
 import copy
+import dataclasses
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +38,7 @@ MAX_CONSECUTIVE_FAILURES = 25   # a video whose reads keep failing has ended (or
 @dataclass(frozen=True)
 class Frame:
     index: int            # 0-based frame number in the camera's own video
-    time: float           # seconds: offset + index / fps
+    time: float           # seconds: offset + index / fps (the container's time in a variable-rate video)
     image: np.ndarray     # (H, W, 3) uint8 BGR
 
 
@@ -93,6 +101,7 @@ class VideoSource:
         self.start, self.stop = 0, None    # frame range [start, stop) of a time chunk (see chunk())
         self.chunk: Optional[int] = None   # chunk number, None for the whole video
         self.corrupt = 0                   # frames that failed to decode (skipped)
+        self.container_times: dict[int, float] = {}   # index -> seconds, a variable-rate video's frames only
         self.is_folder = self.path.is_dir()
         self._files: list[Path] = []
         if self.is_folder:
@@ -157,7 +166,28 @@ class VideoSource:
         return min(n, self.max_frames) if self.max_frames is not None else n
 
     def time_of(self, index: int) -> float:
-        return self.offset + index / self.fps
+        return self.offset + self.container_times.get(index, index / self.fps)
+
+    def _frame_time(self, index: int, msec: float) -> float:
+        """Time of frame ``index`` read with container timestamp ``msec`` (see the module docstring)."""
+        t = msec / 1000.0
+        if not (math.isfinite(t) and t >= 0):
+            return self.time_of(index)
+        if self.container_times or abs(t - index / self.fps) > 0.5 / self.fps:   # variable rate: from now on
+            if not self.container_times:
+                log.warning("camera '%s': %s has a variable frame rate (frame %d at %.3f s in the container, "
+                            "%.3f s at its average %.3g frames/s): frame and tracklet times follow the "
+                            "container's timestamps", self.name, self.path, index, t, index / self.fps, self.fps)
+            self.container_times[index] = t
+        return self.time_of(index)
+
+    def retime(self, tracklets: list) -> list:
+        """``tracklets`` of this camera with the container's start / end times where they differ from
+        ``index / fps`` (variable frame rate); the same objects otherwise."""
+        if not self.container_times:
+            return tracklets
+        return [dataclasses.replace(t, start_time=self.time_of(t.start_frame), end_time=self.time_of(t.end_frame))
+                for t in tracklets]
 
     def __iter__(self) -> Iterator[Frame]:
         self.corrupt = 0
@@ -202,7 +232,7 @@ class VideoSource:
                 failures = 0
                 if image is not None:
                     yielded += 1
-                    yield Frame(index, self.time_of(index), image)
+                    yield Frame(index, self._frame_time(index, cap.get(cv2.CAP_PROP_POS_MSEC)), image)
                 index += 1
         finally:
             cap.release()
