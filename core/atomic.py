@@ -20,6 +20,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         write(tmp)
         _fsync(tmp)                   # the data is on disk before the name points at it
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None or exc.filename == tmp:     # name the file the caller writes, not the temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

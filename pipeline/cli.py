@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Sequence
 
-from core.errors import UserError
+from core.errors import UserError, disk_full_message
 
 log = logging.getLogger("mcmt")
 
@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure: one line, traceback with -v
         if args.verbose:
             log.exception("unexpected error")
+        elif disk_full_message(exc):
+            print(f"mcmt {args.command}: error: {disk_full_message(exc)}", file=sys.stderr)
         else:
             print(f"mcmt {args.command}: {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
                   file=sys.stderr)

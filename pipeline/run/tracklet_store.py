@@ -175,4 +175,7 @@ class TrackletStore:
     def __del__(self):  # pragma: no cover - best effort if a run is interrupted
         f = getattr(self, "_box_file", None)
         if f is not None and not f.closed:
-            f.close()
+            try:
+                f.close()
+            except OSError:        # e.g. a full disk: the run has already failed with a message naming the file
+                pass
