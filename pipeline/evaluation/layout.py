@@ -84,15 +84,6 @@ def align_cameras(gt_names: Sequence[str], pred_names: Sequence[str]) -> dict[st
                     f"({', '.join(pred_names)}); name the ground-truth folders after the videos' file stems")
 
 
-def is_mtmc_input(path: str | Path) -> bool:
-    """True when ``load_tracks`` would read ``path`` as an AI City file (no per-camera MOT files)."""
-    path = Path(path)
-    if path.is_file():
-        return "mtmc" in path.name
-    return (path.is_dir() and (path / "mtmc.txt").is_file() and not any((path / "mot").glob("*.txt"))
-            and not any(path.glob("**/gt/gt.txt")))
-
-
 def pair_sequences(gt_names: Sequence[str], pred_names: Sequence[str]) -> dict[str, str]:
     """{gt sequence: pred sequence}: one on each side pairs whatever the names, else
     ``align_cameras``; a ground-truth sequence without prediction is an error that names it."""

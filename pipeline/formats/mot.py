@@ -14,7 +14,6 @@ import numpy as np
 from core.atomic import atomic_write_text
 from core.errors import UserError
 
-MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "a", "b", "c")
 _SPLIT = re.compile(r"[,\s]+")
 
 

@@ -25,7 +25,6 @@ GREEN = (0, 170, 0)       # same identity as the query / correct
 RED = (0, 0, 220)         # different identity / wrong prediction
 BLUE = (200, 110, 0)      # the query itself
 WHITE = (255, 255, 255)
-BLACK = (0, 0, 0)
 GREY = (128, 128, 128)
 DARK = (40, 40, 40)
 
@@ -291,12 +290,7 @@ def encode_image(img: np.ndarray, ext: str = ".png", quality: int = 90) -> bytes
     return buf.tobytes()
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path`` then rename it into place."""
-    return atomic_write_bytes(path, data)
-
-
 def write_image(path: str | os.PathLike, img: np.ndarray, quality: int = 90) -> Path:
     """Atomically write an image; the format follows the extension (.png, .jpg)."""
     path = Path(path)
-    return write_bytes_atomic(path, encode_image(img, path.suffix or ".png", quality))
+    return atomic_write_bytes(path, encode_image(img, path.suffix or ".png", quality))

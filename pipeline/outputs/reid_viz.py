@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from core.atomic import atomic_write_bytes
 from pipeline.outputs import draw
 from reid.metrics import first_match_ranks, kept_gallery
 
@@ -127,7 +128,7 @@ def write_reid_visualizations(out_dir, distmat: np.ndarray, query: Sequence, gal
     attrs, note = _write_attribute_pictures(out, gallery, num_queries, seed, attr_probs, attr_names,
                                             attr_targets, schema)
     index = out / "index.html"
-    draw.write_bytes_atomic(index, _index_html(query, ranks, shown, attrs, note).encode("utf-8"))
+    atomic_write_bytes(index, _index_html(query, ranks, shown, attrs, note).encode("utf-8"))
     log.info("ReID visualisations: %d ranked lists, %d attribute pictures -> %s", len(shown), len(attrs), index)
     return index
 

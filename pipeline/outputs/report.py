@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from core.atomic import atomic_write_bytes
 from pipeline.outputs import draw, report_map, report_search
 from pipeline.formats.identities import load_identities
 
@@ -216,6 +217,6 @@ def write_report(run_dir) -> Path:
     """Write ``<run_dir>/report.html`` (atomically) from identities.json and thumbs/; returns its path."""
     run_dir = Path(run_dir)
     doc = load_identities(run_dir)
-    path = draw.write_bytes_atomic(run_dir / "report.html", render_report(run_dir, doc).encode("utf-8"))
+    path = atomic_write_bytes(run_dir / "report.html", render_report(run_dir, doc).encode("utf-8"))
     log.info("report: %d identities -> %s", len(doc["identities"]), path)
     return path
