@@ -27,10 +27,9 @@ def main(args) -> int:
     import dataclasses
 
     from core.config import load_config
-    from core.errors import UserError
-    from pipeline.outputs.world import load_for_run
-    from pipeline.outputs.write import associate_and_write, read_run_file
+    from pipeline.outputs.write import associate_and_write, check_association_inputs, read_run_file
     from pipeline.run.video import VideoSource
+    from pipeline.runfolder.lock import RunLock
 
     run_dir = Path(args.run)
     t0 = time.perf_counter()
@@ -42,16 +41,16 @@ def main(args) -> int:
         cfg = dataclasses.replace(cfg, calibration=str(Path(args.calibration).resolve()))
     if args.save_video:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, save_video=True))
-    if cfg.association.topology and not Path(cfg.association.topology).is_file():
-        raise UserError(f"topology file not found: {cfg.association.topology}")
     cameras = doc["cameras"]
-    ground = load_for_run(cfg.calibration, cameras)            # checked before any work
+    ground = check_association_inputs(cfg, cameras)            # checked before any work
     sources = None
     if cfg.output.save_video:
         sources = [VideoSource(c["video"], c["name"], offset=c.get("offset", 0.0), stride=c.get("stride", 1),
                                max_frames=cfg.video.max_frames, default_fps=c.get("fps", 25.0))
                    for c in cameras]
-    summary = associate_and_write(run_dir, cfg, cameras, sources=sources, stats=doc.get("stats", {}), ground=ground)
+    with RunLock(run_dir, "mcmt associate"):
+        summary = associate_and_write(run_dir, cfg, cameras, sources=sources, stats=doc.get("stats", {}),
+                                      ground=ground)
     print(f"mcmt associate: {summary['cameras']} cameras, {summary['tracklets']} tracklets, "
           f"{summary['identities']} identities ({summary['multi_camera_identities']} in several cameras) "
           f"in {time.perf_counter() - t0:.1f} s -> {run_dir}")

@@ -44,10 +44,11 @@ def main(args) -> int:
     from pipeline.search.index import SearchIndex
 
     if args.action == "add":
-        from pathlib import Path
-        missing = [r for r in args.runs if not (Path(r) / "identities.json").is_file()]
+        from pipeline.runfolder.generation import outputs_dir
+        from pipeline.runfolder.layout import IDENTITIES_FILE
+        missing = [r for r in args.runs if not (outputs_dir(r) / IDENTITIES_FILE).is_file()]
         if missing:
-            raise UserError(f"not a run folder written by 'mcmt run' (no identities.json): {', '.join(missing)}")
+            raise UserError(f"not a run folder written by 'mcmt run' (no {IDENTITIES_FILE}): {', '.join(missing)}")
         ix = SearchIndex(args.index, create=True)
         for run in args.runs:
             status, rec = ix.add_run(run)

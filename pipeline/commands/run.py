@@ -107,10 +107,10 @@ def default_out() -> Path:
 
 
 def main(args) -> int:
-    from pipeline.run.detectors import FileDetections, build_detector, check_model_path, detection_files
-    from pipeline.outputs.world import load_for_run
-    from pipeline.outputs.write import associate_and_write, write_run_file
-    from pipeline.run.runner import run_cameras
+    from pipeline.run.detectors import FileDetections, check_model_path, detection_files
+    from pipeline.outputs.write import check_association_inputs
+    from pipeline.runfolder.generation import adopt_legacy
+    from pipeline.runfolder.lock import RunLock
     from pipeline.run.video import open_sources
 
     cfg = apply_cli(args.cfg, args)
@@ -120,9 +120,7 @@ def main(args) -> int:
                            max_frames=cfg.video.max_frames, default_fps=cfg.video.default_fps)
     det_files = detection_files(args.detections, [s.name for s in sources]) if args.detections else None
     files = FileDetections(det_files, cfg.detector.score_scale) if det_files else None
-    if cfg.association.topology and not Path(cfg.association.topology).is_file():
-        raise UserError(f"topology file not found: {cfg.association.topology}")
-    ground = load_for_run(cfg.calibration, [{"name": s.name, "width": s.width, "height": s.height}
+    ground = check_association_inputs(cfg, [{"name": s.name, "width": s.width, "height": s.height}
                                             for s in sources])
     if files is None:
         check_model_path(cfg.detector.model)
@@ -132,11 +130,22 @@ def main(args) -> int:
     det_threads = detector_threads(cfg.detector.threads, threads if reid_on_cpu else 0)
     log.info("CPU threads: detector %d, ReID %s", det_threads, threads if reid_on_cpu else "- (not on the CPU)")
     out = Path(args.out) if args.out else default_out()
-    out.mkdir(parents=True, exist_ok=True)
-
     if cfg.scale.backend == "ray":
         from pipeline.run.backend import import_ray
         import_ray()                                  # a clear error before any work when Ray is missing
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out, "mcmt run"):                    # one writer per run folder
+        adopt_legacy(out, [s.name for s in sources])  # outputs of an older mcmt become a checked generation
+        return _run(args, cfg, out, t0, sources, files, det_files, encoder, ground, threads, reid_on_cpu,
+                    det_threads)
+
+
+def _run(args, cfg: RunConfig, out: Path, t0: float, sources, files, det_files, encoder, ground, threads: int,
+         reid_on_cpu: bool, det_threads: int) -> int:
+    """The per-camera stage, run.json, the association and the summary lines (the run folder is locked)."""
+    from pipeline.outputs.write import associate_and_write, write_run_file
+    from pipeline.run.detectors import build_detector
+    from pipeline.run.runner import run_cameras
 
     def run_here(units):
         return run_cameras(units, cfg, out, files=files, det_files=det_files, encoder=encoder,

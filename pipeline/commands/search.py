@@ -111,9 +111,8 @@ def _image(args, model):
 
     det_model = args.detector or "default"
     if not args.detector and args.run:
-        from pipeline.run.cache import read_json
-        cfg = (read_json(Path(args.run) / "run.json") or {}).get("config") or {}
-        det_model = str((cfg.get("detector") or {}).get("model", "default"))
+        from pipeline.runfolder.runfile import run_settings
+        det_model = str((run_settings(Path(args.run)).get("detector") or {}).get("model", "default"))
     crop, box, how = person_crop(args.image, args.box, args.crop, det_model)
     enc = load_encoder(model, args.reid, resolve_device(args.device))
     return embed_crop(enc, crop), crop, box, how

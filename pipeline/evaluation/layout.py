@@ -12,11 +12,12 @@ import numpy as np
 from core.errors import UserError
 from pipeline.formats.aicity import mtmc_to_mot, read_mtmc
 from pipeline.formats.mot import read_mot
+from pipeline.runfolder.layout import IDENTITIES_FILE, MOT_DIR, MTMC_FILE, RUN_FILE
 
 
 def _camera_names_near(path: Path, n: int) -> list[str]:
     """Camera names for AI City ids 1..n: identities.json "cameras" next to the file, else "1".."n"."""
-    ident = path.parent / "identities.json"
+    ident = path.parent / IDENTITIES_FILE
     if ident.is_file():
         try:
             names = [c["name"] for c in json.loads(ident.read_text()).get("cameras", [])]
@@ -44,10 +45,12 @@ def load_tracks(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
             return _split_mtmc(path)
         name = path.parent.parent.name if path.name == "gt.txt" and path.parent.name == "gt" else path.stem
         return [name], {name: read_mot(path)}
-    files = sorted((path / "mot").glob("*.txt"))
+    if (path / RUN_FILE).is_file():
+        path = _run_outputs(path)
+    files = sorted((path / MOT_DIR).glob("*.txt"))
     if files:
         names = [f.stem for f in files]
-        order = [n for n in _camera_names_near(path / "mtmc.txt", 0) if n in names]
+        order = [n for n in _camera_names_near(path / MTMC_FILE, 0) if n in names]
         names = order + [n for n in names if n not in order]
         return names, {f.stem: read_mot(f) for f in files}
     seqs = sorted(path.glob("**/gt/gt.txt"))
@@ -56,13 +59,21 @@ def load_tracks(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
         if len(set(names)) != len(names):
             raise UserError(f"{path}: several sequences share a name ({', '.join(names)}); point --gt at one split")
         return names, {f.parent.parent.name: read_mot(f) for f in seqs}
-    if (path / "mtmc.txt").is_file():
-        return _split_mtmc(path / "mtmc.txt")
+    if (path / MTMC_FILE).is_file():
+        return _split_mtmc(path / MTMC_FILE)
     files = [f for f in sorted(path.glob("*.txt")) if "mtmc" not in f.stem]
     if files:
         return [f.stem for f in files], {f.stem: read_mot(f) for f in files}
     raise UserError(f"{path}: no tracking files found; expected mot/<camera>.txt, <camera>/gt/gt.txt, "
                     "mtmc.txt or <camera>.txt")
+
+
+def _run_outputs(run_dir: Path) -> Path:
+    """The complete outputs of an ``mcmt run`` folder: its current generation, checked against the stage
+    cache and the checksums it records (pipeline/runfolder/generation.py)."""
+    from pipeline.runfolder.generation import outputs_dir
+
+    return outputs_dir(run_dir, verify=[MOT_DIR + "/", MTMC_FILE])
 
 
 def _split_mtmc(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:

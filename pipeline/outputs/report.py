@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 from core.atomic import atomic_write_bytes
 from pipeline.outputs import draw, report_map, report_search
 from pipeline.formats.identities import load_identities
+from pipeline.runfolder.layout import REPORT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def _summary_table(doc: Mapping) -> str:
     return f'<table class="summary">{body}</table>'
 
 
-def render_report(run_dir: Path, doc: Mapping) -> str:
+def render_report(run_dir: Path, doc: Mapping, title_dir: Path | None = None) -> str:
     """The complete report.html text."""
     idents = sorted(doc["identities"], key=lambda i: int(i.get("global_id", 0)))
     colours = camera_colours(_camera_names(doc))
@@ -200,9 +201,9 @@ def render_report(run_dir: Path, doc: Mapping) -> str:
     moves = report_map.transitions_table(summary)
     moves = f"<h2>Camera transitions</h2>{moves}" if moves else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>mcmt run report: {html.escape(Path(run_dir).name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>mcmt run report: {html.escape(Path(title_dir or run_dir).name)}</title>
 <style>{CSS}{report_search.CSS}{report_map.CSS}</style></head><body>
-<h1>mcmt run report</h1><p class="muted">{html.escape(str(run_dir))} &middot; generated {now}</p>
+<h1>mcmt run report</h1><p class="muted">{html.escape(str(title_dir or run_dir))} &middot; generated {now}</p>
 <h2>Summary</h2>{report_map.summary_words(doc)}
 <details><summary>all numbers (association statistics)</summary>{_summary_table(doc)}</details>
 {bird}{moves}
@@ -213,10 +214,12 @@ def render_report(run_dir: Path, doc: Mapping) -> str:
 """
 
 
-def write_report(run_dir) -> Path:
-    """Write ``<run_dir>/report.html`` (atomically) from identities.json and thumbs/; returns its path."""
-    run_dir = Path(run_dir)
-    doc = load_identities(run_dir)
-    path = atomic_write_bytes(run_dir / "report.html", render_report(run_dir, doc).encode("utf-8"))
+def write_report(folder, run_dir=None) -> Path:
+    """Write ``<folder>/report.html`` (atomically) from the identities.json and thumbs/ beside it; returns its
+    path. ``run_dir``: the run folder the page names (``folder`` itself when None; a generation of it else)."""
+    folder = Path(folder)
+    doc = load_identities(folder)
+    page = render_report(folder, doc, Path(run_dir) if run_dir else None)
+    path = atomic_write_bytes(folder / REPORT_FILE, page.encode("utf-8"))
     log.info("report: %d identities -> %s", len(doc["identities"]), path)
     return path

@@ -1,7 +1,9 @@
 """Cross-camera association and outputs of a run folder, from its stage cache alone.
 
-Used at the end of ``mcmt run`` and by ``mcmt associate --run DIR`` (which redoes only this part).
-``run.json`` at the top of the run folder records the cameras and the configuration the run used.
+Used at the end of ``mcmt run`` and by ``mcmt associate --run DIR`` (which redoes only this part). The
+outputs are written as a new generation of the run folder and switched in once complete
+(pipeline/runfolder/generation.py); ``run.json`` records the cameras, the settings and the latest
+association's thresholds (pipeline/runfolder/runfile.py).
 """
 from __future__ import annotations
 
@@ -12,29 +14,45 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pipeline.run.cache import CameraCache, atomic_write_json, read_boxes, read_json
+from pipeline.run.cache import CameraCache, read_boxes
 from core.config import to_dict
 from core.errors import UserError
 from pipeline.run.config import RunConfig
+from pipeline.runfolder.generation import Generation, fingerprints
+from pipeline.runfolder.runfile import read_run_file, record_association
+from pipeline.runfolder import runfile
 from pipeline.tracklet import Tracklet, attach_footprints
 from pipeline.outputs.world import box_world, fields_of_view, load_for_run, trajectories, transitions
 from pipeline.outputs.writers import build_identities, copy_thumbnails, write_identities, write_tracks, write_videos
 
 log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
+__all__ = ["associate_and_write", "load_all_tracklets", "read_run_file", "write_run_file"]
 
 
 def write_run_file(run_dir: Path, cameras: Sequence[dict], cfg: RunConfig, extra: dict) -> None:
-    atomic_write_json(Path(run_dir) / RUN_FILE, {"cameras": list(cameras), "config": to_dict(cfg), **extra})
+    runfile.write_run_file(run_dir, cameras, to_dict(cfg), extra)
 
 
-def read_run_file(run_dir: Path) -> dict:
-    doc = read_json(Path(run_dir) / RUN_FILE)
-    if doc is None:
-        raise UserError(f"{run_dir}: not a run folder written by 'mcmt run' (no {RUN_FILE}); "
-                        "run 'mcmt run --videos ... --out DIR' first")
-    return doc
+def check_association_inputs(cfg: RunConfig, cameras: Sequence[dict]):
+    """The topology (its file, its cameras) and the calibration checked against the run's cameras before
+    any work, so that a bad one stops the run before its cache is touched; returns the calibration."""
+    topology = cfg.association.topology
+    if topology:
+        from pipeline.association.topology import load_topology
+
+        if not Path(topology).is_file():
+            raise UserError(f"topology file not found: {topology}")
+        _naming(topology, lambda: load_topology(topology).index([c["name"] for c in cameras]))
+    return _naming(cfg.calibration, lambda: load_for_run(cfg.calibration, cameras))
+
+
+def _naming(path: Optional[str], check):
+    """``check()``, its UserError made one line that names the file ``path``."""
+    try:
+        return check()
+    except UserError as exc:
+        text = " ".join(str(exc).split())
+        raise UserError(text if str(path) in text else f"{path}: {text}") from None
 
 
 def load_all_tracklets(run_dir: Path, cameras: Sequence[str], boxes: Optional[dict] = None
@@ -87,20 +105,19 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
     ground = ground if ground is not None else load_for_run(cfg.calibration, cameras)
     t0 = time.perf_counter()
     boxes: dict = {}
+    made_from = fingerprints(run_dir, names)          # the tracklets this generation is made from
     tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
     gids, assoc_stats = global_ids(tracklets, cfg, topology, ground)
     assoc_seconds = time.perf_counter() - t0
     gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
     for t, g in zip(tracklets, gids):
         gid_maps[t.camera][t.track_id] = int(g)
-    mot = write_tracks(run_dir, names, boxes, gid_maps, {n: box_world(boxes[n], ground, n) for n in names})
-    (run_dir / "thumbs").mkdir(exist_ok=True)
-    for old in (run_dir / "thumbs").glob("*.jpg"):      # ids of a previous association
-        old.unlink()
+    gen = Generation(run_dir)                          # written aside, switched in once complete
+    mot = write_tracks(gen.dir, names, boxes, gid_maps, {n: box_world(boxes[n], ground, n) for n in names})
     thumbnails = {}
     for gid in sorted(set(int(g) for g in gids if g > 0)):
         members = [t for t, g in zip(tracklets, gids) if int(g) == gid]
-        thumbnails[gid] = copy_thumbnails(run_dir, gid, members, thumbs, thumb_dirs, cfg.reid.thumbnails)
+        thumbnails[gid] = copy_thumbnails(gen.dir, gid, members, thumbs, thumb_dirs, cfg.reid.thumbnails)
     attr_names = next((t.attribute_names for t in tracklets if t.attribute_names), ())
     summary = {"cameras": len(names), "tracklets": len(tracklets),
                "identities": int(len(set(int(g) for g in gids if g > 0))),
@@ -111,14 +128,16 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
                "association": to_dict(cfg.association), "association_stats": assoc_stats, **(stats or {})}
     summary["calibration"] = ground.record() if ground is not None else None
     summary["fields_of_view"] = fields_of_view(ground, cameras)
-    _record_in_run_file(run_dir, summary["association_thresholds"], assoc_stats, summary["calibration"])
     doc = build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary, trajectories(mot, cameras))
     summary["transitions"] = transitions(doc["identities"])
-    write_identities(run_dir, doc)
+    write_identities(gen.dir, doc)
     if cfg.output.save_video and sources is not None:
-        write_videos(run_dir, sources, mot)
+        write_videos(gen.dir, sources, mot)
     if cfg.output.report:
-        _write_report(run_dir)
+        from pipeline.outputs.report import write_report
+        write_report(gen.dir, run_dir)
+    gen.commit(made_from, {"config": to_dict(cfg)})
+    record_association(run_dir, summary["association_thresholds"], assoc_stats, summary["calibration"])
     return summary
 
 
@@ -136,27 +155,9 @@ def association_thresholds(stats: dict, cfg) -> dict:
             "calibrated_from": f"{cal.get('negatives', 0)} pairs: {cal.get('source', '')}"}
 
 
-def _record_in_run_file(run_dir: Path, thresholds: dict, stats: dict, calibration: Optional[dict] = None) -> None:
-    """run.json keeps the thresholds of the latest association next to the settings that produced them,
-    and the camera calibration it used (None: none)."""
-    doc = read_json(Path(run_dir) / RUN_FILE)
-    if doc is None:
-        return
-    geometry = {k: v for k, v in stats.items() if k.startswith(("ground_", "overlap_"))}
-    doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {}),
-                          "ground": calibration, "geometry": geometry}   # ground: camera calibration used
-    atomic_write_json(Path(run_dir) / RUN_FILE, doc)
-
-
 def _multi_camera(tracklets: Sequence[Tracklet], gids: np.ndarray) -> int:
     cams: dict[int, set] = {}
     for t, g in zip(tracklets, gids):
         if g > 0:
             cams.setdefault(int(g), set()).add(t.camera)
     return sum(1 for v in cams.values() if len(v) > 1)
-
-
-def _write_report(run_dir: Path) -> None:
-    from pipeline.outputs.report import write_report
-
-    write_report(run_dir)

@@ -17,6 +17,7 @@ import numpy as np
 from core.atomic import atomic_write, atomic_write_json
 from core.boxes import xywh_to_xyxy
 from core.frames import group_by_frame
+from pipeline.runfolder.layout import IDENTITIES_FILE, MTMC_FILE, mot_file, thumb_name, video_file
 from pipeline.tracklet import Tracklet
 from reid.schema import AttributeSchema
 
@@ -57,8 +58,8 @@ def write_tracks(run_dir: Path, cameras: Sequence[str], boxes: Mapping[str, np.n
     world = world or {}
     mot = {cam: local_to_mot(boxes[cam], gid_maps.get(cam, {}), world.get(cam)) for cam in cameras}
     for cam in cameras:
-        write_mot(Path(run_dir) / "mot" / f"{cam}.txt", mot[cam])
-    write_mtmc(Path(run_dir) / "mtmc.txt", mot_to_mtmc(mot, list(cameras)))
+        write_mot(mot_file(run_dir, cam), mot[cam])
+    write_mtmc(Path(run_dir) / MTMC_FILE, mot_to_mtmc(mot, list(cameras)))
     return mot
 
 
@@ -103,7 +104,7 @@ def copy_thumbnails(run_dir: Path, gid: int, members: Sequence[Tracklet], thumbs
         for src in thumbs.get(t.key, []):
             if len(names) >= per_camera:
                 break
-            rel = f"thumbs/{gid}_{t.camera}_{len(names)}.jpg"
+            rel = thumb_name(gid, t.camera, len(names))
             src_path = cache_thumb_dirs[t.camera] / src
             if src_path.is_file():
                 atomic_write(Path(run_dir) / rel, lambda tmp, src=src_path: shutil.copyfile(src, tmp))
@@ -145,7 +146,7 @@ def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gid
 
 
 def write_identities(run_dir: Path, doc: dict) -> Path:
-    path = Path(run_dir) / "identities.json"
+    path = Path(run_dir) / IDENTITIES_FILE
     atomic_write_json(path, doc)
     return path
 
@@ -171,5 +172,5 @@ def write_videos(run_dir: Path, sources: Sequence, mot: Mapping[str, np.ndarray]
             finally:
                 writer.release()
 
-        out.append(atomic_write(Path(run_dir) / "videos" / f"{src.name}.mp4", write, suffix=".tmp.mp4"))
+        out.append(atomic_write(video_file(run_dir, src.name), write, suffix=".tmp.mp4"))
     return out

@@ -11,7 +11,7 @@ Two stages per camera, each keyed by a hash of its inputs and settings:
   is reused as is (no decoding, no detection, no ReID), which is also what ``mcmt associate`` reads.
 
 Everything written here is atomic (tmp file + ``os.replace``) except the two append-only CSV streams,
-whose valid length is recorded in the stage's json. Integrity (pipeline/run/manifest.py): ``detect.json``
+whose valid length is recorded in the stage's json. Integrity (pipeline/runfolder/manifest.py): ``detect.json``
 records the rows, bytes and SHA-256 of the valid prefix of ``dets.csv``, ``track.json`` those of
 ``boxes.csv`` and the tracklet files; every read checks them, and a file that disagrees makes its stage
 unfinished (recomputed, with a warning naming the file). Detections are stored at full float32 precision
@@ -32,7 +32,7 @@ import numpy as np
 from core.atomic import atomic_write, atomic_write_json
 from core.errors import UserError
 from core.frames import group_by_frame
-from pipeline.run.manifest import check_file, check_manifest, format_rows, parse_rows, stage_manifest, valid_prefix
+from pipeline.runfolder.manifest import check_file, check_manifest, format_rows, parse_rows, stage_manifest, valid_prefix
 from pipeline.tracklet import Tracklet
 
 log = logging.getLogger(__name__)

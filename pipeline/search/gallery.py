@@ -120,9 +120,11 @@ def load_run(run_dir, model: Optional[dict] = None) -> Gallery:
     """The gallery of a run folder: identities.json (global ids, thumbnails) + the stage cache
     (features, attributes). ``model`` is the run's ReID model record, found from run.json if None."""
     from pipeline.run.cache import CameraCache
+    from pipeline.runfolder.generation import outputs_dir
+    from pipeline.runfolder.layout import IDENTITIES_FILE
 
     run_dir = Path(run_dir)
-    doc = load_identities(run_dir)
+    doc = load_identities(outputs_dir(run_dir, verify=[IDENTITIES_FILE]))   # a complete generation that matches the cache
     if not doc["identities"]:
         raise UserError(f"{run_dir}: the run has no identities (no person was tracked), nothing to search")
     gid_of = {(str(t["camera"]), int(t["track_id"])): int(i["global_id"])

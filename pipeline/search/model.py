@@ -73,16 +73,16 @@ def model_record(spec: str, dim: int, attribute_names: Sequence[str], run_dir: O
 
 def run_model(run_dir: Path, tracklets: Sequence) -> dict:
     """The model record of a run folder (run.json's reid.checkpoint, the dimension of its features)."""
-    from pipeline.run.cache import read_json
+    from pipeline.runfolder.layout import CACHE_DIR, TRACKLETS_NPZ
+    from pipeline.runfolder.runfile import run_settings
 
-    doc = read_json(Path(run_dir) / "run.json") or {}
-    spec = str(((doc.get("config") or {}).get("reid") or {}).get("checkpoint", "default"))
+    spec = str((run_settings(run_dir).get("reid") or {}).get("checkpoint", "default"))
     dim = next((t.features.shape[1] for t in tracklets if t.has_features), 0)
     names = next((t.attribute_names for t in tracklets if t.attribute_names), ())
     rec = model_record(spec, dim, names, run_dir)
     path = rec["path"]
     if path and tracklets:
-        made = max(p.stat().st_mtime for p in Path(run_dir).glob("cache/*/tracklets.npz"))
+        made = max(p.stat().st_mtime for p in Path(run_dir).glob(f"{CACHE_DIR}/*/{TRACKLETS_NPZ}"))
         if Path(path).stat().st_mtime > made:
             log.warning("the ReID model %s was changed after run %s was made: its embeddings may not match the "
                         "run's; rerun 'mcmt run' (or pass --reid with the model the run used)", path, run_dir)
