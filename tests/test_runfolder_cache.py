@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main as mcmt
-from pipeline.run.cache import CameraCache, DetectionWriter
+from pipeline.runfolder.cache import CameraCache, DetectionWriter
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 CAMS = ("pets_left", "pets_right")
@@ -130,7 +130,7 @@ def test_detections_of_an_older_mcmt_are_not_reused(tmp_path):
 def test_unreadable_files_of_an_unchecked_stage_name_the_file_and_the_fix(clean, tmp_path, damage):
     """Readers that bypass the stage check (an older cache, a gallery) get one line naming the file."""
     from core.errors import UserError
-    from pipeline.run.cache import read_boxes
+    from pipeline.runfolder.cache import read_boxes
 
     run = tmp_path / "run"
     shutil.copytree(clean, run)

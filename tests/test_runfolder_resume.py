@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main as mcmt
-from pipeline.run.cache import CameraCache, DetectionWriter
+from pipeline.runfolder.cache import CameraCache, DetectionWriter
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VIDEOS = [SAMPLES / "pets_left.mp4", SAMPLES / "pets_right.mp4"]

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from pipeline.run.config import RunConfig
+from pipeline.runfolder.layout import CACHE_DIR
 from pipeline.run.resources import (detector_threads, load_encoder, on_cpu, reid_threads,  # noqa: F401
                                     torch_thread_count, torch_threads)
 
@@ -162,7 +163,7 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, sources, files, det_files, 
                 stats = run_here(sources)
     except KeyboardInterrupt:
         log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
-                    "to continue from them", out / "cache")
+                    "to continue from them", out / CACHE_DIR)
         raise
     cameras = [{"name": s.name, "video": str(s.path), "fps": s.fps,
                 "frames": int(stats.per_camera[s.name].get("frames", 0)),

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pipeline.run.cache import CameraCache, read_boxes
+from pipeline.runfolder.cache import CameraCache, read_boxes
 from core.config import to_dict
 from core.errors import UserError
 from pipeline.run.config import RunConfig

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from core.errors import UserError
-from pipeline.run.cache import CameraCache
+from pipeline.runfolder.cache import CameraCache
 from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
 from pipeline.run.config import RunConfig
 from pipeline.run.runner import RunStats, run_cameras, stage_keys

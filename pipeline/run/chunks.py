@@ -25,7 +25,8 @@ import numpy as np
 from core.atomic import atomic_write
 from core.boxes import iou_pairs
 from core.frames import group_by_frame
-from pipeline.run.cache import CameraCache, read_boxes, stage_key
+from pipeline.runfolder.cache import CameraCache, read_boxes, stage_key
+from pipeline.runfolder.layout import cache_thumb_name
 from pipeline.run.video import VideoSource
 from pipeline.tracklet import Tracklet
 
@@ -203,7 +204,7 @@ def _copy_thumbs(dest: Path, gid: int, parts, limit: int) -> list[str]:
     dest.mkdir(parents=True, exist_ok=True)
     names = []
     for k, f in enumerate(pick):
-        name = f"{gid}_{k}.jpg"
+        name = cache_thumb_name(gid, k)
         shutil.copyfile(f, dest / name)
         names.append(name)
     return names

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from pipeline.run.cache import CameraCache, DetectionWriter, input_fingerprint, model_fingerprint, stage_key
+from pipeline.runfolder.cache import CameraCache, DetectionWriter, input_fingerprint, model_fingerprint, stage_key
 from core.config import to_dict
 from pipeline.run.colour import apply_gains, camera_gains
 from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap

@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence
 import cv2
 import numpy as np
 
+from pipeline.runfolder.layout import cache_thumb_name
 from pipeline.tracklet import Tracklet
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class TrackletStore:
         self.thumb_dir.mkdir(parents=True, exist_ok=True)
         names = []
         for k, (_, _, jpeg) in enumerate(sorted(t.thumbs, key=lambda x: x[1])):   # in time order
-            name = f"{t.track_id}_{k}.jpg"
+            name = cache_thumb_name(t.track_id, k)
             (self.thumb_dir / name).write_bytes(jpeg)
             names.append(name)
         return names

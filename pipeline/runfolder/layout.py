@@ -62,6 +62,11 @@ def thumb_name(gid: int, camera: str, k: int) -> str:
     return f"{THUMBS_DIR}/{gid}_{camera}_{k}.jpg"
 
 
+def cache_thumb_name(track_id: int, k: int) -> str:
+    """Name of a tracklet's k-th thumbnail in its camera's ``cache/<camera>/thumbs/``."""
+    return f"{int(track_id)}_{k}.jpg"
+
+
 def fix_association(run_dir: Path) -> str:
     """The command that rewrites a run folder's outputs from its stage cache."""
     return f"mcmt associate --run {run_dir}"

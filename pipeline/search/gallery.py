@@ -119,7 +119,7 @@ class Gallery:
 def load_run(run_dir, model: Optional[dict] = None) -> Gallery:
     """The gallery of a run folder: identities.json (global ids, thumbnails) + the stage cache
     (features, attributes). ``model`` is the run's ReID model record, found from run.json if None."""
-    from pipeline.run.cache import CameraCache
+    from pipeline.runfolder.cache import CameraCache
     from pipeline.runfolder.generation import outputs_dir
     from pipeline.runfolder.layout import IDENTITIES_FILE
 
