@@ -18,7 +18,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
     try:
         write(tmp)
-        _fsync(tmp)                   # the data is on disk before the name points at it
+        fsync_path(tmp)               # the data is on disk before the name points at it
         os.replace(tmp, path)
     except OSError as exc:
         if exc.filename is None or exc.filename == tmp:     # name the file the caller writes, not the temporary
@@ -47,7 +47,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _fsync(path: str) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file, or a folder's entries (renames, new links), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

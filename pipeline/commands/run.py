@@ -31,6 +31,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Optional
 
 from core.errors import UserError
 from pipeline.run.config import RunConfig
@@ -137,13 +138,29 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out, "mcmt run"):                    # one writer per run folder
         adopt_legacy(out, [s.name for s in sources])  # outputs of an older mcmt become a checked generation
-        return _run(args, cfg, out, t0, sources, files, det_files, encoder, ground, threads, reid_on_cpu,
-                    det_threads)
+        return _run(args, cfg, out, t0, _Inputs(sources, files, det_files, encoder, ground, threads, reid_on_cpu,
+                                                det_threads))
 
 
-def _run(args, cfg: RunConfig, out: Path, t0: float, sources, files, det_files, encoder, ground, threads: int,
-         reid_on_cpu: bool, det_threads: int) -> int:
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What main checked and loaded before the run folder is touched."""
+
+    sources: list
+    files: object                # FileDetections or None
+    det_files: Optional[dict]
+    encoder: object              # ReIDEncoder or None
+    ground: object               # GroundCalibration or None
+    threads: int                 # ReID threads
+    reid_on_cpu: bool
+    det_threads: int
+
+
+def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs) -> int:
     """The per-camera stage, run.json, the association and the summary lines (the run folder is locked)."""
+    sources, files, det_files, encoder, ground = (inputs.sources, inputs.files, inputs.det_files, inputs.encoder,
+                                                  inputs.ground)
+    threads, reid_on_cpu, det_threads = inputs.threads, inputs.reid_on_cpu, inputs.det_threads
     from pipeline.outputs.write import associate_and_write, write_run_file
     from pipeline.run.detectors import build_detector
     from pipeline.run.runner import run_cameras

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from core.atomic import atomic_write_json
+from core.atomic import atomic_write_json, fsync_path
 from core.errors import UserError
 from pipeline.runfolder.layout import (CURRENT, GENERATION_FILE, GENERATIONS_DIR, IDENTITIES_FILE, OUTPUTS,
                                        TRACK_META, THUMBS_DIR, VIDEOS_DIR, camera_dir, fix_association, fix_run)
@@ -75,12 +75,12 @@ class Generation:
                 files[rel] = {"bytes": p.stat().st_size} if rel.split("/")[0] in _MEDIA else file_record(p)
         atomic_write_json(self.dir / GENERATION_FILE, {"generation": self.number, "created": time.time(),
                                                        "tracklets": tracklets, "files": files, **(extra or {})})
-        _fsync_dir(self.dir)
+        fsync_path(self.dir)
         previous = current_name(self.run_dir)
         if (self.run_dir / CURRENT).is_dir() and not (self.run_dir / CURRENT).is_symlink():
             _discard(self.run_dir, self.run_dir / CURRENT)     # a copy that followed the links (copytree, cp -L)
         _symlink_replace(self.run_dir / CURRENT, os.path.join(GENERATIONS_DIR, self.dir.name))
-        _fsync_dir(self.run_dir)
+        fsync_path(self.run_dir)
         link_outputs(self.run_dir)
         collect(self.run_dir, keep={self.dir.name, previous})
 
@@ -201,11 +201,3 @@ def _discard(run_dir: Path, folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
     os.replace(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
