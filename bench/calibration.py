@@ -39,7 +39,7 @@ from pipeline.evaluation.mtmc import match_boxes  # noqa: E402
 from pipeline.formats.calibration import foot_points  # noqa: E402
 from pipeline.outputs.world import box_world, load_for_run  # noqa: E402
 from pipeline.outputs.write import read_run_file  # noqa: E402
-from pipeline.run.config import RunConfig  # noqa: E402
+from pipeline.config import RunConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "epfl-terrace"
 

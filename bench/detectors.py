@@ -138,8 +138,8 @@ def detection_scores(dets: list[list[np.ndarray]], cams: list, thresh: float) ->
 
 
 def tracker_params(**changes) -> dict:
-    """``mcmt run``'s default ``tracker:`` settings (pipeline.run.config) with ``changes``."""
-    from pipeline.run.config import RunConfig
+    """``mcmt run``'s default ``tracker:`` settings (pipeline.config) with ``changes``."""
+    from pipeline.config import RunConfig
 
     params = dataclasses.asdict(RunConfig().tracker)
     params.update(changes)

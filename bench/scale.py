@@ -60,7 +60,7 @@ def _unit(args) -> float:
     import dataclasses
 
     from pipeline.run.backend import run_unit
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
     from pipeline.run.video import VideoSource
 
     video, name, frames, out = args

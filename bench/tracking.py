@@ -2,7 +2,7 @@
 same detections (a detector of bench/detectors.py, cached) over PETS09-S2L1, EPFL terrace and the
 two-camera sample.
 
-* variants: ``mcmt run``'s default ``tracker:`` settings (pipeline.run.config), then each rule of
+* variants: ``mcmt run``'s default ``tracker:`` settings (pipeline.config), then each rule of
   trackers/occlusion.py switched the other way (on if it is off by default, off if on), plus the rules
   all on / all off; the appearance tracker gets ReID features (Intel 0286, see bench/tracking_data.py) of every
   detection with score >= 0.5 (cached);

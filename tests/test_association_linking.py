@@ -290,7 +290,8 @@ def test_thresholds_recorded_in_run_json_and_identities_summary(tmp_path):
 
     from pipeline.outputs.write import associate_and_write, write_run_file
     from pipeline.run.cache import CameraCache
-    from pipeline.run.config import OutputConfig, RunConfig
+    from pipeline.config import RunConfig
+    from pipeline.run.config import OutputConfig
 
     tr, _ = crowd(n_people=8, seed=1)
     cfg = RunConfig(output=OutputConfig(report=False))

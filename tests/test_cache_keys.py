@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.run.cache import model_fingerprint
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 from pipeline.run.runner import stage_keys
 from pipeline.run.video import VideoSource
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.config import apply_overrides, from_dict, load_config, parse_override, to_dict
 from core.errors import ConfigError
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 
 
 @dataclass(frozen=True)

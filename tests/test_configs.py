@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.config import load_config, read_yaml
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 from reid.train_config import TrainConfig
 from trackers import TRACKERS
 from trackers.config import TrackerConfig

@@ -296,7 +296,7 @@ def test_stage_key_follows_the_embedded_file(tmp_path, monkeypatch):
     import shutil
 
     import pipeline.run.detectors as detectors
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
     from pipeline.run.runner import stage_keys
     from pipeline.run.video import VideoSource
 

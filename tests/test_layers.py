@@ -1,10 +1,11 @@
 """The import direction of the code base: each package imports only from the layers below it.
 
-    core  <-  trackers, reid  <-  pipeline.tracklet, pipeline.formats  <-  pipeline.association
-          <-  pipeline.run  <-  pipeline.outputs, pipeline.evaluation, pipeline.search
+    core  <-  trackers, reid  <-  pipeline.tracklet, pipeline.formats  <-  pipeline.association, pipeline.runfolder
+          <-  pipeline.run  <-  pipeline.config  <-  pipeline.outputs, pipeline.evaluation, pipeline.search
           <-  pipeline.commands, pipeline.cli
 
-Imports inside functions count too. Packages of one layer do not import each other.
+Imports inside functions count too; those under ``if TYPE_CHECKING:`` (annotations only, never run) do not.
+Packages of one layer do not import each other.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "trackers", "reid", "pipeline")
-LAYERS = [("core",), ("trackers", "reid"), ("pipeline.tracklet", "pipeline.formats"), ("pipeline.association",),
-          ("pipeline.run",), ("pipeline.outputs", "pipeline.evaluation", "pipeline.search"),
-          ("pipeline.commands", "pipeline.cli")]
+LAYERS = [("core",), ("trackers", "reid"), ("pipeline.tracklet", "pipeline.formats"),
+          ("pipeline.association", "pipeline.runfolder"), ("pipeline.run",), ("pipeline.config",),
+          ("pipeline.outputs", "pipeline.evaluation", "pipeline.search"), ("pipeline.commands", "pipeline.cli")]
 
 
 def unit(module: str) -> str:
@@ -39,7 +40,12 @@ def project_imports() -> list[tuple[str, str, int]]:
     for pkg in PACKAGES:
         for f in sorted((ROOT / pkg).rglob("*.py")):
             mod = ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-            for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            tree = ast.parse(f.read_text(), str(f))
+            typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
+                           for stmt in block.body for n in ast.walk(stmt)}
+            for node in ast.walk(tree):
+                if id(node) in typing_only:
+                    continue
                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
                 elif isinstance(node, ast.Import):
@@ -48,6 +54,13 @@ def project_imports() -> list[tuple[str, str, int]]:
                     continue
                 out += [(mod, n, node.lineno) for n in names if n.split(".")[0] in PACKAGES]
     return out
+
+
+def _is_type_checking(node) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def test_every_module_is_in_a_layer():
@@ -70,6 +83,18 @@ def test_reid_and_trackers_never_import_pipeline():
 
 
 @pytest.mark.parametrize("source,expect", [("reid.model", 1), ("pipeline.run.runner", 4),
-                                           ("pipeline.commands.run", 6), ("core.errors", 0)])
+                                           ("pipeline.commands.run", 7), ("core.errors", 0)])
 def test_layer_table_places_known_modules(source, expect):
     assert level(unit(source)) == expect
+
+
+def test_the_run_stage_loads_nothing_of_the_association():
+    """pipeline.run takes its settings as a RunConfig (pipeline.config) but never loads pipeline.association."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, sys, pipeline.run as r\n"
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(r.__path__, 'pipeline.run.')]\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pipeline.association', 'pipeline.config'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -228,7 +228,7 @@ def test_attribute_summary_readable():
 
 def test_run_yaml_mirrors_the_defaults():
     from core.config import load_config, read_yaml, to_dict
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
 
     path = REPO / "configs" / "run.yaml"
     assert read_yaml(path) == to_dict(RunConfig())      # every key present with the default value

@@ -267,7 +267,7 @@ def test_interrupted_run_continues_from_the_cache(two_views, tmp_path):
     """Ctrl-C after 6 steps: detections so far stay in the cache, the rerun detects only the rest."""
     from core.config import load_config
     from pipeline.run.detectors import YoloDetector
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
     from pipeline.run.runner import run_cameras
     from pipeline.run.video import open_sources
 
@@ -304,7 +304,7 @@ def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path)
     from core.config import load_config
     from pipeline.run.crops import crop
     from pipeline.run.detectors import YoloDetector
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
     from pipeline.run.runner import build_tracker_for, run_cameras
     from pipeline.run.video import open_sources
     from reid.encoder import ReIDEncoder

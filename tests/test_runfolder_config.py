@@ -7,7 +7,7 @@ import pytest
 from core.config import load_config
 from core.errors import ConfigError
 from pipeline.cli import main as mcmt
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 
 WRONG_TYPES = [("video.max_frames=abc", "'video.max_frames' must be an integer", "'abc'"),
                ("video.max_frames=1.5", "'video.max_frames' must be an integer", "1.5"),

@@ -121,7 +121,7 @@ def test_the_run_keeps_lost_tracks_for_a_time_not_a_number_of_frames():
     """tracker.frame_rate 0 (the default): the buffer follows the camera's analysed frame rate, so a
     25 fps camera and a 10 fps camera both keep a lost track 3.6 s."""
     from core.config import load_config
-    from pipeline.run.config import RunConfig
+    from pipeline.config import RunConfig
     from pipeline.run.runner import build_tracker_for
 
     cfg = load_config(RunConfig, None, [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig, load_run_config
 
 CONFIG_CLASS = RunConfig
 
@@ -26,7 +26,6 @@ def add_arguments(p):
 def main(args) -> int:
     import dataclasses
 
-    from core.config import load_config
     from pipeline.outputs.write import associate_and_write, check_association_inputs, read_run_file
     from pipeline.run.video import VideoSource
     from pipeline.runfolder.lock import RunLock
@@ -34,7 +33,7 @@ def main(args) -> int:
     run_dir = Path(args.run)
     t0 = time.perf_counter()
     doc = read_run_file(run_dir)
-    cfg = load_config(RunConfig, args.config, args.overrides, base=doc.get("config", {}))
+    cfg = load_run_config(args.config, args.overrides, base=doc.get("config", {}))
     if args.topology:
         cfg = dataclasses.replace(cfg, association=dataclasses.replace(cfg.association, topology=args.topology))
     if getattr(args, "calibration", None):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 from core.errors import UserError
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 from pipeline.runfolder.layout import CACHE_DIR
 from pipeline.run.resources import (detector_threads, load_encoder, on_cpu, reid_threads,  # noqa: F401
                                     torch_thread_count, torch_threads)

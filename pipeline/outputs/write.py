@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.runfolder.cache import CameraCache, read_boxes
 from core.config import to_dict
 from core.errors import UserError
-from pipeline.run.config import RunConfig
+from pipeline.config import RunConfig
 from pipeline.runfolder.generation import Generation, fingerprints
 from pipeline.runfolder.runfile import read_run_file, record_association
 from pipeline.runfolder import runfile

@@ -22,14 +22,16 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from core.errors import UserError
 from pipeline.runfolder.cache import CameraCache
 from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
-from pipeline.run.config import RunConfig
 from pipeline.run.runner import RunStats, run_cameras, stage_keys
 from pipeline.run.video import VideoSource
+
+if TYPE_CHECKING:
+    from pipeline.config import RunConfig
 
 log = logging.getLogger(__name__)
 

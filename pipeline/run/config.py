@@ -1,11 +1,10 @@
-"""Configuration of ``mcmt run`` / ``mcmt associate`` (defaults mirror configs/run.yaml)."""
+"""Sections of the per-camera stage's settings (defaults mirror configs/run.yaml); :class:`RunConfig`, which
+joins them with the tracker's and the association's, is in :mod:`pipeline.config`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from pipeline.association.config import AssociationConfig
-from trackers.config import TrackerConfig
 
 
 @dataclass(frozen=True)
@@ -105,15 +104,3 @@ def _check_ranges(section: str, cfg, unit: tuple = (), positive: tuple = (), non
             if not ok(getattr(cfg, name)):
                 raise ValueError(f"{section}.{name} must be {rule}, got {getattr(cfg, name)}")
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    video: VideoConfig = field(default_factory=VideoConfig)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    reid: ReIDRunConfig = field(default_factory=ReIDRunConfig)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    association: AssociationConfig = field(default_factory=AssociationConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    scale: ScaleConfig = field(default_factory=ScaleConfig)
-    calibration: Optional[str] = None  # camera calibration YAML: image -> ground homographies per camera
-    #                                    (pipeline/formats/calibration.py); null: no ground plane

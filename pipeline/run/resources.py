@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import UserError
-from pipeline.run.config import RunConfig
+
+if TYPE_CHECKING:
+    from pipeline.config import RunConfig
 
 
 def reid_threads(threads: int) -> int:

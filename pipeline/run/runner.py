@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -23,9 +23,11 @@ from pipeline.run.colour import apply_gains, camera_gains
 from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.run.detectors.files import FileDetections
 from pipeline.run.embedding import CropBatch, Embedder, ReIDQueue
-from pipeline.run.config import RunConfig
 from pipeline.run.tracklet_store import TrackletStore
 from pipeline.run.video import Frame, VideoSource
+
+if TYPE_CHECKING:
+    from pipeline.config import RunConfig
 
 log = logging.getLogger(__name__)
 
