@@ -81,9 +81,11 @@ def seed_cache(run_dir: Path, fp: Footage, root: Path) -> None:
 
 
 def mcmt_run(fp: Footage, run_dir: Path, detector: str, reid: str, sets: list[str]) -> float:
-    """``mcmt run`` of one footage in its own process; wall seconds (cached stages make reruns fast)."""
+    """``mcmt run`` of one footage in its own process; wall seconds (cached stages make reruns fast). The
+    folder is the bench's cache: --replace recomputes a camera whose stage another default (or a cache
+    seed_cache copied with other keys) made."""
     args = [sys.executable, "-m", "pipeline.cli", "run", "--videos", *fp.videos, "--out", str(run_dir),
-            "--detector", detector, "--reid", reid, "--no-progress"]
+            "--detector", detector, "--reid", reid, "--no-progress", "--replace"]
     for s in sets:
         args += ["--set", s]
     t0 = time.perf_counter()

@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     for name, path in models.items():
         run_dir = Path(a.out) / Path(name).stem
         args = ["run", "--videos", *a.videos, "--out", str(run_dir), "--detector", a.detector, "--reid", path,
-                "--no-progress"] + (["--max-frames", str(a.max_frames)] if a.max_frames else [])
+                "--no-progress", "--replace"] + (["--max-frames", str(a.max_frames)] if a.max_frames else [])
         secs = mcmt(*args)
         results, stats = evaluate(run_dir, Path(a.gt), a.topology, a.max_frames)
         print_table(f"{name} ({secs:.0f} s for mcmt run)", results)

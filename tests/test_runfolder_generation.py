@@ -74,7 +74,7 @@ def test_d1_new_tracklets_beside_old_identities_are_refused_by_every_reader(run,
 
     with monkeypatch.context() as m:                  # the per-camera stage is redone, the association fails
         m.setattr(write, "global_ids", _interrupt)
-        assert _run(run, "--set", "tracker.match_thresh=0.5") == 130
+        assert _run(run, "--set", "tracker.match_thresh=0.5", "--replace") == 130
     capsys.readouterr()
     for argv in (["search", "--run", str(run), "--attributes", "female"],
                  ["index", "add", str(run), "--index", str(tmp_path / "ix")],
@@ -141,7 +141,7 @@ def test_d8_a_second_writer_is_refused_naming_the_holder_and_kill_9_leaves_no_st
         assert holder.stdout.readline().strip() == "locked"
         before = _snapshot(run)
         capsys.readouterr()
-        assert _run(run, "--set", "tracker.match_thresh=0.5") == 2
+        assert _run(run, "--set", "tracker.match_thresh=0.5", "--replace") == 2
         err = _one_line_error(capsys)
         assert f"pid {holder.pid}" in err and str(run) in err
         assert mcmt(["associate", "--run", str(run)]) == 2
@@ -171,7 +171,7 @@ def test_d4_bad_association_inputs_stop_a_rerun_before_anything_is_touched(run, 
         extra = ["--calibration", str(bad)]
     before = _snapshot(run)
     capsys.readouterr()
-    assert _run(run, "--set", "tracker.match_thresh=0.5", *extra) == 2   # new tracker settings: the stage would be redone
+    assert _run(run, "--set", "tracker.match_thresh=0.5", "--replace", *extra) == 2   # the stage would be redone
     err = _one_line_error(capsys)
     assert str(tmp_path) in err
     assert _snapshot(run) == before                                     # cache, run.json and outputs as they were
@@ -190,7 +190,7 @@ def test_a_run_folder_of_an_older_mcmt_becomes_a_checked_generation(run, tmp_pat
     before = _outputs(run)
     with monkeypatch.context() as m:
         m.setattr(write, "global_ids", _interrupt)
-        assert _run(run, "--set", "tracker.match_thresh=0.5") == 130
+        assert _run(run, "--set", "tracker.match_thresh=0.5", "--replace") == 130
     assert _outputs(run) == before                                      # still readable at the same paths
     capsys.readouterr()
     assert mcmt(["search", "--run", str(run), "--attributes", "female"]) == 2

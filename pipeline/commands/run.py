@@ -2,8 +2,9 @@
 
 Each --videos entry is one camera: a video file or a folder of frames (e.g. MOTChallenge img1/).
 Writes to --out: mot/<camera>.txt (global ids), mtmc.txt, identities.json, thumbs/, report.html,
-videos/ (with --save-video) and cache/ (rerunning with the same inputs and settings reuses it;
-'mcmt associate --run DIR' redoes only the association and outputs).
+videos/ (with --save-video) and cache/ (rerunning with the same inputs and settings reuses it; with other
+inputs or tracker, detector or ReID settings a rerun stops before touching anything, unless --replace asks to
+recompute in place; 'mcmt associate --run DIR' redoes only the association and outputs).
 
 The default detector (--detector default) is embedded in mcmt and works offline: Intel's
 pedestrian-detection-adas-0002 on OpenVINO (pipeline/run/detectors/weights/MODEL_NOTE.md);
@@ -70,6 +71,9 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, metavar="N", help="local Ray: CPU slots (sets scale.workers; 0: all cores)")
     p.add_argument("--chunk-minutes", type=float, metavar="MIN",
                    help="cut each video into chunks of MIN minutes tracked apart and stitched (sets scale.chunk_minutes)")
+    p.add_argument("--replace", action="store_true",
+                   help="recompute in --out the cameras whose finished tracks were made with other inputs or settings "
+                        "(without it such a rerun stops before touching anything: give a new --out to keep both)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -137,9 +141,33 @@ def main(args) -> int:
         import_ray()                                  # a clear error before any work when Ray is missing
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out, "mcmt run"):                    # one writer per run folder
+        if not args.replace:
+            refuse_replacing(out, sources, cfg, det_files)
         adopt_legacy(out, [s.name for s in sources])  # outputs of an older mcmt become a checked generation
         return _run(args, cfg, out, t0, _Inputs(sources, files, det_files, encoder, ground, threads, reid_on_cpu,
                                                 det_threads))
+
+
+def refuse_replacing(out: Path, sources, cfg: RunConfig, det_files: Optional[dict]) -> None:
+    """UserError, one line, when running would replace a camera's finished tracks made with other inputs or
+    settings (a rerun never overwrites finished work unasked): it names the cameras, the settings that changed
+    since run.json (when they are what changed) and the two ways on."""
+    from core.config import to_dict
+    from pipeline.run.backend import keyed_settings, replaced_cameras
+    from pipeline.runfolder.runfile import run_settings
+
+    cameras = replaced_cameras(out, sources, cfg, det_files)
+    if not cameras:
+        return
+    before, now = keyed_settings(run_settings(out)), keyed_settings(to_dict(cfg))
+    changed = [f"{k} {before.get(k)} -> {now.get(k)}" for k in sorted(before.keys() | now.keys())
+               if before.get(k) != now.get(k)] if before else []
+    what = (f"other settings ({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''})" if changed
+            else "other inputs, models or settings")
+    names = ", ".join(f"'{c}'" for c in cameras)
+    raise UserError(f"{out} holds finished tracks of camera{'s' if len(cameras) > 1 else ''} {names} made with "
+                    f"{what}; nothing was changed: give a new --out NEW_FOLDER to keep them, or add --replace "
+                    "to recompute them in place")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 from core.errors import UserError
 from pipeline.runfolder.cache import CameraCache
 from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
-from pipeline.run.runner import RunStats, run_cameras, stage_keys
+from pipeline.run.runner import NOT_KEYED, RunStats, run_cameras, stage_keys
 from pipeline.run.video import VideoSource
 
 if TYPE_CHECKING:
@@ -65,6 +65,39 @@ def plan(sources: Sequence[VideoSource], cfg: RunConfig, det_files: Optional[dic
             key = stitch_key([stage_keys(u, cfg, det_file)[1] for u in units], StitchParams())
         cams.append(Camera(src, units, key, det_file))
     return cams
+
+
+def replaced_cameras(run_dir: Path, sources: Sequence[VideoSource], cfg: RunConfig,
+                     det_files: Optional[dict] = None) -> list[str]:
+    """Cameras whose finished per-camera stage in ``run_dir`` has another key than this run gives it: running
+    would replace that finished work. (Unfinished stages, chunks of an unfinished camera included, are
+    resumed or recomputed.)"""
+    return [c.source.name for c in plan(sources, cfg, det_files)
+            if CameraCache(run_dir, c.source.name).finished_key() not in (None, c.key)]
+
+
+KEYED_SECTIONS = ("video", "detector", "reid", "tracker")   # and scale.chunk_minutes / overlap_seconds (stitching)
+
+
+def keyed_settings(settings: dict) -> dict:
+    """``section.field`` -> value of the settings (a RunConfig as a dict, e.g. run.json's) that stage keys
+    depend on: what a rerun compares to say which changed."""
+    flat = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = value
+
+    for section in KEYED_SECTIONS:
+        for name, value in (settings.get(section) or {}).items():
+            if name not in NOT_KEYED.get(section, ()):
+                walk(f"{section}.{name}", value)
+    for name in ("chunk_minutes", "overlap_seconds"):
+        flat[f"scale.{name}"] = (settings.get("scale") or {}).get(name)
+    return flat
 
 
 def _pending(run_dir: Path, cam: Camera, cfg: RunConfig) -> list[VideoSource]:

@@ -46,19 +46,23 @@ class RunStats:
     per_camera: dict[str, dict] = field(default_factory=dict)
 
 
+# settings that do not change a stage's result (left out of its key)
+NOT_KEYED = {"detector": ("device", "batch", "threads"), "reid": ("device", "batch_size", "threads")}
+
+
 def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tuple[str, str]:
     """(detect key, track key) of one camera: hashes of everything the stage's result depends on."""
     det_part = {"input": input_fingerprint(src.path), "stride": src.stride,
                 "detector": (to_dict(cfg.detector) if det_file is None
                              else {"file": input_fingerprint(det_file), "score_scale": cfg.detector.score_scale})}
-    for k in ("device", "batch", "threads"):    # do not change the result
+    for k in NOT_KEYED["detector"]:
         det_part["detector"].pop(k, None)
     if det_file is None:
         det_part["detector"]["model_file"] = _detector_fingerprint(cfg.detector.model)
     if src.chunk is not None:                   # a time chunk: its own frame range (keys of whole videos unchanged)
         det_part["range"] = [src.start, src.stop]
     det_key = stage_key(det_part)
-    reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in ("device", "batch_size", "threads")}
+    reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in NOT_KEYED["reid"]}
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
     track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})

@@ -145,6 +145,11 @@ class CameraCache:
     def track_info(self) -> dict:
         return read_json(self.track_meta) or {}
 
+    def finished_key(self) -> Optional[str]:
+        """The key of this camera's finished track stage (its files unchecked), None when none is finished."""
+        meta = read_json(self.track_meta)
+        return str(meta.get("key")) if meta and meta.get("complete") else None
+
     def start_track_stage(self, key: str) -> None:
         """Mark the stage as in progress (a crash leaves ``complete: false`` and is redone)."""
         self.dir.mkdir(parents=True, exist_ok=True)
