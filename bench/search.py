@@ -295,7 +295,7 @@ def synthetic_gallery(n: int, dim: int, n_attr: int, seed: int, names):
 def synthetic_run_folder(root: Path, n: int, dim: int, names) -> Path:
     """A run folder of n tracklets (4 gallery features each) written like 'mcmt run' writes it."""
     from pipeline.outputs.writers import build_identities, write_identities
-    from pipeline.run.cache import save_tracklets
+    from pipeline.runfolder.cache import save_tracklets
     from core.atomic import atomic_write_json
     from pipeline.tracklet import Tracklet
 

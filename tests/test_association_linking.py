@@ -289,7 +289,7 @@ def test_thresholds_recorded_in_run_json_and_identities_summary(tmp_path):
     import json
 
     from pipeline.outputs.write import associate_and_write, write_run_file
-    from pipeline.run.cache import CameraCache
+    from pipeline.runfolder.cache import CameraCache
     from pipeline.config import RunConfig
     from pipeline.run.config import OutputConfig
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.run.cache import model_fingerprint
+from pipeline.runfolder.cache import model_fingerprint
 from pipeline.config import RunConfig
 from pipeline.run.runner import stage_keys
 from pipeline.run.video import VideoSource

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.run.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
+from pipeline.runfolder.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
 from core.boxes import ioa_matrix
 from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.tracklet import Tracklet

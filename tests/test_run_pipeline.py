@@ -132,7 +132,7 @@ def test_outputs_exist_and_parse(run_dir):
 
 
 def test_every_local_track_maps_to_one_global_id(run_dir):
-    from pipeline.run.cache import CameraCache, read_boxes
+    from pipeline.runfolder.cache import CameraCache, read_boxes
     from pipeline.formats.mot import read_mot
 
     for cam in VIEWS:

@@ -14,7 +14,7 @@ import pytest
 from core.atomic import atomic_write_json
 from core.errors import UserError
 from pipeline.outputs.writers import build_identities, write_identities
-from pipeline.run.cache import save_tracklets
+from pipeline.runfolder.cache import save_tracklets
 from pipeline.search.attributes import joint_probability, parse_attributes, vocabulary
 from pipeline.search.gallery import Vectors, from_tracklets, load_run, quantize
 from pipeline.search.rank import Query, example_embedding, example_rows, rank

@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", metavar="DIR", help="search one folder written by 'mcmt run'")
-    src.add_argument("--index", metavar="DB", help="search an index made with 'mcmt index add'")
+    src.add_argument("--index", metavar="DB",
+                     help="search an index made with 'mcmt index add'; a damaged run in it stops the search "
+                          "(exit 2, no results) with a line naming the run and 'mcmt index add RUN --index DB', "
+                          "which adds it again")
     q = p.add_argument_group("query (at least one of --image / --example and/or --attributes)")
     q.add_argument("--image", metavar="FILE", help="photo of the person to find")
     q.add_argument("--box", metavar="X,Y,W,H", help="the person's box in --image (pixels)")

@@ -38,6 +38,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from core.errors import UserError
+from pipeline.runfolder.layout import CACHE_DIR, IDENTITIES_FILE, TRACKLETS_NPZ
 from pipeline.search.arrayfile import check_file, file_digest, read_arrays, write_arrays
 from pipeline.search.gallery import Gallery, Vectors, load_run, quantize
 from pipeline.search.model import check_comparable
@@ -70,8 +71,8 @@ STALE_TMP_SECONDS = 3600          # unreferenced array files older than this are
 def content_hash(run_dir: Path) -> str:
     """Changes when the run's identities or tracklets change (e.g. after 'mcmt associate')."""
     run_dir = Path(run_dir)
-    h = hashlib.sha256((run_dir / "identities.json").read_bytes())
-    for p in sorted(run_dir.glob("cache/*/tracklets.npz")):
+    h = hashlib.sha256((run_dir / IDENTITIES_FILE).read_bytes())
+    for p in sorted(run_dir.glob(f"{CACHE_DIR}/*/{TRACKLETS_NPZ}")):
         st = p.stat()
         h.update(f"{p.parent.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()
@@ -200,7 +201,7 @@ class SearchIndex:
     def damage_message(self, run: dict, why: str) -> str:
         """One line: the damaged run and the command that adds it again (or removes it)."""
         fix = f"add it again with 'mcmt index add {run['path']} --index {self.path}'"
-        if not (Path(run["path"]) / "identities.json").is_file():
+        if not (Path(run["path"]) / IDENTITIES_FILE).is_file():
             fix = f"its run folder is gone: remove it with 'mcmt index remove {run['id']} --index {self.path}'"
         return f"run {run['name']!r} (id {run['id']}) of the index {self.path} is damaged: {why}; {fix}"
 
@@ -225,7 +226,7 @@ class SearchIndex:
     def add_run(self, run_dir) -> tuple[str, dict]:
         """Index a run folder: ("added" | "replaced" | "unchanged", run record)."""
         run_dir = Path(run_dir).resolve()
-        digest = content_hash(run_dir) if (run_dir / "identities.json").is_file() else ""
+        digest = content_hash(run_dir) if (run_dir / IDENTITIES_FILE).is_file() else ""
         old = next((r for r in self.runs() if r["path"] == str(run_dir)), None)
         if old and digest and old["content"] == digest and self.check(old) is None:
             return "unchanged", old
