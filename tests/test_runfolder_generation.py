@@ -1,7 +1,9 @@
 """One generation per association, a lock per run folder, inputs checked before the cache is touched
-(issue 32: D1, D4, D8, D9). Each test fails on the code before generations."""
+(issue 32: D1, D4, D8, D9). Each test fails on the code before generations. A rerun with other settings
+never replaces finished work unasked (it stops naming the cameras and the fix; ``--replace`` recomputes)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,8 +24,8 @@ CHANGE = ["--set", "association.short_tracklets=drop", "--set", "association.min
 OUTPUTS = ("mot/pets_left.txt", "mot/pets_right.txt", "mtmc.txt", "identities.json", "report.html")
 
 
-def _run(out: Path, *extra: str) -> int:
-    return mcmt(["run", "--videos", *VIDEOS, "--detections", *DETS, "--out", str(out), "--max-frames", "40",
+def _run(out: Path, *extra: str, dets: list[str] = DETS) -> int:
+    return mcmt(["run", "--videos", *VIDEOS, "--detections", *dets, "--out", str(out), "--max-frames", "40",
                  "--device", "cpu", "--no-progress", "-q", *extra])
 
 
@@ -195,3 +197,57 @@ def test_a_run_folder_of_an_older_mcmt_becomes_a_checked_generation(run, tmp_pat
     capsys.readouterr()
     assert mcmt(["search", "--run", str(run), "--attributes", "female"]) == 2
     assert "mcmt associate --run" in _one_line_error(capsys)
+
+
+# ---- a rerun with other settings ----------------------------------------------------------------
+OTHER_TRACKER = ["--set", "tracker.track_buffer=7"]
+
+
+def _key(run: Path, cam: str) -> str:
+    return json.loads((run / "cache" / cam / "track.json").read_text())["key"]
+
+
+def _unfinish(run: Path, cam: str) -> None:
+    """What a run killed during the camera's stage leaves: ``complete: false``."""
+    meta = run / "cache" / cam / "track.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "complete": False}))
+
+
+def test_other_tracker_settings_stop_before_touching_anything_and_replace_recomputes(run, capsys):
+    before, keys = _snapshot(run), {c: _key(run, c) for c in CAMS}
+    capsys.readouterr()
+    assert _run(run, *OTHER_TRACKER) == 2
+    err = _one_line_error(capsys)
+    assert "'pets_left', 'pets_right'" in err and "tracker.track_buffer" in err and "-> 7" in err
+    assert "--out NEW_FOLDER" in err and "--replace" in err
+    assert _snapshot(run) == before                                   # byte for byte, links included
+    assert _run(run, *OTHER_TRACKER, "--replace") == 0
+    assert all(_key(run, c) != keys[c] for c in CAMS)
+    assert json.loads((run / "run.json").read_text())["config"]["tracker"]["track_buffer"] == 7
+    assert _run(run, *OTHER_TRACKER) == 0                             # now the same settings: reused
+
+
+def test_another_input_is_refused_naming_inputs(run, tmp_path, capsys):
+    dets = tmp_path / "dets.txt"                                      # other detections, same settings
+    dets.write_text("".join(Path(DETS[0]).read_text().splitlines(True)[::2]))
+    capsys.readouterr()
+    assert _run(run, dets=[str(dets), DETS[1]]) == 2
+    err = _one_line_error(capsys)
+    assert "'pets_left'" in err and "'pets_right'" not in err and "other inputs" in err
+
+
+def test_unfinished_stages_are_recomputed_as_before(run, capsys):
+    _unfinish(run, "pets_left")
+    capsys.readouterr()
+    assert _run(run, *OTHER_TRACKER) == 2                             # pets_right is finished
+    err = _one_line_error(capsys)
+    assert "'pets_right'" in err and "'pets_left'" not in err
+    _unfinish(run, "pets_right")
+    assert _run(run, *OTHER_TRACKER) == 0
+    assert json.loads((run / "run.json").read_text())["config"]["tracker"]["track_buffer"] == 7
+
+
+def test_association_settings_replace_no_stage(run):
+    keys = {c: _key(run, c) for c in CAMS}
+    assert _run(run, *CHANGE) == 0
+    assert {c: _key(run, c) for c in CAMS} == keys
