@@ -99,7 +99,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]), "schema": cfg.get("schema"),
             "num_ids": cfg["num_ids"], "feat_dim": cfg["feat_dim"], "train_config": payload.get("train_config"),
             "metrics": payload.get("metrics"), "extra": payload.get("extra"), "path": str(path),
-            "trunk_files": payload.get("trunk_files")}
+            "trunk_files": payload.get("trunk_files"), "trunk_files_int8": payload.get("trunk_files_int8")}
     return model, meta
 
 
@@ -126,11 +126,13 @@ def update_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, *, model_c
     return atomic_write(dst, lambda tmp: torch.save(payload, tmp))
 
 
-def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> Path:
+def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True,
+                    int8_files: dict | None = None) -> Path:
     """Write an inference-only copy of checkpoint ``src``: no identity classifiers (not used for
     embedding), weights stored as float16 when ``half`` (loaded back into a float32 model), the
     training configuration, metrics and extra information kept. Outputs are unchanged up to fp16
-    rounding of the weights."""
+    rounding of the weights. A model on an IR trunk carries the IR (``trunk_files``) and, when given
+    ``int8_files`` (reid/quantize.py) or when ``src`` has one, its int8 copy (``trunk_files_int8``)."""
     src = Path(src)
     payload = _read(src, "cpu")
     cfg = {**payload["model_config"], "num_ids": 0}
@@ -149,7 +151,14 @@ def slim_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, half: bool =
     out = {"kind": KIND, "format": FORMAT, "model_config": _plain(cfg), "state_dict": state,
            "train_config": payload.get("train_config"), "metrics": payload.get("metrics"), "extra": _plain(extra)}
     out["trunk_files"] = payload.get("trunk_files") or _trunk_files(cfg, src.parent)
+    if int8_files is not None or payload.get("trunk_files_int8"):
+        out["trunk_files_int8"] = _plain_files(int8_files if int8_files is not None else payload["trunk_files_int8"])
     return atomic_write(dst, lambda tmp: torch.save(out, tmp))
+
+
+def _plain_files(files: dict) -> dict:
+    """IR files as a checkpoint stores them: the .bin as bytes, everything else plain types."""
+    return {k: (v if isinstance(v, bytes) else _plain(v)) for k, v in files.items()}
 
 
 def _trunk_files(cfg: dict, near: Path) -> dict | None:

@@ -119,11 +119,12 @@ class ReIDEncoder:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", batch_size: int = 32,
                         preprocess: Preprocess | None = None, num_threads: int = 0,
-                        embedding: str | None = None) -> "ReIDEncoder":
+                        embedding: str | None = None, precision: str = "auto") -> "ReIDEncoder":
         """Load ``path``: our ``.pt`` checkpoint, an ``.onnx`` file, an OpenVINO ``.xml`` (or a folder
         holding one) or ``"default"`` (the checkpoint shipped with mcmt). ``preprocess`` overrides the
         input convention of external models; ``embedding`` the appearance feature of a model on an
-        OpenVINO IR trunk (ir / heads / concat, see reid/trunk_backend.py)."""
+        OpenVINO IR trunk (ir / heads / concat, see reid/trunk_backend.py); ``precision`` which of its
+        IRs runs (auto: the int8 copy when the checkpoint carries one | int8 | fp32)."""
         if str(path) == "default":
             if not DEFAULT_CHECKPOINT.is_file():
                 raise UserError("the default ReID checkpoint (reid/weights/default.pt) is missing from this "
@@ -141,7 +142,7 @@ class ReIDEncoder:
             from reid.checkpoint import load_checkpoint
             model, meta = load_checkpoint(path, map_location="cpu")
             return cls.from_model(model, meta, device=device, batch_size=batch_size, _owned=True,
-                                  num_threads=num_threads, embedding=embedding)
+                                  num_threads=num_threads, embedding=embedding, precision=precision)
         if suffix == ".onnx":
             from reid.external import OnnxBackend
             backend = OnnxBackend(path, device, preprocess, num_threads)
@@ -157,7 +158,7 @@ class ReIDEncoder:
     @classmethod
     def from_model(cls, model: torch.nn.Module, meta: dict | None = None, device: str = "cpu",
                    batch_size: int = 32, _owned: bool = False, num_threads: int = 0,
-                   embedding: str | None = None) -> "ReIDEncoder":
+                   embedding: str | None = None, precision: str = "auto") -> "ReIDEncoder":
         """Wrap an in-memory :class:`~reid.model.MultiTaskReID` (e.g. during training; the model's
         weights, dtype and train/eval mode are left as they are). A model on an OpenVINO IR trunk
         (``external_trunk``) runs with that IR (reid/trunk_backend.py); ``embedding`` overrides its
@@ -167,7 +168,8 @@ class ReIDEncoder:
             from reid.trunk_backend import TrunkHeadsBackend
 
             near = Path(meta["path"]).parent if meta and meta.get("path") else None
-            backend = TrunkHeadsBackend(model, near, device, num_threads, embedding, (meta or {}).get("trunk_files"))
+            backend = TrunkHeadsBackend(model, near, device, num_threads, embedding, (meta or {}).get("trunk_files"),
+                                        (meta or {}).get("trunk_files_int8"), precision)
             name = Path(meta["path"]).stem if meta and meta.get("path") else Path(cfg["external_trunk"]["ir"]).stem
             return cls(backend, name=name, batch_size=batch_size, schema=model.schema)
         pp = Preprocess(tuple(cfg["input_size"]), True, tuple(cfg["mean"]), tuple(cfg["std"]))

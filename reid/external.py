@@ -93,6 +93,10 @@ class OpenVINOBackend:
         except Exception as exc:
             raise UserError(f"{path}: OpenVINO cannot read this model ({exc}); give the .xml file with its .bin "
                             "next to it") from None
+        from reid.ir_trunk import decompose_mvn, emulating_avx2
+
+        if emulating_avx2():
+            decompose_mvn(model)      # OpenVINO's MVN kernel crashes in that emulation (reid/ir_trunk.py)
         shape = model.inputs[0].get_partial_shape()
         dims = [d.get_length() if d.is_static else -1 for d in shape]
         if len(dims) != 4:

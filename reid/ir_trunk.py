@@ -11,11 +11,15 @@ and adds the last feature map as a second output (found by topology: the input o
 convolution whose kernel covers the whole map). Our multi-task heads (reid/model.py, backbone
 ``ir_map``) then work on that map reduced to its upper and lower halves (:func:`reduce_map`), so
 that training can run on features computed once and cached (reid/trunk_cache.py).
+
+A checkpoint may also carry an int8 copy of the IR (``trunk_files_int8``, NNCF post-training
+quantization, reid/quantize.py); :func:`pick_trunk_files` chooses which one runs.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -54,16 +58,81 @@ def ir_fingerprint(xml: Path) -> str:
     return h.hexdigest()[:12]
 
 
+PRECISIONS = ("auto", "int8", "fp32")
+
+
+def pick_trunk_files(files: Mapping | None, files_int8: Mapping | None, precision: str = "auto"):
+    """``(files, precision)``: the IR a model on an external trunk runs with. ``auto`` takes the int8
+    IR when the checkpoint carries one (measured faster on CPUs with and without VNNI, reid/MODEL_CARD.md),
+    else the IR as shipped (``fp32``: the FP16 IR, computed in float32 on the CPU)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"trunk precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and not files_int8:
+        raise UserError("this checkpoint carries no int8 trunk (trunk_files_int8); write one with "
+                        "'mcmt export-reid --checkpoint CKPT --out OUT.pt --int8 --data-root ../shared/data'")
+    if files_int8 and precision in ("auto", "int8"):
+        return files_int8, "int8"
+    return files, "fp32"
+
+
 def find_feature_map(model):
-    """The output feeding the global depthwise convolution (kernel = the whole map) -> ov Output."""
+    """The output feeding the global depthwise convolution (kernel = the whole map) -> ov Output.
+    In an int8 IR a FakeQuantize sits in front of that convolution: the map is the FakeQuantize's input
+    (the ReLU's float output, as in the float IR)."""
     for op in reversed(model.get_ordered_ops()):
         if op.get_type_name() != "GroupConvolution":
             continue
         x, w = op.input(0).get_partial_shape(), op.input(1).get_partial_shape()
         if x.rank.get_length() == 4 and x[2].is_static and w[-2] == x[2] and w[-1] == x[3]:
-            return op.input(0).get_source_output()
+            src = op.input(0).get_source_output()
+            while src.get_node().get_type_name() == "FakeQuantize":
+                src = src.get_node().input(0).get_source_output()
+            return src
     raise UserError("this OpenVINO model has no global depthwise pooling layer: only Intel's "
                     "person-reidentification-retail models (0277, 0286, 0288) can be used as a trunk")
+
+
+# ONEDNN_MAX_CPU_ISA values below AVX-512: bench/pipeline.py --emulate-avx2 (a CPU without VNNI on one with it)
+_AVX2_LIMITS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"}
+
+
+def emulating_avx2() -> bool:
+    """Whether oneDNN is limited below AVX-512 on this process (``ONEDNN_MAX_CPU_ISA``)."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _AVX2_LIMITS
+
+
+def decompose_mvn(model) -> int:
+    """Replace every MVN node by reductions and element-wise ops (the same function); returns how many.
+
+    Only for ``ONEDNN_MAX_CPU_ISA`` below AVX-512 on an AVX-512 CPU: OpenVINO 2026.4's CPU MVN kernel
+    crashes (segmentation fault) in that emulation, on Intel 0277 / 0286 and their int8 copies. Sums
+    times 1/n, not means, so that OpenVINO's MVN fusion does not put the MVN back. MVN runs on small
+    tensors in these models: the cost of the emulated run is that of the IR."""
+    import openvino.opset13 as ops
+
+    n = 0
+    for node in list(model.get_ordered_ops()):
+        if node.get_type_name() != "MVN":
+            continue
+        attrs = node.get_attributes()
+        x, axes = node.input(0).get_source_output(), node.input(1).get_source_output()
+        shape = x.get_partial_shape()
+        rank = shape.rank.get_length()
+        dims = [int(a) % rank for a in axes.get_node().get_data().ravel()]
+        inv = ops.constant(np.float32(1.0 / float(np.prod([shape[d].get_length() for d in dims]))))
+        d = ops.subtract(x, ops.multiply(ops.reduce_sum(x, axes, keep_dims=True), inv))
+        out = d
+        if attrs["normalize_variance"]:
+            var = ops.multiply(ops.reduce_sum(ops.multiply(d, d), axes, keep_dims=True), inv)
+            eps = ops.constant(np.float32(attrs["eps"]))
+            den = (ops.sqrt(ops.add(var, eps)) if str(attrs["eps_mode"]).upper() == "INSIDE_SQRT"
+                   else ops.add(ops.sqrt(var), eps))
+            out = ops.divide(d, den)
+        node.output(0).replace(out.output(0))
+        n += 1
+    if n:
+        model.validate_nodes_and_infer_types()
+    return n
 
 
 class IRTrunk:
@@ -83,6 +152,9 @@ class IRTrunk:
                      if isinstance(xml, Mapping) else core.read_model(str(self.path)))
         except Exception as exc:
             raise UserError(f"{self.path}: OpenVINO cannot read this model ({exc})") from None
+        if emulating_avx2() and decompose_mvn(model):
+            log.info("%s: MVN decomposed (ONEDNN_MAX_CPU_ISA=%s emulation)", self.path.name,
+                     os.environ.get("ONEDNN_MAX_CPU_ISA"))
         fmap = find_feature_map(model)
         shape = model.inputs[0].get_partial_shape()
         h, w = shape[2].get_length(), shape[3].get_length()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from reid.ir_trunk import IRTrunk, reduce_map, resolve_ir_path
+from reid.ir_trunk import IRTrunk, pick_trunk_files, reduce_map, resolve_ir_path
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,17 @@ class TrunkHeadsBackend:
 
     ``files``: the IR's contents carried by the checkpoint (else the IR file is looked up; ``near``: folder
     of the checkpoint, where a relative IR path is looked up too). ``embedding``
-    overrides the model's choice (measurements). A borrowed model (training) keeps its mode."""
+    overrides the model's choice (measurements). A borrowed model (training) keeps its mode.
+    ``files_int8``: the int8 copy of the IR the checkpoint carries; ``precision`` (auto | int8 | fp32)
+    picks which IR runs (:func:`reid.ir_trunk.pick_trunk_files`; ``self.precision`` says which did)."""
 
     def __init__(self, model: torch.nn.Module, near=None, device: str = "cpu", num_threads: int = 0,
-                 embedding: str | None = None, files: dict | None = None):
+                 embedding: str | None = None, files: dict | None = None, files_int8: dict | None = None,
+                 precision: str = "auto"):
         ext = model.config.get("external_trunk")
         if not ext:
             raise UserError("this model has no external trunk (model.config['external_trunk'])")
+        files, self.precision = pick_trunk_files(files, files_int8, precision)
         self.trunk = IRTrunk(files or resolve_ir_path(ext["ir"], near), num_threads, device)
         self.model = model
         self.mode = embedding or ext.get("embedding", "concat")

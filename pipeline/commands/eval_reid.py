@@ -46,6 +46,9 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--embedding", choices=("ir", "heads", "concat"),
                    help="appearance feature of a model on an OpenVINO IR trunk (default: the model's own)")
+    p.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                   help="which IR of a model on an OpenVINO IR trunk runs: auto (its int8 copy when the "
+                        "checkpoint carries one), int8, fp32 (the IR as shipped)")
     p.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default 64)")
     p.add_argument("--json", metavar="FILE", help="also write all numbers to this JSON file")
     p.add_argument("--visualize", metavar="DIR", help="write ranked lists / attribute panels (index.html) here")
@@ -123,7 +126,8 @@ def main(args) -> int:
     options = parse_options(args.option)
     t0 = time.time()
     encoder = ReIDEncoder.from_checkpoint(args.checkpoint, device=resolve_device(args.device),
-                                          batch_size=args.batch_size, embedding=args.embedding)
+                                          batch_size=args.batch_size, embedding=args.embedding,
+                                          precision=args.precision)
     rerank = RerankParams(args.rerank, args.k1, args.k2, args.lambda_value)
     trained = checkpoint_training(args.checkpoint)
     result, data, arrays = evaluate_dataset(encoder, args.dataset, args.data_root, options=options,
