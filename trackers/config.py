@@ -12,9 +12,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrackerConfig:
     name: str = "botsort"              # registry name (see trackers.TRACKERS): bytetrack | botsort
-    track_high_thresh: float = 0.5     # first-stage detection score threshold
+    track_high_thresh: float = 0.4     # first-stage detection score threshold (bench/mtmc.py, 6 Dec)
     track_low_thresh: float = 0.1      # detections at or below are dropped entirely
-    new_track_thresh: float = 0.6      # min score to start a new track
+    new_track_thresh: float = 0.5      # min score to start a new track
     match_thresh: float = 0.8          # max cost accepted in the first (high-score) stage
     low_match_thresh: float = 0.5      # max 1 - IoU accepted in the second (low-score) stage
     unconfirmed_match_thresh: float = 0.7  # max cost for a one-frame-old track to match again

@@ -75,7 +75,7 @@ class AssociationConfig:
     link_threshold: Union[float, str] = AUTO  # linking of consecutive tracklets (auto: calibrated)
     link_quantile: float = 0.10        # auto link_threshold: this quantile of the free negative distances
     merge_quantile: float = 0.01       # auto threshold
-    same_camera_ratio: float = 0.2     # auto same_camera_threshold = this x threshold (re-entries into one
+    same_camera_ratio: float = 0.15    # auto same_camera_threshold = this x threshold (re-entries into one
     #                                    view join only when nearly identical: crowds hold look-alikes)
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
