@@ -141,14 +141,16 @@ def main(args) -> int:
         import_ray()                                  # a clear error before any work when Ray is missing
     out.mkdir(parents=True, exist_ok=True)
     with RunLock(out, "mcmt run"):                    # one writer per run folder
+        from pipeline.run.backend import plan
+        cams = plan(sources, cfg, det_files)          # the work units and their stage keys, computed once
         if not args.replace:
-            refuse_replacing(out, sources, cfg, det_files)
+            refuse_replacing(out, cams, cfg)
         adopt_legacy(out, [s.name for s in sources])  # outputs of an older mcmt become a checked generation
         return _run(args, cfg, out, t0, _Inputs(sources, files, det_files, encoder, ground, threads, reid_on_cpu,
-                                                det_threads))
+                                                det_threads), cams)
 
 
-def refuse_replacing(out: Path, sources, cfg: RunConfig, det_files: Optional[dict]) -> None:
+def refuse_replacing(out: Path, cams: list, cfg: RunConfig) -> None:
     """UserError, one line, when running would replace a camera's finished tracks made with other inputs or
     settings (a rerun never overwrites finished work unasked): it names the cameras, the settings that changed
     since run.json (when they are what changed) and the two ways on."""
@@ -156,7 +158,7 @@ def refuse_replacing(out: Path, sources, cfg: RunConfig, det_files: Optional[dic
     from pipeline.run.backend import keyed_settings, replaced_cameras
     from pipeline.runfolder.runfile import run_settings
 
-    cameras = replaced_cameras(out, sources, cfg, det_files)
+    cameras = replaced_cameras(out, cams)
     if not cameras:
         return
     before, now = keyed_settings(run_settings(out)), keyed_settings(to_dict(cfg))
@@ -184,8 +186,9 @@ class _Inputs:
     det_threads: int
 
 
-def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs) -> int:
-    """The per-camera stage, run.json, the association and the summary lines (the run folder is locked)."""
+def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs, cams: list) -> int:
+    """The per-camera stage, run.json, the association and the summary lines (the run folder is locked);
+    ``cams``: the plan of the work units (``pipeline.run.backend.plan``) with their stage keys."""
     sources, files, det_files, encoder, ground = (inputs.sources, inputs.files, inputs.det_files, inputs.encoder,
                                                   inputs.ground)
     threads, reid_on_cpu, det_threads = inputs.threads, inputs.reid_on_cpu, inputs.det_threads
@@ -193,8 +196,8 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs) -> int:
     from pipeline.run.detectors import build_detector
     from pipeline.run.runner import run_cameras
 
-    def run_here(units):
-        return run_cameras(units, cfg, out, files=files, det_files=det_files, encoder=encoder,
+    def run_here(units, keys):
+        return run_cameras(units, cfg, out, files=files, det_files=det_files, encoder=encoder, keys=keys,
                            detector_factory=lambda: build_detector(cfg.detector, threads=det_threads),
                            progress=not args.no_progress and cfg.scale.backend == "local")
 
@@ -203,9 +206,9 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs) -> int:
             if cfg.scale.backend == "ray" or cfg.scale.chunk_minutes > 0:
                 from pipeline.run.backend import run_stage
                 stats = run_stage(sources, cfg, out, det_files=det_files, progress=not args.no_progress,
-                                  local_runner=run_here)
+                                  local_runner=run_here, cams=cams)
             else:
-                stats = run_here(sources)
+                stats = run_here(sources, {k: v for c in cams for k, v in c.keys().items()})
     except KeyboardInterrupt:
         log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
                     "to continue from them", out / CACHE_DIR)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 from core.errors import UserError
 from pipeline.runfolder.cache import CameraCache
 from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
-from pipeline.run.runner import NOT_KEYED, RunStats, run_cameras, stage_keys
+from pipeline.run.runner import NOT_KEYED, RunStats, StageKeys, run_cameras, stage_keys, unit_id
 from pipeline.run.video import VideoSource
 
 if TYPE_CHECKING:
@@ -40,9 +40,11 @@ RAY_INSTALL = 'pip install -e ".[ray]"  (or: pip install "ray>=2.9")'
 
 @dataclasses.dataclass
 class Camera:
-    """One camera's units: ``[source]`` whole, or its chunks; ``key`` of its final track stage."""
+    """One camera's units: ``[source]`` whole, or its chunks; ``unit_keys``: each unit's stage keys (computed
+    once, here); ``key`` of its final track stage."""
     source: VideoSource
     units: list[VideoSource]
+    unit_keys: list[StageKeys]
     key: str
     det_file: Optional[Path]
 
@@ -50,29 +52,31 @@ class Camera:
     def chunked(self) -> bool:
         return self.units[0].chunk is not None
 
+    def keys(self) -> dict:
+        """``unit_id`` -> stage keys of its units (what ``run_cameras`` takes as ``keys``)."""
+        return {unit_id(u): k for u, k in zip(self.units, self.unit_keys)}
+
 
 def plan(sources: Sequence[VideoSource], cfg: RunConfig, det_files: Optional[dict] = None) -> list[Camera]:
-    """The work units of every camera and the key of each camera's final track stage."""
+    """The work units of every camera, their stage keys and the key of each camera's final track stage: the
+    one place a run computes stage keys (what checks completeness or runs a unit takes them from here)."""
     cams = []
     for src in sources:
         det_file = (det_files or {}).get(src.name)
         chunk = int(round(cfg.scale.chunk_minutes * 60 * src.fps))
         overlap = int(round(cfg.scale.overlap_seconds * src.fps))
-        units = plan_chunks(src, chunk, overlap)
-        if units[0].chunk is None:
-            key = stage_keys(src, cfg, det_file)[1]
-        else:
-            key = stitch_key([stage_keys(u, cfg, det_file)[1] for u in units], StitchParams())
-        cams.append(Camera(src, units, key, det_file))
+        units = plan_chunks(src, chunk, overlap)          # [src] when not chunked
+        keys = [stage_keys(u, cfg, det_file) for u in units]
+        key = keys[0].track if units[0].chunk is None else stitch_key([k.track for k in keys], StitchParams())
+        cams.append(Camera(src, units, keys, key, det_file))
     return cams
 
 
-def replaced_cameras(run_dir: Path, sources: Sequence[VideoSource], cfg: RunConfig,
-                     det_files: Optional[dict] = None) -> list[str]:
-    """Cameras whose finished per-camera stage in ``run_dir`` has another key than this run gives it: running
-    would replace that finished work. (Unfinished stages, chunks of an unfinished camera included, are
-    resumed or recomputed.)"""
-    return [c.source.name for c in plan(sources, cfg, det_files)
+def replaced_cameras(run_dir: Path, cams: Sequence[Camera]) -> list[str]:
+    """Cameras (of a :func:`plan`) whose finished per-camera stage in ``run_dir`` has another key than this run
+    gives it: running would replace that finished work. (Unfinished stages, chunks of an unfinished camera
+    included, are resumed or recomputed.)"""
+    return [c.source.name for c in cams
             if CameraCache(run_dir, c.source.name).finished_key() not in (None, c.key)]
 
 
@@ -100,14 +104,14 @@ def keyed_settings(settings: dict) -> dict:
     return flat
 
 
-def _pending(run_dir: Path, cam: Camera, cfg: RunConfig) -> list[VideoSource]:
+def _pending(run_dir: Path, cam: Camera) -> list[VideoSource]:
     """Units of a camera still to run (none when the camera's final stage is complete)."""
     if CameraCache(run_dir, cam.source.name).track_complete(cam.key):
         return []
     if not cam.chunked:
         return cam.units
-    return [u for u in cam.units
-            if not CameraCache(run_dir, u.name, u.chunk).track_complete(stage_keys(u, cfg, cam.det_file)[1])]
+    return [u for u, k in zip(cam.units, cam.unit_keys)
+            if not CameraCache(run_dir, u.name, u.chunk).track_complete(k.track)]
 
 
 def _finish_camera(run_dir: Path, cam: Camera, cfg: RunConfig) -> None:
@@ -179,15 +183,17 @@ def _portable_config(cfg: RunConfig) -> RunConfig:
 
 
 def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, det_files: Optional[dict] = None,
-              progress: bool = True, local_runner: Optional[Callable] = None) -> RunStats:
+              progress: bool = True, local_runner: Optional[Callable] = None,
+              cams: Optional[Sequence[Camera]] = None) -> RunStats:
     """The per-camera stage of every camera by units (see the module docstring); returns statistics
-    with a ``per_camera`` entry for each camera. ``local_runner(units)`` runs units in this process
-    (``scale.backend == "local"``)."""
+    with a ``per_camera`` entry for each camera. ``local_runner(units, keys)`` runs units in this process
+    (``scale.backend == "local"``) with their stage keys (``run_cameras``' ``keys``). ``cams``: the
+    :func:`plan` of ``sources`` when the caller already made it."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir).resolve()
-    cams = plan(sources, cfg, det_files)
+    cams = list(cams) if cams is not None else plan(sources, cfg, det_files)
     stats = RunStats()
-    todo = {c.source.name: _pending(run_dir, c, cfg) for c in cams}
+    todo = {c.source.name: _pending(run_dir, c) for c in cams}
     stats.reused_cameras = [c.source.name for c in cams if not todo[c.source.name]]
     units = [u for c in cams for u in todo[c.source.name]]
     if units:
@@ -197,8 +203,9 @@ def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, 
         else:
             if local_runner is None:
                 raise ValueError("local backend needs a local_runner")
+            keys = {k: v for c in cams for k, v in c.keys().items()}
             for u in units:
-                _add(stats, _stats_dict(local_runner([u])))
+                _add(stats, _stats_dict(local_runner([u], {unit_id(u): keys[unit_id(u)]})))
     for cam in cams:
         _finish_camera(run_dir, cam, cfg)
         info = CameraCache(run_dir, cam.source.name).track_info()

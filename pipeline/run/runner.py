@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -50,8 +50,20 @@ class RunStats:
 NOT_KEYED = {"detector": ("device", "batch", "threads"), "reid": ("device", "batch_size", "threads")}
 
 
-def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tuple[str, str]:
-    """(detect key, track key) of one camera: hashes of everything the stage's result depends on."""
+class StageKeys(NamedTuple):
+    """The keys of one unit's stages (a tuple: ``det_key, track_key = keys``)."""
+    det: str
+    track: str
+
+
+def unit_id(src: VideoSource) -> tuple[str, Optional[int]]:
+    """What names one work unit: its camera and chunk (None: the whole camera)."""
+    return src.name, src.chunk
+
+
+def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> StageKeys:
+    """(detect key, track key) of one camera or chunk: hashes of everything the stage's result depends on.
+    Computed once per unit by the planning step (:func:`pipeline.run.backend.plan`) and passed down."""
     det_part = {"input": input_fingerprint(src.path), "stride": src.stride,
                 "detector": (to_dict(cfg.detector) if det_file is None
                              else {"file": input_fingerprint(det_file), "score_scale": cfg.detector.score_scale})}
@@ -66,7 +78,7 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> tu
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
     track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})
-    return det_key, track_key
+    return StageKeys(det_key, track_key)
 
 
 def _detector_fingerprint(model: str) -> Optional[dict]:
@@ -300,16 +312,18 @@ def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[
 def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *,
                 detector_factory: Optional[Callable] = None, files: Optional[FileDetections] = None,
                 det_files: Optional[dict] = None, encoder=None, progress: bool = True,
-                concurrent: bool = True) -> RunStats:
+                concurrent: bool = True, keys: Optional[dict] = None) -> RunStats:
     """Fill the stage cache of every camera (reusing what is valid); returns statistics.
     ``concurrent=False``: no decoding and ReID threads beside the main one (a single-core Ray task;
-    the results are the same)."""
+    the results are the same). ``keys``: ``unit_id(src)`` -> :class:`StageKeys` already computed by the
+    planning step (a unit not in it has its keys computed here)."""
     stats = RunStats()
     t_start = time.perf_counter()
     todo = []
     for src in sources:
         cache = CameraCache(run_dir, src.name, src.chunk)
-        det_key, track_key = stage_keys(src, cfg, (det_files or {}).get(src.name))
+        known = (keys or {}).get(unit_id(src))
+        det_key, track_key = known if known is not None else stage_keys(src, cfg, (det_files or {}).get(src.name))
         if cache.track_complete(track_key):
             stats.reused_cameras.append(src.name)
             log.info("camera '%s': reusing the cached tracks and tracklets", src.name)
