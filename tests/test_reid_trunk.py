@@ -47,7 +47,8 @@ def test_trunk_finds_the_last_feature_map_of_the_ir_from_a_path_or_the_checkpoin
 
 
 def test_default_reproduces_the_ir_embedding_on_real_crops():
-    """The default's trunk is the IR itself: its `ir` feature equals Intel 0277's own embedding."""
+    """The default's float trunk is the IR itself: its `ir` feature equals Intel 0277's own embedding; the
+    int8 copy it runs by default stays close to it."""
     ref_xml = shared_path("models", "openvino", "person-reidentification-retail-0277", "FP16",
                           "person-reidentification-retail-0277.xml")
     crops = _market_crops()
@@ -56,10 +57,13 @@ def test_default_reproduces_the_ir_embedding_on_real_crops():
     from reid.encoder import DEFAULT_CHECKPOINT
 
     model, meta = load_checkpoint(DEFAULT_CHECKPOINT)
-    enc = ReIDEncoder.from_model(model, meta, num_threads=1, embedding="ir")
+    enc = ReIDEncoder.from_model(model, meta, num_threads=1, embedding="ir", precision="fp32")
     got, attrs = enc.embed(crops)
     cos = (ref * got).sum(axis=1)
     assert cos.min() >= 0.999, cos.min()
+    quant, _ = ReIDEncoder.from_model(model, meta, num_threads=1, embedding="ir").embed(crops)   # int8 (shipped)
+    qcos = (ref * quant).sum(axis=1)
+    assert qcos.mean() >= 0.99 and qcos.min() >= 0.95, (qcos.mean(), qcos.min())
     assert attrs.shape == (len(crops), len(model.attribute_names)) and 0 <= attrs.min() <= attrs.max() <= 1
 
 
