@@ -149,7 +149,9 @@ def test_model_card_viper_numbers_are_reproduced(tmp_path):
     res = json.loads(js.read_text())
     got = [res["rank1"], res["rank5"], res["rank10"], res["mAP"]]
     print(f"VIPeR 10 splits, default.pt: {got} (model card: {card})")
-    assert np.allclose(got, card, atol=0.15), (got, card)
+    # the card's numbers are rounded to 0.1 and the shipped int8 IR runs other kernels on CPUs without VNNI:
+    # 71.99 / 88.83 / 92.97 / 79.65 with VNNI, 72.15 / 88.67 / 93.10 / 79.71 with oneDNN limited to AVX2
+    assert np.allclose(got, card, atol=0.3), (got, card)
 
 
 # ---- attribute mA and the training-identity guard ------------------------------------------------
