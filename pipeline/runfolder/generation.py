@@ -24,24 +24,17 @@ from core.errors import UserError
 from pipeline.runfolder.layout import (CURRENT, GENERATION_FILE, GENERATIONS_DIR, IDENTITIES_FILE, OUTPUTS,
                                        TRACK_META, THUMBS_DIR, VIDEOS_DIR, camera_dir, fix_association, fix_run)
 from pipeline.runfolder.manifest import check_file, file_record
+from pipeline.runfolder.runfile import read_json
 
 _MEDIA = (THUMBS_DIR, VIDEOS_DIR)          # recorded by size only (large, and never parsed back)
-
-
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 # ---- the tracklets a generation was made from ---------------------------------------------------
 def tracklet_fingerprint(run_dir: Path, camera: str) -> Optional[str]:
     """A short hash of a camera's finished track stage (its key and the checksums of its files, as
     ``track.json`` records them); None when the stage is not finished."""
-    meta = _read_json(camera_dir(run_dir, camera) / TRACK_META)
-    if not meta or not meta.get("complete"):
+    meta = read_json(camera_dir(run_dir, camera) / TRACK_META)
+    if not isinstance(meta, dict) or not meta.get("complete"):
         return None
     what = {"key": meta.get("key"), "files": meta["files"]} if "files" in meta else meta
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
@@ -160,8 +153,8 @@ def outputs_dir(run_dir: Path, verify: Sequence[str] = ()) -> Path:
     gen = current_dir(run_dir)
     if gen is None:
         return run_dir
-    record = _read_json(gen / GENERATION_FILE)
-    if record is None:
+    record = read_json(gen / GENERATION_FILE)
+    if not isinstance(record, dict):
         raise UserError(f"{gen / GENERATION_FILE} is missing or unreadable: the run folder's outputs cannot be "
                         f"trusted; run '{fix_association(run_dir)}' to rewrite them")
     for cam, recorded in (record.get("tracklets") or {}).items():
