@@ -41,7 +41,7 @@ class AppearanceTracker(ByteTracker):
                  appearance_thresh: float = 0.25, proximity_thresh: float = 0.5,
                  reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none",
                  appearance_every: int = 1, gallery_size: int = 0, observation_update: bool = False,
-                 recover_thresh: float = 0.0, birth_iou: float = 1.0):
+                 recover_thresh: float = 0.0, birth_iou: float = 1.0, score_reference: float = 0.0):
         if not 0.0 <= ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
         if appearance_every < 1:
@@ -57,7 +57,8 @@ class AppearanceTracker(ByteTracker):
         self.gmc = build_gmc(gmc)  # per-camera motion estimator for the caller, or None
         super().__init__(track_high_thresh, track_low_thresh, new_track_thresh, match_thresh,
                          low_match_thresh, unconfirmed_match_thresh, track_buffer, frame_rate,
-                         fuse_score, min_box_area, duplicate_iou, observation_update, recover_thresh, birth_iou)
+                         fuse_score, min_box_area, duplicate_iou, observation_update, recover_thresh, birth_iou,
+                         score_reference)
 
     def reset(self) -> None:
         super().reset()

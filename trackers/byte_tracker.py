@@ -19,6 +19,7 @@ from trackers import kalman
 from core.boxes import iou_matrix
 from trackers.matching import assignment_pairs, fuse_score, iou_distance
 from trackers.occlusion import covered, reupdate
+from trackers.score_scale import ScoreScale
 from trackers.track import TrackSet, TrackState
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class ByteTracker:
                  new_track_thresh: float = 0.6, match_thresh: float = 0.8, low_match_thresh: float = 0.5,
                  unconfirmed_match_thresh: float = 0.7, track_buffer: int = 30, frame_rate: float = 30.0,
                  fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
-                 observation_update: bool = False, recover_thresh: float = 0.0, birth_iou: float = 1.0):
+                 observation_update: bool = False, recover_thresh: float = 0.0, birth_iou: float = 1.0,
+                 score_reference: float = 0.0):
         if not 0 <= track_low_thresh <= track_high_thresh:
             raise ValueError(f"need 0 <= track_low_thresh ({track_low_thresh}) <= track_high_thresh "
                              f"({track_high_thresh})")
@@ -74,6 +76,8 @@ class ByteTracker:
         self.track_high_thresh = track_high_thresh
         self.track_low_thresh = track_low_thresh
         self.new_track_thresh = new_track_thresh
+        self.base_thresholds = (track_high_thresh, new_track_thresh)   # as set; scaled by the camera's scores
+        self.score_scale = ScoreScale(score_reference)
         self.fuse_score = fuse_score
         self.min_box_area = min_box_area
         self.duplicate_iou = duplicate_iou
@@ -120,7 +124,16 @@ class ByteTracker:
         self._end_unmatched(frame)
         self._start_tracks(frame)
         self._remove_stale_and_duplicates()
+        self._rescale_thresholds(frame.scores)
         return self._output()
+
+    def _rescale_thresholds(self, scores: np.ndarray) -> None:
+        """Count this frame's scores; the next frames use thresholds scaled to the camera's score range
+        (trackers.score_scale; unchanged while ``score_reference`` is 0)."""
+        factor = self.score_scale.add(scores)
+        high, new = self.base_thresholds
+        self.track_high_thresh = max(self.track_low_thresh, high * factor)
+        self.new_track_thresh = new * factor
 
     def pop_finished(self) -> list[int]:
         """Ids of confirmed tracks removed since the last call (so the caller can close tracklets)."""

@@ -244,6 +244,9 @@ def _select(cam: _Camera, frame: Frame, dets: np.ndarray, tracks: np.ndarray, hi
         return np.zeros((0,), np.int64), np.zeros((0,), np.float32)
     overlap = track_overlap(tracks, dets)
     last = cam.store.last_embedded(tracks[:, 4].astype(np.int64))
+    factor = getattr(getattr(cam.tracker, "score_scale", None), "factor", 1.0)
+    if factor != 1.0:                   # the camera's scores sit low: its crops' score bar follows the tracker's
+        policy = dataclasses.replace(policy, min_score=policy.min_score * factor)
     mask = select_for_embedding(tracks, hits, last, cam.step, overlap, policy)
     return np.nonzero(mask)[0], crop_quality(tracks, overlap, policy)
 
