@@ -193,6 +193,7 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs, cams: list
                                                   inputs.ground)
     threads, reid_on_cpu, det_threads = inputs.threads, inputs.reid_on_cpu, inputs.det_threads
     from pipeline.outputs.write import associate_and_write, write_run_file
+    from pipeline.run.backend import run_stage
     from pipeline.run.detectors import build_detector
     from pipeline.run.runner import run_cameras
 
@@ -203,12 +204,8 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs, cams: list
 
     try:
         with torch_threads(torch_thread_count(cfg, threads, files is None)):
-            if cfg.scale.backend == "ray" or cfg.scale.chunk_minutes > 0:
-                from pipeline.run.backend import run_stage
-                stats = run_stage(sources, cfg, out, det_files=det_files, progress=not args.no_progress,
-                                  local_runner=run_here, cams=cams)
-            else:
-                stats = run_here(sources, {k: v for c in cams for k, v in c.keys().items()})
+            stats = run_stage(sources, cfg, out, det_files=det_files, progress=not args.no_progress,
+                              local_runner=run_here, cams=cams)      # local and Ray, whole cameras or chunks
     except KeyboardInterrupt:
         log.warning("interrupted: the detections made so far are kept in %s; rerun the same command "
                     "to continue from them", out / CACHE_DIR)

@@ -114,6 +114,14 @@ def _pending(run_dir: Path, cam: Camera) -> list[VideoSource]:
             if not CameraCache(run_dir, u.name, u.chunk).track_complete(k.track)]
 
 
+def local_calls(units: Sequence[VideoSource]) -> list[list[VideoSource]]:
+    """How the local backend runs ``units``: every whole camera in one call (each step's frames detected and
+    its crops embedded in one batch over the cameras), then each time chunk alone, as a Ray task runs it (so
+    a chunk's cache is the same whichever backend made it)."""
+    whole = [u for u in units if u.chunk is None]
+    return ([whole] if whole else []) + [[u] for u in units if u.chunk is not None]
+
+
 def _finish_camera(run_dir: Path, cam: Camera, cfg: RunConfig) -> None:
     if cam.chunked and not CameraCache(run_dir, cam.source.name).track_complete(cam.key):
         stitch_camera(run_dir, cam.units, cam.key, gallery_size=cfg.reid.gallery_size,
@@ -187,7 +195,8 @@ def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, 
               cams: Optional[Sequence[Camera]] = None) -> RunStats:
     """The per-camera stage of every camera by units (see the module docstring); returns statistics
     with a ``per_camera`` entry for each camera. ``local_runner(units, keys)`` runs units in this process
-    (``scale.backend == "local"``) with their stage keys (``run_cameras``' ``keys``). ``cams``: the
+    (``scale.backend == "local"``, grouped by :func:`local_calls`) with their stage keys (``run_cameras``'
+    ``keys``); ``mcmt run`` takes this one route for both backends. ``cams``: the
     :func:`plan` of ``sources`` when the caller already made it."""
     t0 = time.perf_counter()
     run_dir = Path(run_dir).resolve()
@@ -204,8 +213,8 @@ def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, 
             if local_runner is None:
                 raise ValueError("local backend needs a local_runner")
             keys = {k: v for c in cams for k, v in c.keys().items()}
-            for u in units:
-                _add(stats, _stats_dict(local_runner([u], {unit_id(u): keys[unit_id(u)]})))
+            for call in local_calls(units):
+                _add(stats, _stats_dict(local_runner(call, {unit_id(u): keys[unit_id(u)] for u in call})))
     for cam in cams:
         _finish_camera(run_dir, cam, cfg)
         info = CameraCache(run_dir, cam.source.name).track_info()
