@@ -61,15 +61,34 @@ def plan(sources: Sequence[VideoSource], cfg: RunConfig, det_files: Optional[dic
     """The work units of every camera, their stage keys and the key of each camera's final track stage: the
     one place a run computes stage keys (what checks completeness or runs a unit takes them from here)."""
     cams = []
+    keyed = keyed_config(cfg)          # keys of the same models are the same however their paths are spelled
     for src in sources:
         det_file = (det_files or {}).get(src.name)
         chunk = int(round(cfg.scale.chunk_minutes * 60 * src.fps))
         overlap = int(round(cfg.scale.overlap_seconds * src.fps))
         units = plan_chunks(src, chunk, overlap)          # [src] when not chunked
-        keys = [stage_keys(u, cfg, det_file) for u in units]
+        keys = [stage_keys(u, keyed, det_file) for u in units]
         key = keys[0].track if units[0].chunk is None else stitch_key([k.track for k in keys], StitchParams())
         cams.append(Camera(src, units, keys, key, det_file))
     return cams
+
+
+def keyed_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its model files (``detector.model``, ``reid.checkpoint``) named by their resolved paths: what
+    :func:`plan` computes stage keys from, so that a key does not depend on how a path is spelled (relative,
+    absolute, through a symlink) nor on the folder ``mcmt run`` is started in. Names that are no local file stay
+    as they are: ``default``, ``none``, and a released ultralytics name (``yolo11n.pt``), whose download on
+    first use must not change the key."""
+    from pipeline.run.detectors import released_name
+
+    def resolved(spec: str) -> str:
+        if not spec or str(spec).strip().lower() in ("default", "none") or released_name(spec):
+            return spec
+        p = Path(spec).expanduser()
+        return str(p.resolve()) if p.exists() else spec
+
+    return dataclasses.replace(cfg, detector=dataclasses.replace(cfg.detector, model=resolved(cfg.detector.model)),
+                               reid=dataclasses.replace(cfg.reid, checkpoint=resolved(cfg.reid.checkpoint)))
 
 
 def replaced_cameras(run_dir: Path, cams: Sequence[Camera]) -> list[str]:
@@ -128,9 +147,11 @@ def _finish_camera(run_dir: Path, cam: Camera, cfg: RunConfig) -> None:
                       thumbnails=cfg.reid.thumbnails)
 
 
-def run_unit(src: VideoSource, cfg: RunConfig, run_dir: str, det_file: Optional[str], threads: int) -> dict:
+def run_unit(src: VideoSource, cfg: RunConfig, run_dir: str, det_file: Optional[str], threads: int,
+             keys: Optional[StageKeys] = None) -> dict:
     """Run one unit in this process with its own detector and ReID model on ``threads`` CPU threads
-    (what a Ray task executes); returns its statistics."""
+    (what a Ray task executes); returns its statistics. ``keys``: the unit's stage keys from the driver's
+    :func:`plan` (a worker's ``cfg`` names its models by other paths: keys recomputed from it could differ)."""
     from pipeline.run.detectors import FileDetections, build_detector
     from pipeline.run.resources import load_encoder, torch_threads
 
@@ -145,6 +166,7 @@ def run_unit(src: VideoSource, cfg: RunConfig, run_dir: str, det_file: Optional[
     files = FileDetections(det, cfg.detector.score_scale) if det else None
     with torch_threads(reid_cpu):
         stats = run_cameras([src], cfg, Path(run_dir), files=files, det_files=det, encoder=encoder, progress=False,
+                            keys={unit_id(src): keys} if keys is not None else None,
                             detector_factory=lambda: _cached(("detector", cfg.detector, det_threads),
                                                              lambda: build_detector(cfg.detector, threads=det_threads)),
                             concurrent=threads > 1)
@@ -261,7 +283,9 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
     if sc.gpus_per_task <= 0:                    # no GPU asked for: the task must not look for one
         wcfg = dataclasses.replace(wcfg, detector=dataclasses.replace(wcfg.detector, device="cpu"),
                                    reid=dataclasses.replace(wcfg.reid, device="cpu"))
-    refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads): u for u in units}
+    keys = {k: v for c in cams for k, v in c.keys().items()}
+    refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads, keys[unit_id(u)]): u
+            for u in units}
     bar = tqdm(total=len(refs), unit="unit", desc="ray", disable=not progress, leave=False)
     pending = list(refs)
     try:
