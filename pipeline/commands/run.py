@@ -155,15 +155,17 @@ def refuse_replacing(out: Path, cams: list, cfg: RunConfig) -> None:
     settings (a rerun never overwrites finished work unasked): it names the cameras, the settings that changed
     since run.json (when they are what changed) and the two ways on."""
     from core.config import to_dict
-    from pipeline.run.backend import keyed_settings, replaced_cameras
+    from pipeline.run.backend import keyed_settings, replaced_stages
     from pipeline.runfolder.runfile import run_settings
 
-    cameras = replaced_cameras(out, cams)
-    if not cameras:
+    stages = replaced_stages(out, cams)       # finished tracks of whole cameras, and of chunks of killed runs
+    if not stages:
         return
-    before, now = keyed_settings(run_settings(out)), keyed_settings(to_dict(cfg))
-    changed = [f"{k} {before.get(k)} -> {now.get(k)}" for k in sorted(before.keys() | now.keys())
-               if before.get(k) != now.get(k)] if before else []
+    cameras, now, last_run = list(stages), keyed_settings(to_dict(cfg)), run_settings(out)
+    befores = [recorded if recorded is not None else keyed_settings(last_run) if last_run else None
+               for recorded in (s for settings in stages.values() for s in settings)]
+    changed = sorted({f"{k} {before.get(k)} -> {now.get(k)}" for before in befores if before
+                      for k in before.keys() | now.keys() if before.get(k) != now.get(k)})
     what = (f"other settings ({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''})" if changed
             else "other inputs, models or settings")
     names = ", ".join(f"'{c}'" for c in cameras)

@@ -91,12 +91,44 @@ def keyed_config(cfg: RunConfig) -> RunConfig:
                                reid=dataclasses.replace(cfg.reid, checkpoint=resolved(cfg.reid.checkpoint)))
 
 
+def replaced_stages(run_dir: Path, cams: Sequence[Camera]) -> dict[str, list[Optional[dict]]]:
+    """Camera -> the recorded settings (:meth:`CameraCache.settings_of`, None when unknown) of each finished
+    stage of it in ``run_dir`` that running this :func:`plan` would replace: its finished track stage made with
+    another key, or, while the camera's stitched stage is not finished with its key, each finished chunk made
+    with another key (a killed chunked run's). Unfinished stages are resumed or recomputed, not listed."""
+    out = {}
+    for c in cams:
+        final = CameraCache(run_dir, c.source.name)
+        done = final.finished_key()
+        if done == c.key:
+            continue                          # reused (or, if damaged, recomputed with the same key)
+        stages = [(final, done)] if done is not None else []
+        if c.chunked:
+            for u, k in zip(c.units, c.unit_keys):
+                cache = CameraCache(run_dir, u.name, u.chunk)
+                if cache.finished_key() not in (None, k.track):
+                    stages.append((cache, cache.finished_key()))
+        if stages:
+            out[c.source.name] = [cache.settings_of(key) for cache, key in stages]
+    return out
+
+
 def replaced_cameras(run_dir: Path, cams: Sequence[Camera]) -> list[str]:
-    """Cameras (of a :func:`plan`) whose finished per-camera stage in ``run_dir`` has another key than this run
-    gives it: running would replace that finished work. (Unfinished stages, chunks of an unfinished camera
-    included, are resumed or recomputed.)"""
-    return [c.source.name for c in cams
-            if CameraCache(run_dir, c.source.name).finished_key() not in (None, c.key)]
+    """Cameras (of a :func:`plan`) with finished work in ``run_dir`` that running would replace
+    (:func:`replaced_stages`)."""
+    return list(replaced_stages(run_dir, cams))
+
+
+def _record_settings(run_dir: Path, cfg: RunConfig, units: Sequence[tuple[VideoSource, str]]) -> None:
+    """Beside each of ``units`` (source, track key) whose track stage is finished with that key: the keyed
+    settings of this run, which a later rerun that would replace it names as changed."""
+    from core.config import to_dict
+
+    settings = keyed_settings(to_dict(cfg))
+    for src, key in units:
+        cache = CameraCache(run_dir, src.name, src.chunk)
+        if cache.finished_key() == key:
+            cache.record_settings(key, settings)
 
 
 KEYED_SECTIONS = ("video", "detector", "reid", "tracker")   # and scale.chunk_minutes / overlap_seconds (stitching)
@@ -237,8 +269,10 @@ def run_stage(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *, 
             keys = {k: v for c in cams for k, v in c.keys().items()}
             for call in local_calls(units):
                 _add(stats, _stats_dict(local_runner(call, {unit_id(u): keys[unit_id(u)] for u in call})))
+                _record_settings(run_dir, cfg, [(u, keys[unit_id(u)].track) for u in call])
     for cam in cams:
         _finish_camera(run_dir, cam, cfg)
+        _record_settings(run_dir, cfg, [(cam.source, cam.key)])
         info = CameraCache(run_dir, cam.source.name).track_info()
         stats.per_camera[cam.source.name] = info
         stats.corrupt += int(info.get("corrupt", 0))
@@ -294,6 +328,7 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
             for ref in done:
                 try:
                     _add(stats, ray.get(ref))
+                    _record_settings(run_dir, cfg, [(refs[ref], keys[unit_id(refs[ref])].track)])
                 except ray.exceptions.RayTaskError as exc:
                     u = refs[ref]
                     cause = exc.cause if getattr(exc, "cause", None) is not None else exc

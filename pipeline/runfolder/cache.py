@@ -32,8 +32,8 @@ import numpy as np
 from core.atomic import atomic_write, atomic_write_json
 from core.errors import UserError
 from core.frames import group_by_frame
-from pipeline.runfolder.layout import (BOXES_FILE, DETECT_META, DETS_FILE, THUMBS_DIR, TRACK_FILES, TRACK_META,
-                                       TRACKLETS_JSON, TRACKLETS_NPZ, camera_dir)
+from pipeline.runfolder.layout import (BOXES_FILE, DETECT_META, DETS_FILE, STAGE_SETTINGS, THUMBS_DIR, TRACK_FILES,
+                                       TRACK_META, TRACKLETS_JSON, TRACKLETS_NPZ, camera_dir)
 from pipeline.runfolder.runfile import read_json
 from pipeline.runfolder.manifest import (check_file, check_manifest, format_rows, parse_rows, stage_manifest,
                                          valid_prefix)
@@ -149,6 +149,17 @@ class CameraCache:
         """The key of this camera's finished track stage (its files unchecked), None when none is finished."""
         meta = read_json(self.track_meta)
         return str(meta.get("key")) if meta and meta.get("complete") else None
+
+    def record_settings(self, key: str, settings: dict) -> None:
+        """Keep beside the finished track stage with ``key`` the settings that made it (``section.field`` ->
+        value): what a rerun that would replace it names as changed."""
+        atomic_write_json(self.dir / STAGE_SETTINGS, {"key": key, "settings": settings})
+
+    def settings_of(self, key: Optional[str]) -> Optional[dict]:
+        """The settings recorded for the track stage with ``key``; None when none were (or for another key)."""
+        doc = read_json(self.dir / STAGE_SETTINGS)
+        return doc["settings"] if key and doc and doc.get("key") == key and isinstance(doc.get("settings"), dict) \
+            else None
 
     def start_track_stage(self, key: str) -> None:
         """Mark the stage as in progress (a crash leaves ``complete: false`` and is redone)."""

@@ -38,6 +38,7 @@ BOXES_FILE = "boxes.csv"
 TRACKLETS_NPZ = "tracklets.npz"
 TRACKLETS_JSON = "tracklets.json"
 TRACK_META = "track.json"
+STAGE_SETTINGS = "settings.json"      # the settings that made the finished track stage (named by a refusal)
 CHUNKS_DIR = "chunks"
 TRACK_FILES = (BOXES_FILE, TRACKLETS_NPZ, TRACKLETS_JSON)
 
