@@ -66,6 +66,29 @@ def test_a_worker_runs_its_unit_with_the_driver_s_keys(tmp_path, monkeypatch):
     assert CameraCache(tmp_path, CAMS[0]).finished_key() == keys.track
 
 
+def test_a_worker_writes_nothing_into_a_folder_its_driver_no_longer_holds(tmp_path):
+    from pipeline.run import backend
+    from pipeline.runfolder.cache import CameraCache
+    from pipeline.runfolder.lock import RunLock, held_here
+    from pipeline.run.video import VideoSource
+
+    src = VideoSource(VIDEOS[0], CAMS[0], max_frames=10)
+    cfg = _cfg(reid="none")
+    keys = backend.plan([src], cfg, {CAMS[0]: Path(DETS[0])})[0].unit_keys[0]
+    with RunLock(tmp_path, "mcmt run (the driver)"):
+        driver = held_here(tmp_path)
+    assert driver.startswith(f"pid {os.getpid()}: mcmt run (the driver)")
+    with pytest.raises(UserError, match="no longer held .* by no one"):          # the driver has gone
+        backend.run_unit(src, cfg, str(tmp_path), DETS[0], 1, keys, driver)
+    with RunLock(tmp_path, "mcmt associate"):                                     # another mcmt holds it now
+        with pytest.raises(UserError, match="no longer held .* by pid .*mcmt associate"):
+            backend.run_unit(src, cfg, str(tmp_path), DETS[0], 1, keys, driver)
+    assert not (tmp_path / "cache").exists()                                      # nothing written
+    with RunLock(tmp_path, "mcmt run (the driver)"):
+        backend.run_unit(src, cfg, str(tmp_path), DETS[0], 1, keys, held_here(tmp_path))
+    assert CameraCache(tmp_path, CAMS[0]).finished_key() == keys.track
+
+
 ray = pytest.importorskip("ray", reason="Ray not installed (pip install -e '.[ray]')")
 
 
@@ -87,3 +110,30 @@ def test_ray_run_with_relative_model_paths_is_reused_by_its_rerun(tmp_path, monk
     monkeypatch.chdir(REPO / "reid")                                  # the same models spelt from elsewhere
     again = [a.replace("pipeline/run/", "../pipeline/run/").replace("reid/weights", "weights") for a in args]
     assert mcmt(again) == 0 and capsys.readouterr().out.count("(cached)") == 2
+
+
+@pytest.mark.slow
+def test_a_second_run_refuses_while_a_ray_run_holds_the_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--videos", *VIDEOS, "--out", str(run), "--max-frames", "60",
+           "--reid", "none", "--device", "cpu", "--no-progress", "-q", "--backend", "ray", "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, working = time.time() + 180, False
+        while proc.poll() is None and time.time() < deadline and not working:   # a Ray task writes its cache
+            working = any((run / "cache" / c / "detect.json").exists() for c in CAMS)
+            time.sleep(0.05)
+        assert working, proc.communicate()[0] if proc.poll() is not None else "no Ray task started"
+        assert (run / "run.lock").read_text().startswith(f"pid {proc.pid}:")     # the driver holds the lock
+        capsys.readouterr()
+        assert mcmt(["run", "--videos", *VIDEOS, "--out", str(run), "--max-frames", "60", "--reid", "none",
+                     "--device", "cpu", "--no-progress", "-q"]) != 0
+        err = capsys.readouterr().err
+        assert f"being written by another mcmt (pid {proc.pid}:" in err and len(err.strip().splitlines()) == 1, err
+        assert proc.poll() is None, "the Ray run ended before the second run was refused: nothing was shown"
+        text, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, text
+    assert (run / "run.lock").read_text() == ""                                   # released at the end

@@ -12,7 +12,9 @@ A work unit is one camera, or one time chunk of a camera when ``scale.chunk_minu
 
 With ``--backend ray`` each unit is a Ray task (``ray.remote`` with ``scale.cpus_per_task`` CPUs and
 ``scale.gpus_per_task`` GPUs, fractional allowed) that loads its own detector and ReID model;
-chunks are stitched and the cross-camera association runs on the driver.
+chunks are stitched and the cross-camera association runs on the driver. The driver (``mcmt run``) holds the
+run folder's lock for the whole run, until every task it started has ended, and its tasks write only while
+the lock names it (see pipeline/runfolder/lock.py): a second ``mcmt`` on the folder refuses meanwhile.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from core.errors import UserError
 from pipeline.runfolder.cache import CameraCache
+from pipeline.runfolder.lock import held_here
 from pipeline.run.chunks import StitchParams, plan_chunks, stitch_camera, stitch_key
 from pipeline.run.runner import NOT_KEYED, RunStats, StageKeys, run_cameras, stage_keys, unit_id
 from pipeline.run.video import VideoSource
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CANCEL_WAIT_S = 60         # how long a failed or interrupted Ray run waits for its cancelled tasks to end
 RAY_INSTALL = 'pip install -e ".[ray]"  (or: pip install "ray>=2.9")'
 
 
@@ -180,14 +184,20 @@ def _finish_camera(run_dir: Path, cam: Camera, cfg: RunConfig) -> None:
 
 
 def run_unit(src: VideoSource, cfg: RunConfig, run_dir: str, det_file: Optional[str], threads: int,
-             keys: Optional[StageKeys] = None) -> dict:
+             keys: Optional[StageKeys] = None, holder: str = "") -> dict:
     """Run one unit in this process with its own detector and ReID model on ``threads`` CPU threads
     (what a Ray task executes); returns its statistics. ``keys``: the unit's stage keys from the driver's
-    :func:`plan` (a worker's ``cfg`` names its models by other paths: keys recomputed from it could differ)."""
+    :func:`plan` (a worker's ``cfg`` names its models by other paths: keys recomputed from it could differ).
+    ``holder``: the driver's line in the run folder's lock; the unit writes nothing unless the lock still names
+    it (pipeline/runfolder/lock.py: the driver's lock covers its workers)."""
     from pipeline.run.detectors import FileDetections, build_detector
     from pipeline.run.resources import load_encoder, torch_threads
+    from pipeline.runfolder.lock import check_holder
 
     import cv2
+
+    if holder:
+        check_holder(Path(run_dir), holder)
 
     reid_cpu = max(1, threads // 2)
     det_threads = max(1, threads - reid_cpu)
@@ -318,7 +328,8 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
         wcfg = dataclasses.replace(wcfg, detector=dataclasses.replace(wcfg.detector, device="cpu"),
                                    reid=dataclasses.replace(wcfg.reid, device="cpu"))
     keys = {k: v for c in cams for k, v in c.keys().items()}
-    refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads, keys[unit_id(u)]): u
+    holder = held_here(run_dir)          # mcmt run holds the folder's lock: its tasks write only while it does
+    refs = {task.remote(_portable(u), wcfg, str(run_dir), det_of[u.name], threads, keys[unit_id(u)], holder): u
             for u in units}
     bar = tqdm(total=len(refs), unit="unit", desc="ray", disable=not progress, leave=False)
     pending = list(refs)
@@ -341,6 +352,11 @@ def _run_ray(units: list[VideoSource], cams: list[Camera], cfg: RunConfig, run_d
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
+        # the caller releases the run folder's lock after this: not before the cancelled tasks have ended
+        _, running = ray.wait(pending, num_returns=len(pending), timeout=CANCEL_WAIT_S) if pending else ([], [])
+        if running:
+            log.warning("%d Ray tasks still running %d s after their cancellation: start no other mcmt on %s "
+                        "before they end", len(running), CANCEL_WAIT_S, run_dir)
         raise
     finally:
         bar.close()
