@@ -207,8 +207,9 @@ class VideoSource:
 
     def _iter_video(self) -> Iterator[Frame]:
         cap = cv2.VideoCapture(str(self.path))
+        failed: list[int] = []       # analysed frames that did not decode, since the last frame that did
         try:
-            index, yielded, failures = self._seek(cap), 0, 0
+            index, yielded = self._seek(cap), 0
             while self.max_frames is None or yielded < self.max_frames:
                 if self.stop is not None and index >= self.stop:
                     return
@@ -220,22 +221,41 @@ class VideoSource:
                 if not ok or (image is None and index % self.stride == 0):
                     if self.total_frames < 0 or index >= self.total_frames:
                         return                      # normal end of stream
-                    failures += 1
-                    if failures > MAX_CONSECUTIVE_FAILURES:
-                        log.warning("%s: stopped after %d unreadable frames at frame %d of %d",
-                                    self.path, failures, index, self.total_frames)
+                    failed.append(index)
+                    if len(failed) > MAX_CONSECUTIVE_FAILURES:
+                        if not self.container_times:
+                            log.warning("%s: stopped after %d unreadable frames at frame %d of %d",
+                                        self.path, len(failed), index, self.total_frames)
                         return
-                    if index % self.stride == 0:
-                        self._skip(index, f"frame {index}")
                     index += 1
                     continue
-                failures = 0
+                self._skip_failed(failed)
                 if image is not None:
                     yielded += 1
                     yield Frame(index, self._frame_time(index, cap.get(cv2.CAP_PROP_POS_MSEC)), image)
                 index += 1
         finally:
             cap.release()
+            self._end_of_stream(failed)
+
+    def _skip_failed(self, failed: list[int]) -> None:
+        """Frames in ``failed`` did not decode but a later one did: skipped (warned about and counted)."""
+        for index in failed:
+            if index % self.stride == 0:
+                self._skip(index, f"frame {index}")
+        failed.clear()
+
+    def _end_of_stream(self, failed: list[int]) -> None:
+        """The stream ended after the reads of ``failed`` failed. In a variable-frame-rate video (MKV, AVI, ...)
+        the container's frame count is its duration at the nominal rate, beyond the frames it holds: those
+        reads are its end, not damaged frames; otherwise they are skipped frames, as in the middle."""
+        if failed and self.container_times:
+            log.info("%s: %d frames (the container's count, %d, is its duration at %.3g frames/s)",
+                     self.path, failed[0], self.total_frames, self.fps)
+            if self.stop is None and self.start == 0:
+                self.total_frames = failed[0]
+            failed.clear()
+        self._skip_failed(failed)
 
     def _seek(self, cap) -> int:
         """Position ``cap`` at frame ``start``: a seek when the container lands exactly there, else
