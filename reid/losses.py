@@ -15,8 +15,10 @@
   ``exp(1 - p_j)`` and a negative one ``exp(p_j)`` (Li et al., "Multi-attribute learning for
   pedestrian attribute recognition", ACPR 2015); a multi-class group's class k of training
   frequency f_k weighs ``1 / (K f_k)`` (K classes seen in training; 1 on average over the
-  training labels), clipped to ``MAX_CLASS_WEIGHT``. Each weighted term keeps the same
-  normaliser (number of labelled pairs) as the unweighted one.
+  training labels), clipped to ``MAX_CLASS_WEIGHT``. ``attr_weighting="balanced"``: the same without
+  the clipping (class-balanced cross-entropy: every class of a group weighs the same in total, as the
+  balanced accuracy mA counts them). Each weighted term keeps the same normaliser (number of
+  labelled pairs) as the unweighted one.
 - ``L_trip``: batch-hard triplet loss (eq. 8-10, Euclidean distance, margin 1.2), summed over the
   two verification features f_V^G and f_V^P; each term is the mean over anchors.
 
@@ -32,7 +34,7 @@ from torch import nn
 
 from reid.schema import PARTS, AttributeSchema
 
-ATTR_WEIGHTINGS = ("none", "frequency")
+ATTR_WEIGHTINGS = ("none", "frequency", "balanced")
 MAX_CLASS_WEIGHT = 10.0
 
 
@@ -77,10 +79,11 @@ def attribute_frequencies(targets, schema: AttributeSchema) -> torch.Tensor:
     return freq
 
 
-def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema) -> torch.Tensor:
+def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema,
+                           max_class_weight: float = MAX_CLASS_WEIGHT) -> torch.Tensor:
     """(2, num_outputs) label weights from :func:`attribute_frequencies`: row 0 the weight of a
     positive label (binary: exp(1 - p_j); multi-class: the class weight min(1 / (K f_k),
-    MAX_CLASS_WEIGHT), 1 for classes never seen), row 1 of a negative binary label (exp(p_j); 1 for
+    max_class_weight), 1 for classes never seen), row 1 of a negative binary label (exp(p_j); 1 for
     multi-class columns, unused)."""
     freq = torch.as_tensor(freq, dtype=torch.float64)
     w = torch.ones(2, schema.num_outputs, dtype=torch.float64)
@@ -90,7 +93,7 @@ def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema) -> torch
             w[0, s], w[1, s] = torch.exp(1.0 - f), torch.exp(f)
         else:
             seen = f > 0
-            w[0, s] = torch.where(seen, (1.0 / (int(seen.sum()) * f.clamp_min(1e-12))).clamp(max=MAX_CLASS_WEIGHT),
+            w[0, s] = torch.where(seen, (1.0 / (int(seen.sum()) * f.clamp_min(1e-12))).clamp(max=max_class_weight),
                                   torch.ones_like(f))
     return w
 
@@ -159,9 +162,9 @@ class MultiTaskLoss(nn.Module):
         self.attr_weighting = attr_weighting
         self.attr_freq: torch.Tensor | None = None
         self.register_buffer("attr_weights", None, persistent=False)
-        if attr_weighting == "frequency" and self.use_attr:
+        if attr_weighting != "none" and self.use_attr:
             if attr_freq is None:
-                raise ValueError("attr_weighting='frequency' needs attr_freq: the training set's label "
+                raise ValueError(f"attr_weighting={attr_weighting!r} needs attr_freq: the training set's label "
                                  "frequencies (reid.losses.attribute_frequencies)")
             self.set_frequencies(attr_freq)
 
@@ -171,7 +174,8 @@ class MultiTaskLoss(nn.Module):
         if freq.shape != (self.schema.num_outputs,):
             raise ValueError(f"attr_freq must have {self.schema.num_outputs} values, got {tuple(freq.shape)}")
         self.attr_freq = freq
-        self.attr_weights = attribute_loss_weights(freq, self.schema).float()
+        cap = MAX_CLASS_WEIGHT if self.attr_weighting == "frequency" else float("inf")
+        self.attr_weights = attribute_loss_weights(freq, self.schema, cap).float()
 
     def id_loss(self, outputs, pids: torch.Tensor) -> torch.Tensor:
         if not outputs.id_logits:

@@ -87,7 +87,7 @@ class LossSection:
     identification: bool = True
     verification: bool = True
     attr_reduction: Literal["mean", "sum"] = "mean"  # sum: eq. 6's sum over attributes (reid/losses.py)
-    attr_weighting: Literal["none", "frequency"] = "none"  # frequency: label-imbalance weights
+    attr_weighting: Literal["none", "frequency", "balanced"] = "none"  # label-imbalance weights (reid/losses.py)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,18 @@ def test_frequency_weighting_changes_the_loss_as_computed_by_hand():
         MultiTaskLoss(SCHEMA, attr_weighting="frequency")
 
 
+def test_balanced_weighting_does_not_clip_rare_classes():
+    """attr_weighting "balanced": class weights 1 / (K f_k) unclipped (class-balanced cross-entropy)."""
+    rare = torch.tensor([0.5, 0.99, 0.01, 0, 0, 1 / 3, 1 / 3, 1 / 3, 0.5], dtype=torch.float64)
+    w = attribute_loss_weights(rare, SCHEMA, float("inf"))
+    assert w[0, 2].item() == pytest.approx(50.0) and w[0, 1].item() == pytest.approx(1 / (2 * 0.99))
+    torch.testing.assert_close(w[:, [0, 8]], attribute_loss_weights(rare, SCHEMA)[:, [0, 8]])  # binary: same
+    fn = MultiTaskLoss(SCHEMA, use_id_loss=False, verification=False, attr_weighting="balanced", attr_freq=rare)
+    assert fn.attr_weights[0, 2].item() == pytest.approx(50.0)
+    clipped = MultiTaskLoss(SCHEMA, use_id_loss=False, verification=False, attr_weighting="frequency", attr_freq=rare)
+    assert clipped.attr_weights[0, 2].item() == MAX_CLASS_WEIGHT
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_sum_over_mean_reduction_is_the_number_of_attributes(weighted):
     g = torch.Generator().manual_seed(0)
