@@ -54,6 +54,7 @@ VARIANTS = {
     "same-cam ratio 0": {"same_camera_ratio": 0.0},
     "- attributes": {"attribute_weight": 0.0},
     "+ camera normalise": {"camera_normalise": True},
+    "- camera pair scale": {"camera_pair_scale": False},
     "+ camera centre": {"camera_centre": True},
     "+ rerank": {"rerank": True},
 }

@@ -34,8 +34,18 @@ def test_the_quantile_is_the_high_end_of_the_scores_not_their_bulk():
     assert ScoreScale(reference=0.8).add(scores) == 1.0
 
 
+def test_the_first_scores_of_a_sharp_camera_do_not_scale_it_down():
+    """A few low scores among the first ones (people far away) with the camera's usual high scores:
+    the early estimate takes a higher quantile, so the scale stays 1; the same share over a long video
+    is the camera's real range."""
+    first = np.concatenate([np.full(MIN_SCORES - 8, 0.3), np.full(8, 0.8)])
+    assert ScoreScale(reference=0.6).add(first) == 1.0
+    many = np.concatenate([np.full(50 * MIN_SCORES - 400, 0.3), np.full(400, 0.8)])
+    assert ScoreScale(reference=0.6).add(many) < 1.0
+
+
 def test_a_camera_whose_scores_sit_low_is_tracked_with_the_scale_and_not_without():
-    frames = walkers(60, score=0.35)                # below new_track_thresh 0.6 and track_high_thresh 0.5
+    frames = walkers(100, score=0.35)                # below new_track_thresh 0.6 and track_high_thresh 0.5
     counts = {}
     for ref in (0.0, 0.85):
         t = build_tracker("botsort", track_high_thresh=0.5, new_track_thresh=0.6, score_reference=ref)
@@ -44,7 +54,7 @@ def test_a_camera_whose_scores_sit_low_is_tracked_with_the_scale_and_not_without
     assert counts[0.0] == (0, 0)
     boxes, ids = counts[0.85]
     assert ids == 4                                  # one track per person, once the scale has settled
-    assert boxes >= 4 * (60 - MIN_SCORES // 4 - 3)  # tracked from shortly after the warm-up on
+    assert boxes >= 4 * (100 - MIN_SCORES // 4 - 3)  # tracked from shortly after the warm-up on
 
 
 def test_a_sharp_camera_is_tracked_exactly_as_without_the_scale():

@@ -23,9 +23,9 @@ class TrackerConfig:
     fuse_score: bool = True            # multiply IoU similarity by detection score
     min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)
     duplicate_iou: float = 0.85        # a tracked and a lost track overlapping more are duplicates
-    score_reference: float = 0.0       # thresholds scaled by min(1, q95 of the camera's scores / this) so a
+    score_reference: float = 0.6       # thresholds scaled by min(1, q95 of the camera's scores / this) so a
                                        # camera whose detector scores sit low (blur, low resolution) still
-                                       # starts tracks (trackers.score_scale); 0: off
+                                       # starts tracks (trackers.score_scale; bench/mtmc.py, 6 Dec); 0: off
     # appearance-aware (BoT-SORT style) tracker only
     appearance_thresh: float = 0.25    # max cosine distance / 2 for an appearance match
     proximity_thresh: float = 0.5      # min IoU for the appearance term to be considered

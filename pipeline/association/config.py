@@ -95,6 +95,9 @@ class AssociationConfig:
     quality_weights: bool = True       # weight gallery features by crop quality (false: equal weights)
     camera_centre: bool = False        # move each camera's mean feature to the overall mean (colour / light bias)
     camera_normalise: bool = False     # remove each camera pair's median distance (bias) before anything
+    camera_pair_scale: bool = True     # divide a camera pair's distances by (their median over the free
+    #                                    negatives' median)^2 when above (degraded cameras; distance.camera_pair_scale;
+    #                                    bench/mtmc.py 6 Dec: mean +1.7 over 16 footages, none below -0.4)
     attribute_weight: float = 0.2      # fused = (1 - w) * appearance + w * attribute disagreement
     attribute_reliability: bool = False  # weight attribute groups by how much they differ between
     #                                    known different people (free negatives)
