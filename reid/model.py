@@ -34,6 +34,10 @@ older checkpoints load and embed exactly as before; ``configs/reid/paper_*.yaml`
   pooling (OSNet) loses half its VIPeR rank-1 under max pooling before any training (20.3 against
   39.9 on split 0), so the OSNet recipe uses ``"avg"``.
 
+- ``colour_features`` (backbone ``ir_map`` only): the crop's upper and lower halves' colour
+  descriptors (reid/colour.py, 41 numbers each) arrive appended to the reduced map's channels and
+  feed the colour attribute heads (``*color*`` groups of the upper / lower part) only.
+
 In training mode ``forward`` returns :class:`ReIDTrainOutput` (features and logits; the model
 does not know the loss). In eval mode it returns :class:`ReIDInference`: the concatenation of
 the FC features (not normalised) and the attribute probabilities.
@@ -48,6 +52,7 @@ from torch import nn
 
 from core.errors import UserError
 from reid.backbones import BACKBONES, build_backbone, make_part_branch
+from reid.colour import COLOUR_DIM, ColourHeads
 from reid.heads import GLOBAL_ATTRIBUTES, AttributeHeads, FCFeature, attribute_probs, classifier
 from reid.schema import AttributeSchema
 
@@ -98,7 +103,8 @@ class MultiTaskReID(nn.Module):
                  feat_dim: int = 256, pretrained: str = "imagenet",
                  input_size: tuple[int, int] | None = None, part_whole_feature: bool = False,
                  global_attributes: str = "global", pooling: str = "max",
-                 attribute_offsets: Sequence[float] | None = None, external_trunk: Mapping | None = None):
+                 attribute_offsets: Sequence[float] | None = None, external_trunk: Mapping | None = None,
+                 colour_features: bool = False):
         super().__init__()
         if backbone not in BACKBONES and backbone != "ir_map":
             raise UserError(f"unknown backbone {backbone!r}; valid: {', '.join(BACKBONES)}")
@@ -129,6 +135,12 @@ class MultiTaskReID(nn.Module):
         self.id_classifiers = nn.ModuleList([classifier(feat_dim, num_ids) for _ in self.id_features]
                                             if num_ids else [])
         self.attr_heads = AttributeHeads(self.schema, feat_dim, global_attributes, self.part_whole)
+        self.colour = None        # colour evidence of the crop's halves for the colour heads (reid/colour.py)
+        if colour_features:
+            if backbone != "ir_map":
+                raise UserError("model.colour_features needs backbone 'ir_map' (its descriptors travel with "
+                                "the reduced trunk map)")
+            self.colour = ColourHeads(self.schema, self.attr_heads.columns) if self.schema is not None else None
         self.global_attributes = global_attributes
         self.config: dict[str, Any] = {
             "backbone": backbone, "num_ids": int(num_ids), "feat_dim": int(feat_dim),
@@ -142,6 +154,8 @@ class MultiTaskReID(nn.Module):
             self.config["global_attributes"] = global_attributes
         if pooling != "max":
             self.config["pooling"] = pooling
+        if colour_features:       # input: the reduced map with COLOUR_DIM descriptor channels appended
+            self.config["colour_features"] = True
         if external_trunk is not None:   # the IR whose cached / computed maps this model takes as input
             self.config["external_trunk"] = dict(external_trunk)
         # attribute decision offsets (reid.attribute_calibration): subtracted from the attribute logits
@@ -179,7 +193,11 @@ class MultiTaskReID(nn.Module):
         return self.global_branch(shared), self.part_branch(shared)
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The FC features (``feature_names``), each (N, d)."""
+        """The FC features (``feature_names``), each (N, d); with ``colour_features`` also "colour":
+        the crop halves' descriptors (N, COLOUR_DIM, 2), split off the input's last channels."""
+        colour = None
+        if self.config.get("colour_features"):
+            x, colour = x[:, :-COLOUR_DIM], x[:, -COLOUR_DIM:, :, 0]
         g_map, p_map = self.feature_maps(x)
         upper, lower = torch.chunk(p_map, 2, dim=2)          # split the height in halves
         pool = lambda m: self.pool(m).flatten(1)             # noqa: E731  (N,C,h,w) -> (N,C)
@@ -188,6 +206,8 @@ class MultiTaskReID(nn.Module):
                "f_il": self.fc_il(pool(lower)), "f_vp": self.fc_vp(p)}
         if self.part_whole:
             out[PART_WHOLE_FEATURE] = self.fc_ip(p)
+        if colour is not None:
+            out["colour"] = colour
         return out
 
     def _attribute_logits(self, f: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -196,6 +216,8 @@ class MultiTaskReID(nn.Module):
         inputs = {"global": "f_ig", "upper": "f_iu", "lower": "f_il", "part": PART_WHOLE_FEATURE}
         raw = {name: head(f[inputs[name]]) for name, head in heads.heads.items()
                if self.training or name != "part"}          # f_I^P's head is a training signal only
+        if self.colour is not None:
+            raw = self.colour(raw, f["colour"])
         return heads.route(raw, f["f_ig"]), raw
 
     def forward(self, x: torch.Tensor):
@@ -217,7 +239,7 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
                 input_size: tuple[int, int] | None = None, mean: Any = None, std: Any = None,
                 part_whole_feature: bool = False, global_attributes: str = "global",
                 pooling: str = "max", attribute_offsets: Sequence[float] | None = None,
-                external_trunk: Mapping | None = None) -> MultiTaskReID:
+                external_trunk: Mapping | None = None, colour_features: bool = False) -> MultiTaskReID:
     """Build the multi-task ReID network.
 
     ``input_size`` (H, W) defaults to the backbone's (384x128 for resnet50, 256x128 otherwise).
@@ -230,9 +252,11 @@ def build_model(backbone: str = "resnet50", num_ids: int = 0, schema: AttributeS
     ``backbone="ir_map"`` with ``external_trunk`` ({"ir": .xml, "embedding": ir|heads|concat, "channels": C,
     "ir_dim": D}): the heads alone, on the reduced map of an OpenVINO IR trunk (reid/ir_trunk.py; input
     (N, C, 2, 1)); ``ReIDEncoder`` runs the IR and these heads together (reid/trunk_backend.py).
+    ``colour_features`` (``ir_map`` only): input (N, C + COLOUR_DIM, 2, 1), the crop halves' colour
+    descriptors appended (reid/colour.py), which feed the colour attribute heads only.
     """
     return MultiTaskReID(backbone, num_ids, schema, feat_dim, pretrained, input_size, part_whole_feature,
-                         global_attributes, pooling, attribute_offsets, external_trunk)
+                         global_attributes, pooling, attribute_offsets, external_trunk, colour_features)
 
 
 def ir_map_parts(external_trunk: Mapping | None):

@@ -63,7 +63,8 @@ class Trainer:
                                  schema=schema, feat_dim=cfg.model.feat_dim, pretrained=cfg.model.pretrained,
                                  input_size=cfg.model.input_size, part_whole_feature=cfg.model.part_whole_feature,
                                  global_attributes=cfg.model.global_attributes, pooling=cfg.model.pooling,
-                                 external_trunk=trunk_spec(cfg.model, trunk) if trunk else None).to(self.device)
+                                 external_trunk=trunk_spec(cfg.model, trunk) if trunk else None,
+                                 colour_features=cfg.model.colour_features).to(self.device)
         mcfg = self.model.config
         transform = TrainTransform(tuple(mcfg["input_size"]), tuple(mcfg["mean"]), tuple(mcfg["std"]),
                                    flip=0.5 if cfg.data.flip else 0.0, random_erasing=cfg.data.random_erasing,

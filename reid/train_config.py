@@ -35,6 +35,7 @@ class ModelSection:
     trunk: str = ""                        # the IR .xml (relative: cwd, then reid/weights/); "" = none
     trunk_embedding: Literal["ir", "heads", "concat"] = "concat"  # appearance feature at inference
     trunk_cache: str = "runs/reid/trunk-cache"  # cached trunk features of the training images
+    colour_features: bool = False          # ir_map: crop halves' colour descriptors for the colour heads (reid/colour.py)
 
     def __post_init__(self):
         if self.feat_dim < 1 or min(self.input_size) < 16:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
+from reid.colour import colour_halves
 from reid.ir_trunk import IRTrunk, pick_trunk_files, reduce_map, resolve_ir_path
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class TrunkHeadsBackend:
     def __call__(self, batch: np.ndarray):
         emb, fmap = self.trunk(batch)
         x = torch.from_numpy(reduce_map(fmap, self.pooling)).to(self.device)
+        if self.model.config.get("colour_features"):     # the crop halves' colour descriptors (reid/colour.py)
+            x = torch.cat([x, colour_halves(torch.from_numpy(np.ascontiguousarray(batch)).to(self.device))], 1)
         was_training = self.model.training
         self.model.eval()
         try:

@@ -26,6 +26,7 @@ from reid.ir_trunk import IRTrunk, ir_fingerprint, reduce_map
 log = logging.getLogger(__name__)
 
 CHUNK = 256
+COLOUR_CACHE = "colour-v1"    # sub-folder of a trunk cache folder: colour descriptors (reid/colour.py)
 VIEWS = ("image", "flip")
 
 
@@ -132,5 +133,35 @@ def cached_dataset(images, trunk: IRTrunk, cfg, progress: bool = False) -> Cache
     """An ``ImageDataset``'s samples as cached reduced maps (views: the image, and its mirror with
     ``data.flip``), pooled as ``model.pooling`` says."""
     views = VIEWS if cfg.data.flip else VIEWS[:1]
-    feats = cached_features(trunk, [s.path for s in images.samples], cfg.model.trunk_cache, views, progress)
-    return CachedMapDataset(images, feats[cfg.model.pooling])
+    paths = [s.path for s in images.samples]
+    maps = cached_features(trunk, paths, cfg.model.trunk_cache, views, progress)[cfg.model.pooling]
+    if cfg.model.colour_features:    # the crop halves' colour descriptors as extra channels (reid/colour.py)
+        folder = cache_folder(cfg.model.trunk_cache, trunk, paths) / COLOUR_CACHE
+        colour = cached_colours(paths, folder, trunk.preprocess.input_size, views, progress)
+        maps = np.concatenate([maps.astype(np.float32), colour], axis=2)
+    return CachedMapDataset(images, maps)
+
+
+def cached_colours(paths: Sequence[str], folder: Path, size, views: Sequence[str] = VIEWS,
+                   progress: bool = False) -> np.ndarray:
+    """(V, N, COLOUR_DIM, 2, 1) float32 colour descriptors of the images ``paths`` resized to ``size``
+    as the trunk sees them, read from ``folder`` or computed (and stored) chunk by chunk."""
+    from reid.colour import colour_halves
+    from reid.preprocess import resize_crops
+
+    out = []
+    for view in views:
+        (folder / view).mkdir(parents=True, exist_ok=True)
+        chunks = []
+        for i, s in enumerate(range(0, len(paths), CHUNK)):
+            f = folder / view / f"{i:05d}.npy"
+            if not f.is_file():
+                if progress or i % 10 == 0:
+                    log.info("colour descriptors (%s): chunk %d -> %s", view, i + 1, folder)
+                batch = resize_crops(_read_crops(paths[s:s + CHUNK], view == "flip"), size, rgb=False)
+                tmp = f.with_name(f.stem + ".tmp.npy")
+                np.save(tmp, colour_halves(torch.from_numpy(batch)).numpy())
+                tmp.replace(f)
+            chunks.append(np.load(f))
+        out.append(np.concatenate(chunks))
+    return np.stack(out)
