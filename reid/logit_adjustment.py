@@ -50,13 +50,14 @@ def group_priors(freq, schema, kind: str = "effective", weighting: str = "freque
     """(num_outputs,) class prior of each multi-class column (1 on binary columns: no offset).
     ``freq``: training label frequencies (:func:`reid.losses.attribute_frequencies`); ``weighting``:
     the recipe's ``loss.attr_weighting`` (the class weights behind the ``effective`` prior)."""
-    from reid.losses import MAX_CLASS_WEIGHT, attribute_loss_weights
+    from reid.losses import attribute_loss_weights, class_weight_cap
 
     if kind not in PRIORS:
         raise ValueError(f"prior kind must be one of {PRIORS}, got {kind!r}")
     freq = np.asarray(freq, np.float64)
-    cap = {"frequency": MAX_CLASS_WEIGHT, "balanced": float("inf")}.get(weighting)
-    weights = attribute_loss_weights(freq, schema, cap).numpy()[0] if cap else np.ones_like(freq)
+    weighted = weighting in ("frequency", "balanced")
+    weights = (attribute_loss_weights(freq, schema, class_weight_cap(weighting)).numpy()[0] if weighted
+               else np.ones_like(freq))
     prior = np.ones(schema.num_outputs, np.float64)
     for g, s in zip(schema.groups, schema.group_slices()):
         if g.is_binary:

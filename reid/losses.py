@@ -79,6 +79,11 @@ def attribute_frequencies(targets, schema: AttributeSchema) -> torch.Tensor:
     return freq
 
 
+def class_weight_cap(weighting: str) -> float:
+    """The largest multi-class weight of ``attr_weighting`` (``frequency``: clipped; ``balanced``: not)."""
+    return MAX_CLASS_WEIGHT if weighting == "frequency" else float("inf")
+
+
 def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema,
                            max_class_weight: float = MAX_CLASS_WEIGHT) -> torch.Tensor:
     """(2, num_outputs) label weights from :func:`attribute_frequencies`: row 0 the weight of a
@@ -174,8 +179,7 @@ class MultiTaskLoss(nn.Module):
         if freq.shape != (self.schema.num_outputs,):
             raise ValueError(f"attr_freq must have {self.schema.num_outputs} values, got {tuple(freq.shape)}")
         self.attr_freq = freq
-        cap = MAX_CLASS_WEIGHT if self.attr_weighting == "frequency" else float("inf")
-        self.attr_weights = attribute_loss_weights(freq, self.schema, cap).float()
+        self.attr_weights = attribute_loss_weights(freq, self.schema, class_weight_cap(self.attr_weighting)).float()
 
     def id_loss(self, outputs, pids: torch.Tensor) -> torch.Tensor:
         if not outputs.id_logits:

@@ -290,15 +290,15 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
     likely to hold other people than a degraded view of the same ones). Needs 10 finite pairs in a block
     and 10 negatives."""
     neg = negatives[np.isfinite(negatives)]
-    if len(neg) < 10:
+    level = float(np.median(neg)) if len(neg) >= 10 else 0.0
+    if level <= 0:
         return
-    level = float(np.median(neg))
     cams = [np.flatnonzero(cam == c) for c in np.unique(cam)]
     for x, a in enumerate(cams):
         for b in cams[x + 1:]:
             block = dist[np.ix_(a, b)]
             fin = np.isfinite(block)
-            if fin.sum() < 10 or level <= 0:
+            if fin.sum() < 10:
                 continue
             ratio = float(np.median(block[fin])) / level
             if ratio > 1.0:
@@ -335,25 +335,30 @@ def fused_distance(tracklets: Sequence[Tracklet], cfg, cam: np.ndarray | None = 
     if probs is not None and cfg.attribute_weight > 0:
         gw = None
         if cfg.attribute_reliability and negatives is not None:
-            pos = np.full(len(tracklets), -1, np.int64)
-            pos[idx] = np.arange(len(idx))
-            i, j = pos[negatives[0]], pos[negatives[1]]
-            ok = (i >= 0) & (j >= 0) & has_attr[np.maximum(i, 0)] & has_attr[np.maximum(j, 0)]
+            i, j = _sub_pairs(negatives, idx, len(tracklets))
+            ok = has_attr[i] & has_attr[j]
             gw = attribute_reliability(probs, names, i[ok], j[ok])
         _fuse_attributes(d, probs, names, has_attr, cfg.attribute_weight, gw, block)
     if cfg.camera_normalise and cam is not None:
         camera_normalise(d, np.asarray(cam)[idx])
     if cfg.camera_pair_scale and cam is not None and negatives is not None:
-        pos = np.full(len(tracklets), -1, np.int64)
-        pos[idx] = np.arange(len(idx))
-        i, j = pos[negatives[0]], pos[negatives[1]]
-        ok = (i >= 0) & (j >= 0)
-        camera_pair_scale(d, np.asarray(cam)[idx], d[i[ok], j[ok]])
+        i, j = _sub_pairs(negatives, idx, len(tracklets))
+        camera_pair_scale(d, np.asarray(cam)[idx], d[i, j])
     if len(idx) == len(tracklets):
         return d
     out = np.full((len(tracklets), len(tracklets)), np.inf, np.float32)
     out[np.ix_(idx, idx)] = d
     return out
+
+
+def _sub_pairs(pairs: tuple[np.ndarray, np.ndarray], idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of the ``n`` tracklets as positions in ``idx`` (the tracklets with features); pairs with
+    a member outside ``idx`` are left out."""
+    pos = np.full(n, -1, np.int64)
+    pos[idx] = np.arange(len(idx))
+    i, j = pos[pairs[0]], pos[pairs[1]]
+    ok = (i >= 0) & (j >= 0)
+    return i[ok], j[ok]
 
 
 def _fuse_attributes(d: np.ndarray, probs: np.ndarray, names, has_attr: np.ndarray, weight: float,
