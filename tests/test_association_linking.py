@@ -186,6 +186,58 @@ def test_side_mask_and_zones_reject_the_far_side():
     assert r.global_ids[-2] == r.global_ids[-1]                  # without zones the lookalike is linked
 
 
+def test_mutual_links_take_only_unambiguous_handoffs_of_two_cameras():
+    from pipeline.association.linking import mutual_links
+    # ends 0, 1 (camera a) and 4 (camera b); starts 2, 3 (camera b), 5 (camera a)
+    cam = np.array([0, 0, 1, 1, 1, 0])
+    i = np.array([0, 0, 1, 1, 4])
+    j = np.array([2, 3, 2, 3, 5])
+    d = np.array([0.30, 0.50, 0.45, 0.31, 0.35])
+    none = np.full(6, -1)
+    nxt, added = mutual_links(i, j, d, none, cam, cap=0.4)
+    assert nxt.tolist() == [2, 3, -1, -1, 5, -1] and added == 3
+    nxt, _ = mutual_links(i, j, d, none, cam, cap=0.33)         # 4 -> 5 is above the cap
+    assert nxt.tolist() == [2, 3, -1, -1, -1, -1]
+    d2 = np.array([0.30, 0.50, 0.31, 0.38, 0.35])               # start 2: ends 0 and 1 within 0.02
+    nxt, _ = mutual_links(i, j, d2, none, cam, cap=0.4)
+    assert nxt[:2].tolist() == [-1, -1] and nxt[4] == 5
+    linked = np.array([2, -1, -1, -1, -1, -1])                  # 0 -> 2 linked before: 1 -> 3 is free to go
+    nxt, added = mutual_links(i, j, d2, linked, cam, cap=0.4)
+    assert nxt.tolist() == [2, 3, -1, -1, 5, -1] and added == 2
+    same = mutual_links(i, j, d, none, np.zeros(6, np.int64), cap=0.4)[0]   # one camera: never
+    assert (same == -1).all()
+    ok = np.array([False, True, True, True, True])              # zones refuse 0 -> 2 (0 -> 3 is above the cap)
+    nxt, _ = mutual_links(i, j, d, none, cam, cap=0.4, ok=ok)
+    assert nxt.tolist() == [-1, 3, -1, -1, 5, -1]
+
+
+def test_a_handoff_beyond_the_link_threshold_is_linked_when_mutually_nearest():
+    # camera c: 40 people at overlapping times, spread out (the free negatives: link threshold capped
+    # by the middle of the positive and negative medians, far below their 5 % quantile); camera a's A
+    # leaves at t 210, camera b's B starts at t 212, between the two: a degraded camera's handoff
+    rng = np.random.default_rng(4)
+    filler = []
+    for k in range(40):
+        f = 0.5 + rng.normal(size=64)
+        f[:2] = 0
+        g = f + 0.05 * rng.normal(size=(4, 64))
+        g[:, :2] = 0
+        filler.append(trk("c", k, k * 2.0, k * 2.0 + 5, g / np.linalg.norm(g, axis=1, keepdims=True)))
+    stats = associate_detailed(filler, AssociationConfig(attribute_weight=0)).stats
+    link, q05 = stats["link_threshold"], stats["calibration"]["negative_quantiles"]["q05"]
+    assert link + 0.1 < q05
+    angle = math.acos(1 - (link + q05) / 2)
+    a, b = trk("a", 1, 200, 210, unit(0.0, 64)), trk("b", 1, 212, 220, unit(angle, 64))
+    on = associate_detailed([a, b, *filler], AssociationConfig(attribute_weight=0))
+    assert on.global_ids[0] == on.global_ids[1] and on.stats["links_mutual"] == 1
+    off = associate([a, b, *filler], AssociationConfig(attribute_weight=0, mutual_links=False))
+    assert off[0] != off[1]
+    # a second person leaving camera a at the same time, as close to B: no evidence, no link
+    a2 = trk("a", 2, 201, 209.5, unit(2 * angle + 0.01, 64))
+    ids = associate([a, b, a2, *filler], AssociationConfig(attribute_weight=0))
+    assert ids[1] not in (ids[0], ids[2])
+
+
 # ---------------------------------------------------------------- constraints hold in every stage
 
 @pytest.mark.parametrize("cfg", [AssociationConfig(), AssociationConfig(refine=True, threshold=0.6),

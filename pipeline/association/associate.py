@@ -40,7 +40,7 @@ from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_
                                               overlapping_pairs, topology_validator, tracklet_times)
 from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.ground import apply_ground, skip_calibrated
-from pipeline.association.linking import chain_labels, link_tracklets
+from pipeline.association.linking import MUTUAL_QUANTILE, chain_labels, link_tracklets
 from pipeline.association.overlap import overlap_evidence
 from pipeline.association.topology import CameraTopology, load_topology
 from pipeline.tracklet import Tracklet
@@ -212,7 +212,8 @@ def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, 
     thr = np.full(len(i), calib.link_threshold)
     if cfg.same_camera_threshold not in (AUTO, None):             # a number caps one camera's links too
         thr[cam[i] == cam[j]] = min(calib.link_threshold, calib.same_camera_threshold)
-    nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot)
+    cap = calib.negative_quantiles.get(f"q{int(round(MUTUAL_QUANTILE * 100)):02d}") if cfg.mutual_links else None
+    nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot, cap)
     stats.update(link_stats)
     labels = np.full(n, -1, np.int64)
     idx = np.flatnonzero(core)

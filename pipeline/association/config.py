@@ -79,6 +79,9 @@ class AssociationConfig:
     #                                    view join only when nearly identical: crowds hold look-alikes)
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
+    mutual_links: bool = True          # also link unlinked ends and starts of two cameras that are each other's
+    #                                    nearest candidate (margin 0.02), below the 5 % quantile of the free
+    #                                    negatives (linking.py step 4; bench/mtmc.py 6 Dec: mean +1.4 over 16 footages)
     zones: bool = False                # learn entry/exit zones per camera pair from the run's links (off:
     #                                    on degraded views the learned sides refuse true handoffs, bench/mtmc.py)
     overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a

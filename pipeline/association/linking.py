@@ -31,6 +31,8 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 MIN_ZONE_LINKS = 3
 ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
 ZONE_SHARE = 0.2           # a side is a zone when this share of the links (and at least 2) use it
+MUTUAL_QUANTILE = 0.05    # mutual links stay below this quantile of the known different-people distances
+MUTUAL_MARGIN = 0.02      # a mutual link's distance is this much below both second nearest candidates
 ZONE_ACCEPT = 0.25         # a candidate's point this close to a learned side uses it (a person's first
 #                            box in a view is often some way in: the detector misses them at the border)
 
@@ -161,15 +163,59 @@ def zone_mask(i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, en
     return ok, models
 
 
+def _two_smallest(key: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) smallest and second smallest ``dist`` per value of ``key`` (inf where missing)."""
+    order = np.lexsort((dist, key))
+    k, d = key[order], dist[order]
+    head = np.ones(len(k), bool)
+    head[1:] = k[1:] != k[:-1]
+    best, second = np.full(n, np.inf), np.full(n, np.inf)
+    best[k[head]] = d[head]
+    nxt_in_group = np.flatnonzero(~head)
+    is_second = nxt_in_group[head[nxt_in_group - 1]]          # the element right after a group's head
+    second[k[is_second]] = d[is_second]
+    return best, second
+
+
+def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
+                 cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``nxt`` with links added between ends and starts it left free (module docstring, step 4):
+    i -> j of two cameras, ``dist`` < ``cap``, each the other's nearest candidate among the free ones
+    (any camera), ahead of both second nearest by ``MUTUAL_MARGIN``. ``ok`` (P,): candidates allowed
+    (zones). Returns (next, links added)."""
+    nxt = nxt.copy()
+    n = len(nxt)
+    usable = np.isfinite(dist) if ok is None else np.isfinite(dist) & ok
+    added = 0
+    while True:
+        has_prev = np.zeros(n, bool)
+        has_prev[nxt[nxt >= 0]] = True
+        free = usable & (nxt[i] < 0) & ~has_prev[j]
+        fi, fj, fd = i[free], j[free], dist[free]
+        if not len(fi):
+            break
+        best_i, second_i = _two_smallest(fi, fd, n)
+        best_j, second_j = _two_smallest(fj, fd, n)
+        take = ((cam[fi] != cam[fj]) & (fd < cap) & (fd <= best_i[fi]) & (fd <= best_j[fj])
+                & (second_i[fi] - fd >= MUTUAL_MARGIN) & (second_j[fj] - fd >= MUTUAL_MARGIN))
+        if not take.any():
+            break
+        nxt[fi[take]] = fj[take]                               # disjoint: each is the other's only best
+        added += int(take.sum())
+    return nxt, added
+
+
 def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
                    cam: np.ndarray, first: np.ndarray, last: np.ndarray, zones: bool = True,
-                   cannot: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                   cannot: np.ndarray | None = None, mutual_cap: float | None = None) -> tuple[np.ndarray, dict]:
     """next (n,) from candidate pairs (i -> j) (already windowed and constraint-free), their
     distances ``dist`` (P,) and per-pair ``threshold`` (P,); see the module docstring. With
-    ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`)."""
+    ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`);
+    with ``mutual_cap``, mutual nearest handoffs below it are linked too (:func:`mutual_links`)."""
     margin = np.where(np.isfinite(dist), threshold - dist, -1.0)
     nxt = match_pairs(i, j, margin, n)
     stats = {"link_candidates": int((margin > 0).sum()), "zone_models": 0, "zone_rejected": 0}
+    ok = None
     if zones and len(i):
         entry, exit_ = foot_points(first, last, cam)
         ok, models = zone_mask(i, j, nxt, cam, entry, exit_)
@@ -177,6 +223,9 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
         if models:
             stats["zone_rejected"] = int(((margin > 0) & ~ok).sum())
             nxt = match_pairs(i, j, np.where(ok, margin, -1.0), n)
+    if mutual_cap is not None and len(i):
+        nxt, stats["links_mutual"] = mutual_links(i, j, dist, nxt, cam, mutual_cap, ok)   # the weakest
+        #                                   links (margin < 0) are cut first by split_conflicts
     if cannot is not None:
         strength = np.full(n, np.inf)
         linked = np.flatnonzero(nxt >= 0)
