@@ -8,7 +8,10 @@ Two stages turn tracklets into identities:
    ``link_window`` seconds between cameras (a handoff), the appearance distance is within
    ``link_threshold`` and the move is possible (``max_speed``; between cameras the entry and exit
    zones learned from the run's own links, ``zones``). Time proximity is strong evidence, so this stage
-   accepts looser appearance than the next one.
+   accepts looser appearance than the next one. With ``mutual_links``, an end and a start of two
+   cameras left unlinked that are each other's nearest candidate are linked further out, up to the
+   5 % quantile of the free negatives (relative evidence: a degraded camera moves one person's two
+   views apart; linking.py step 4).
    Where two views overlap (``overlap_geometry``), tracklets seen at the same time whose foot points
    agree under a floor homography learned from the run join the same chain group, and those whose
    foot points disagree never share an identity (pipeline/association/overlap.py).
