@@ -18,7 +18,9 @@
   training labels), clipped to ``MAX_CLASS_WEIGHT``. ``attr_weighting="balanced"``: the same without
   the clipping (class-balanced cross-entropy: every class of a group weighs the same in total, as the
   balanced accuracy mA counts them). Each weighted term keeps the same normaliser (number of
-  labelled pairs) as the unweighted one.
+  labelled pairs) as the unweighted one. ``attr_weighting_groups`` ({group: weighting}, e.g. ``{"age":
+  "balanced"}``) weighs the named groups their own way and the others as ``attr_weighting`` says
+  (:func:`group_label_weights`).
 - ``L_trip``: batch-hard triplet loss (eq. 8-10, Euclidean distance, margin 1.2), summed over the
   two verification features f_V^G and f_V^P; each term is the mean over anchors.
 
@@ -27,6 +29,8 @@ Ablation switches (Table 8): ``use_id_loss=False`` (Ours-woID), ``use_attr_loss=
 ``verification=False`` (Ours-woVM: no L_trip).
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +107,33 @@ def attribute_loss_weights(freq: torch.Tensor, schema: AttributeSchema,
     return w
 
 
+def check_group_weighting(schema: AttributeSchema, groups: Mapping[str, str] | None) -> dict[str, str]:
+    """``groups`` ({group name: weighting}) checked against the schema's groups and :data:`ATTR_WEIGHTINGS`."""
+    groups = dict(groups or {})
+    unknown = sorted(set(groups) - set(schema.group_names))
+    if unknown:
+        raise ValueError(f"attr_weighting_groups: unknown attribute groups {unknown}; the schema "
+                         f"{schema.name!r} has {', '.join(schema.group_names)}")
+    bad = {k: v for k, v in groups.items() if v not in ATTR_WEIGHTINGS}
+    if bad:
+        raise ValueError(f"attr_weighting_groups: weightings must be one of {ATTR_WEIGHTINGS}, got {bad}")
+    return groups
+
+
+def group_label_weights(freq: torch.Tensor, schema: AttributeSchema, weighting: str,
+                        groups: Mapping[str, str] | None = None) -> torch.Tensor:
+    """(2, num_outputs) label weights (as :func:`attribute_loss_weights`): each group weighted as
+    ``groups`` names it ({group: weighting}) or else as ``weighting`` (``none``: all 1)."""
+    groups = check_group_weighting(schema, groups)
+    w = torch.ones(2, schema.num_outputs, dtype=torch.float64)
+    for kind in sorted({weighting, *groups.values()} - {"none"}):
+        full = attribute_loss_weights(freq, schema, class_weight_cap(kind))
+        for g, s in zip(schema.groups, schema.group_slices()):
+            if groups.get(g.name, weighting) == kind:
+                w[:, s] = full[:, s]
+    return w
+
+
 def _group_loss(logits: torch.Tensor, t: torch.Tensor, g, s: slice, weights: torch.Tensor | None) -> torch.Tensor:
     """Summed loss of one group over labelled rows: logits (n, num_outputs), targets t (n,)."""
     if g.is_binary:
@@ -151,7 +182,8 @@ class MultiTaskLoss(nn.Module):
     def __init__(self, schema: AttributeSchema | None, lambda_attr: float = 1.0, lambda_trip: float = 1.0,
                  margin: float = 1.2, label_smoothing: float = 0.0, use_id_loss: bool = True,
                  use_attr_loss: bool = True, identification: bool = True, verification: bool = True,
-                 attr_reduction: str = "mean", attr_weighting: str = "none", attr_freq=None):
+                 attr_reduction: str = "mean", attr_weighting: str = "none", attr_freq=None,
+                 attr_weighting_groups: Mapping[str, str] | None = None):
         super().__init__()
         if attr_reduction not in ("mean", "sum"):
             raise ValueError(f"attr_reduction must be 'mean' or 'sum', got {attr_reduction!r}")
@@ -165,12 +197,13 @@ class MultiTaskLoss(nn.Module):
         self.use_trip = bool(verification)
         self.attr_reduction = attr_reduction
         self.attr_weighting = attr_weighting
+        self.attr_weighting_groups = check_group_weighting(schema, attr_weighting_groups) if schema is not None else {}
         self.attr_freq: torch.Tensor | None = None
         self.register_buffer("attr_weights", None, persistent=False)
-        if attr_weighting != "none" and self.use_attr:
+        if self.use_attr and {attr_weighting, *self.attr_weighting_groups.values()} != {"none"}:
             if attr_freq is None:
-                raise ValueError(f"attr_weighting={attr_weighting!r} needs attr_freq: the training set's label "
-                                 "frequencies (reid.losses.attribute_frequencies)")
+                raise ValueError(f"attr_weighting={attr_weighting!r} (groups: {self.attr_weighting_groups}) needs "
+                                 "attr_freq: the training set's label frequencies (reid.losses.attribute_frequencies)")
             self.set_frequencies(attr_freq)
 
     def set_frequencies(self, freq) -> None:
@@ -179,7 +212,8 @@ class MultiTaskLoss(nn.Module):
         if freq.shape != (self.schema.num_outputs,):
             raise ValueError(f"attr_freq must have {self.schema.num_outputs} values, got {tuple(freq.shape)}")
         self.attr_freq = freq
-        self.attr_weights = attribute_loss_weights(freq, self.schema, class_weight_cap(self.attr_weighting)).float()
+        self.attr_weights = group_label_weights(freq, self.schema, self.attr_weighting,
+                                                self.attr_weighting_groups).float()
 
     def id_loss(self, outputs, pids: torch.Tensor) -> torch.Tensor:
         if not outputs.id_logits:

@@ -137,21 +137,22 @@ class Trainer:
         return None
 
     def _loss(self, cfg: TrainConfig, schema):
-        """The multi-task loss; with ``loss.attr_weighting: frequency`` its label weights come from the
-        training samples' attribute frequencies (saved with the training state, see ``save``)."""
+        """The multi-task loss; with ``loss.attr_weighting`` (or ``attr_weighting_groups``) its label weights
+        come from the training samples' attribute frequencies (saved with the training state, see ``save``)."""
         import numpy as np
 
         from reid.losses import MultiTaskLoss, attribute_frequencies
 
         L = cfg.loss
         freq = None
-        if L.attr_weighting != "none" and schema is not None:
+        if {L.attr_weighting, *L.attr_weighting_groups.values()} != {"none"} and schema is not None:
             missing = np.full(schema.num_groups, -1, np.int64)
             freq = attribute_frequencies(np.stack([missing if s.attrs is None else np.asarray(s.attrs)
                                                    for s in self.data.train]), schema)
         return MultiTaskLoss(schema, L.lambda_attr, L.lambda_trip, L.margin, L.label_smoothing,
                              L.use_id_loss, L.use_attr_loss, L.identification, L.verification,
-                             attr_reduction=L.attr_reduction, attr_weighting=L.attr_weighting, attr_freq=freq)
+                             attr_reduction=L.attr_reduction, attr_weighting=L.attr_weighting, attr_freq=freq,
+                             attr_weighting_groups=L.attr_weighting_groups)
 
     def _distillation(self, cfg: TrainConfig, model):
         """(DistillLoss, teacher features (N, D)) when ``distill.teacher`` is set, else (None, None)."""

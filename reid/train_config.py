@@ -89,6 +89,8 @@ class LossSection:
     verification: bool = True
     attr_reduction: Literal["mean", "sum"] = "mean"  # sum: eq. 6's sum over attributes (reid/losses.py)
     attr_weighting: Literal["none", "frequency", "balanced"] = "none"  # label-imbalance weights (reid/losses.py)
+    # per-group weighting instead of attr_weighting, e.g. {age: balanced} (reid.losses.group_label_weights)
+    attr_weighting_groups: dict[str, Literal["none", "frequency", "balanced"]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
