@@ -5,7 +5,7 @@ One table, one row per candidate:
   at the tracker's operating threshold (``tracker.track_high_thresh``, detections that start and
   carry tracks);
 * MOTA / IDF1 per footage of the default tracker (``mcmt run``'s ``tracker:`` settings, run in-process
-  on the cached detections and their ReID features (Intel 0286, see bench/tracking_data.py); the
+  on the cached detections and their ReID features (mcmt run's default model, see bench/tracking_data.py); the
   tracker alone, without the association's joins), and the mean over footages;
 * ms per frame of one detector call (preprocessing, inference, decoding) on 1 and 2 threads, on a
   PETS09 frame (768x576) and an EPFL frame (360x288), median of --rounds rounds, in a child process;
@@ -163,8 +163,7 @@ def track_footage(dets, feats, cams, params: dict) -> dict:
 def encoder_factory():
     from pipeline.run.resources import load_encoder
 
-    reid = str(td.BENCH_REID) if td.BENCH_REID.is_file() else "default"
-    return load_encoder(reid, "cpu", batch_size=64, threads=1)
+    return load_encoder(str(td.BENCH_REID), "cpu", batch_size=64, threads=1)
 
 
 def accuracy(name: str, shared: Path, do_track: bool) -> dict:

@@ -24,9 +24,9 @@ SHARED = Path(os.environ.get("MCMT_SHARED", str(REPO.parent / "shared")))
 CACHE = REPO / "runs" / "bench_cache"
 DET_MIN = 0.05      # detections cached down to this score
 EMBED_MIN = 0.5     # detections embedded: those the appearance tracker compares (track_high_thresh)
-# ReID of the benches: Intel's 0286 (OpenVINO, 5x faster here than the default checkpoint on PyTorch, so
-# that every detection can be embedded; mcmt run embeds only a few with its default ReID)
-BENCH_REID = SHARED / "models/openvino/person-reidentification-retail-0286/FP16/person-reidentification-retail-0286.xml"
+# ReID of the benches: mcmt run's default model (reid/weights/default.pt, its int8 OpenVINO trunk: fast
+# enough to embed every detection); the cache is keyed by the checkpoint's bytes
+BENCH_REID = REPO / "reid" / "weights" / "default.pt"
 DISTRACTOR = 8      # MOT16 class id of a don't-care box
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,21 @@ def read_frames(video: Path):
         cap.release()
 
 
-def resolve_rate(params: dict, cam: Camera) -> dict:
-    """Tracker params with ``frame_rate`` 0 replaced by the camera's frame rate (as ``mcmt run`` does)."""
-    if params.get("frame_rate", 30.0) > 0:
-        return params
+def video_fps(cam: Camera) -> float:
+    """The camera's frame rate (30 when the video does not say)."""
     import cv2
 
     cap = cv2.VideoCapture(str(cam.video))
     fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
-    return {**params, "frame_rate": fps if fps and fps > 0 else 30.0}
+    return fps if fps and fps > 0 else 30.0
+
+
+def resolve_rate(params: dict, cam: Camera) -> dict:
+    """Tracker params with ``frame_rate`` 0 replaced by the camera's frame rate (as ``mcmt run`` does)."""
+    if params.get("frame_rate", 30.0) > 0:
+        return params
+    return {**params, "frame_rate": video_fps(cam)}
 
 
 def _split(rows: np.ndarray, n_frames: int) -> list[np.ndarray]:
@@ -115,10 +120,17 @@ def detections(detector_name: str, make_detector, cam: Camera) -> list[np.ndarra
     return out
 
 
+def reid_tag() -> str:
+    """Names the bench's ReID model in cache file names: its file name and the start of its md5."""
+    import hashlib
+
+    return f"{BENCH_REID.stem}-{hashlib.md5(BENCH_REID.read_bytes()).hexdigest()[:8]}"
+
+
 def embeddings(detector_name: str, dets: list[np.ndarray], cam: Camera, encoder_factory) -> list[np.ndarray]:
     """Per frame (N, D) float32 ReID features of the detections with score >= EMBED_MIN (zero rows for
     the others: "not embedded" to the trackers); cached next to the detections."""
-    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.{EMBED_MIN}.emb.npz"
+    path = CACHE / detector_name.replace(" ", "_").replace("/", "_") / f"{cam.name}.{EMBED_MIN}.{reid_tag()}.emb.npz"
     if path.is_file():
         data = np.load(path)
         feats, counts = data["feats"], data["counts"]
