@@ -55,7 +55,7 @@ VARIANTS = {
     "- attributes": {"attribute_weight": 0.0},
     "+ camera normalise": {"camera_normalise": True},
     "- camera pair scale": {"camera_pair_scale": False},
-    "- mutual links": {"mutual_links": False},
+    "+ mutual links": {"mutual_links": True},
     "+ camera centre": {"camera_centre": True},
     "+ rerank": {"rerank": True},
 }

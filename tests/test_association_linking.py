@@ -228,13 +228,14 @@ def test_a_handoff_beyond_the_link_threshold_is_linked_when_mutually_nearest():
     assert link + 0.1 < q05
     angle = math.acos(1 - (link + q05) / 2)
     a, b = trk("a", 1, 200, 210, unit(0.0, 64)), trk("b", 1, 212, 220, unit(angle, 64))
-    on = associate_detailed([a, b, *filler], AssociationConfig(attribute_weight=0))
+    mutual = AssociationConfig(attribute_weight=0, mutual_links=True)
+    on = associate_detailed([a, b, *filler], mutual)
     assert on.global_ids[0] == on.global_ids[1] and on.stats["links_mutual"] == 1
-    off = associate([a, b, *filler], AssociationConfig(attribute_weight=0, mutual_links=False))
+    off = associate([a, b, *filler], AssociationConfig(attribute_weight=0))            # the default: off
     assert off[0] != off[1]
     # a second person leaving camera a at the same time, as close to B: no evidence, no link
     a2 = trk("a", 2, 201, 209.5, unit(2 * angle + 0.01, 64))
-    ids = associate([a, b, a2, *filler], AssociationConfig(attribute_weight=0))
+    ids = associate([a, b, a2, *filler], mutual)
     assert ids[1] not in (ids[0], ids[2])
 
 

@@ -8,10 +8,10 @@ Two stages turn tracklets into identities:
    ``link_window`` seconds between cameras (a handoff), the appearance distance is within
    ``link_threshold`` and the move is possible (``max_speed``; between cameras the entry and exit
    zones learned from the run's own links, ``zones``). Time proximity is strong evidence, so this stage
-   accepts looser appearance than the next one. With ``mutual_links``, an end and a start of two
-   cameras left unlinked that are each other's nearest candidate are linked further out, up to the
-   5 % quantile of the free negatives (relative evidence: a degraded camera moves one person's two
-   views apart; linking.py step 4).
+   accepts looser appearance than the next one. With ``mutual_links`` (off by default), an end and a
+   start of two cameras left unlinked that are each other's nearest candidate are linked further out,
+   up to the 5 % quantile of the free negatives (relative evidence: a degraded camera moves one
+   person's two views apart; linking.py step 4).
    Where two views overlap (``overlap_geometry``), tracklets seen at the same time whose foot points
    agree under a floor homography learned from the run join the same chain group, and those whose
    foot points disagree never share an identity (pipeline/association/overlap.py).
@@ -82,9 +82,11 @@ class AssociationConfig:
     #                                    view join only when nearly identical: crowds hold look-alikes)
     link_window: float = 10.0          # longest gap (s) linked between cameras (0: no linking stage)
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
-    mutual_links: bool = True          # also link unlinked ends and starts of two cameras that are each other's
+    mutual_links: bool = False         # also link unlinked ends and starts of two cameras that are each other's
     #                                    nearest candidate (margin 0.02), below the 5 % quantile of the free
-    #                                    negatives (linking.py step 4; bench/mtmc.py 6 Dec: mean +1.4 over 16 footages)
+    #                                    negatives (linking.py step 4): for cameras that degrade images (bench/mtmc.py
+    #                                    6 Dec: mean +1.4 over 16 footages), off by default: where people leave and
+    #                                    enter often it links strangers (MARS timeline 6 of 7 wrong; README)
     zones: bool = False                # learn entry/exit zones per camera pair from the run's links (off:
     #                                    on degraded views the learned sides refuse true handoffs, bench/mtmc.py)
     overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a
