@@ -46,18 +46,18 @@ PRIORS = ("raw", "effective")
 MIN_PRIOR = 1e-4                                           # floor of a class never seen in training
 
 
-def group_priors(freq, schema, kind: str = "effective", weighting: str = "frequency") -> np.ndarray:
+def group_priors(freq, schema, kind: str = "effective", weighting: str = "frequency",
+                 groups: dict | None = None) -> np.ndarray:
     """(num_outputs,) class prior of each multi-class column (1 on binary columns: no offset).
-    ``freq``: training label frequencies (:func:`reid.losses.attribute_frequencies`); ``weighting``:
-    the recipe's ``loss.attr_weighting`` (the class weights behind the ``effective`` prior)."""
-    from reid.losses import attribute_loss_weights, class_weight_cap
+    ``freq``: training label frequencies (:func:`reid.losses.attribute_frequencies`); ``weighting`` and
+    ``groups``: the recipe's ``loss.attr_weighting`` and ``attr_weighting_groups`` (the class weights
+    behind the ``effective`` prior)."""
+    from reid.losses import group_label_weights
 
     if kind not in PRIORS:
         raise ValueError(f"prior kind must be one of {PRIORS}, got {kind!r}")
     freq = np.asarray(freq, np.float64)
-    weighted = weighting in ("frequency", "balanced")
-    weights = (attribute_loss_weights(freq, schema, class_weight_cap(weighting)).numpy()[0] if weighted
-               else np.ones_like(freq))
+    weights = group_label_weights(freq, schema, weighting, groups).numpy()[0]
     prior = np.ones(schema.num_outputs, np.float64)
     for g, s in zip(schema.groups, schema.group_slices()):
         if g.is_binary:
@@ -165,11 +165,12 @@ def out_of_fold_probs(train_config: dict, data_root: str | None, work: Path, fol
     return probs, targets, freq, schema
 
 
-def fit_adjustment(probs, targets, freq, schema, taus=TAUS, weighting: str = "frequency") -> dict:
+def fit_adjustment(probs, targets, freq, schema, taus=TAUS, weighting: str = "frequency",
+                   groups: dict | None = None) -> dict:
     """Per multi-class group the prior kind (``raw`` / ``effective``) and the tau with the best
     out-of-fold balanced accuracy (ties: raw, the smaller tau): {"priors": {group: kind}, "taus":
     {group: tau}, "offsets": (num_outputs,), "report": {group: {...}}, "candidates": {kind: {group: after}}}."""
-    priors = {kind: group_priors(freq, schema, kind, weighting) for kind in PRIORS}
+    priors = {kind: group_priors(freq, schema, kind, weighting, groups) for kind in PRIORS}
     fits = {kind: fit_taus(probs, targets, schema, priors[kind], taus) for kind in PRIORS}
     offsets = np.zeros(schema.num_outputs, np.float64)
     kinds, best_taus, report = {}, {}, {}
@@ -234,8 +235,9 @@ def adjust_checkpoint(src, dst, *, data_root: str | None = None, folds: int = 4,
     if tuple(schema.output_names) != tuple(model.attribute_names) or probs.shape[1] != schema.num_outputs:
         raise UserError(f"{src}: the training data's attribute schema {schema.name!r} is not the model's")
     labelled = ~np.isnan(probs).any(axis=1)
-    weighting = (meta["train_config"].get("loss") or {}).get("attr_weighting", "none")
-    fit = fit_adjustment(probs[labelled], targets[labelled], freq, schema, weighting=weighting)
+    loss = meta["train_config"].get("loss") or {}
+    fit = fit_adjustment(probs[labelled], targets[labelled], freq, schema, weighting=loss.get("attr_weighting", "none"),
+                         groups=loss.get("attr_weighting_groups"))
     total = model.attr_offset.cpu().numpy().astype(np.float64) + fit["offsets"]
     info = {"source": src.name, "folds": folds, "seed": seed, "priors": fit["priors"], "taus": fit["taus"],
             "groups": fit["report"], "candidates": fit["candidates"]}

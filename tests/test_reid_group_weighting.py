@@ -58,3 +58,16 @@ def test_config_key():
     assert load_config(TrainConfig, None, []).loss.attr_weighting_groups == {}
     with pytest.raises(ConfigError, match="attr_weighting_groups"):
         load_config(TrainConfig, None, ["loss.attr_weighting_groups.age=inverse"])
+
+
+def test_logit_adjustment_effective_prior_follows_the_group_weighting():
+    """The ``effective`` prior (f_k w_k) of a group weighted ``balanced`` is uniform over its seen classes,
+    where the clipped ``frequency`` weights leave the rare class below its share."""
+    from reid.logit_adjustment import group_priors
+
+    age = slice(1, 5)
+    plain = group_priors(RARE.numpy(), SCHEMA, "effective", "frequency")
+    per_group = group_priors(RARE.numpy(), SCHEMA, "effective", "frequency", {"age": "balanced"})
+    assert per_group[age][:2] == pytest.approx([0.5, 0.5])              # teen 1 %: weight 50, not 10
+    assert plain[age][1] < 0.2
+    assert per_group[5:8] == pytest.approx(plain[5:8])                   # up_color: still frequency
