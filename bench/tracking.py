@@ -12,10 +12,10 @@ two-camera sample.
 
 Per footage, MOTA / IDF1 / HOTA of the cameras together (EPFL terrace: occluded boxes are don't-care);
 the mean over footages, the worst loss against the defaults, and the update loop's frames/s.
-These are the tracker alone, but for one row, "defaults + one-camera links": what ``mcmt run`` writes for
-one camera, the default tracker followed by the association's joins within that camera (broken tracks
-linked, re-entries clustered; bench/tracking_link.py), with no other camera's help. Peers have no such
-stage: their rows are what ``model.track`` gives.
+These are the tracker alone, but for one row, "mcmt run, one camera": ``mcmt run`` itself on each camera
+alone, fed the same detections as a det.txt (runs kept under runs/bench_tracking/), so the tracks it writes:
+the default tracker followed by the association's joins within that camera (broken tracks linked,
+re-entries clustered), with no other camera's help (no frames/s: bench/pipeline.py times the run). Peers have no such stage: their rows are what ``model.track`` gives.
 
 Usage: python bench/tracking.py [--detector "2003 int8"] [--no-peers] [--footages pets09 epfl sample]
 """
@@ -47,7 +47,7 @@ RULES = {
 }
 
 
-LINKED = "defaults + one-camera links"    # mcmt run's output for one camera (tracker + association)
+MCMT = "mcmt run, one camera"              # mcmt run itself on each camera alone, on the same detections
 
 
 def variants() -> dict[str, dict]:
@@ -82,24 +82,32 @@ def run_ours(params: dict, dets, feats, cams) -> tuple[list[np.ndarray], float, 
     return preds, sec, n
 
 
-def run_linked(params: dict, dets, feats, cams) -> tuple[list[np.ndarray], float, int]:
-    """What ``mcmt run`` writes for one camera: the tracker ``params``, then the association's joins
-    within that camera alone (bench/tracking_link.py); seconds of both."""
-    from bench.tracking_link import link_one_camera
-    from trackers import build_tracker
+def run_mcmt(dets, cams, out: Path) -> tuple[list[np.ndarray], float, int]:
+    """``mcmt run`` itself on each camera alone, fed the same detections (a MOTChallenge det.txt per
+    camera under ``out``; run folders kept, so a rerun reuses their stage caches): the tracks it writes
+    (``mot/<camera>.txt``), the tracker followed by the association's joins within that camera. Seconds: NaN
+    (a rerun reuses the stage caches; bench/pipeline.py measures the run's speed)."""
+    import subprocess
 
-    params = dict(params)
-    name = params.pop("name")
-    preds, sec, n = [], 0.0, 0
-    for d, f, cam in zip(dets, feats, cams):
-        tracker = build_tracker(name, **td.resolve_rate(params, cam))
-        d64 = [x.astype(np.float64) for x in d]
-        t0 = time.perf_counter()
-        outs = [tracker.update(x, e) for x, e in zip(d64, f)]
-        outs = link_one_camera(outs, d64, f, td.video_fps(cam))
-        sec += time.perf_counter() - t0
+    from pipeline.formats.mot import read_mot
+
+    preds, sec, n = [], float("nan"), 0
+    for d, cam in zip(dets, cams):
+        folder = out / cam.name
+        folder.mkdir(parents=True, exist_ok=True)
+        det = folder / "det.txt"
+        rows = [f"{f + 1},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.4f},-1,-1,-1"
+                for f, frame in enumerate(d) for x1, y1, x2, y2, s in frame[:, :5]]
+        text = "\n".join(rows) + "\n"
+        if not det.is_file() or det.read_text() != text:
+            det.write_text(text)
+        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--videos", str(cam.video),
+                               "--detections", str(det), "--out", str(folder / "run"), "--no-progress"],
+                              cwd=REPO, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"mcmt run failed on {cam.name}:\n{proc.stderr[-2000:]}")
         n += len(d)
-        preds.append(td.to_mot(outs))
+        preds.append(td._ten(read_mot(folder / "run" / "mot" / f"{cam.video.stem}.txt")))
     return preds, sec, n
 
 
@@ -158,6 +166,7 @@ def main() -> int:
     p.add_argument("--detector", default="2003 int8", choices=list(CANDIDATES))
     p.add_argument("--footages", nargs="+", choices=["pets09", "epfl", "sample"])
     p.add_argument("--no-peers", action="store_true", help="skip ultralytics' trackers")
+    p.add_argument("--no-mcmt", action="store_true", help="skip the 'mcmt run, one camera' row (runs the pipeline)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra variant: the defaults with these tracker settings (e.g. gallery_size=10)")
     a = p.parse_args()
@@ -172,7 +181,8 @@ def main() -> int:
         runs["--set " + " ".join(a.set)] = {**runs["defaults"],
                                             **{k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in a.set)}}
     jobs = {n: (lambda d, f, c, prm=prm: run_ours(prm, d, f, c)) for n, prm in runs.items()}
-    jobs[LINKED] = lambda d, f, c: run_linked(runs["defaults"], d, f, c)
+    if not a.no_mcmt:
+        jobs[MCMT] = lambda d, f, c: run_mcmt(d, c, REPO / "runs" / "bench_tracking" / a.detector.replace(" ", "_"))
     if not a.no_peers:
         jobs["ultralytics BYTETracker"] = lambda d, f, c: run_ultralytics("bytetrack", d, f)
         jobs["ultralytics BOTSORT+reid"] = lambda d, f, c: run_ultralytics("botsort", d, f)
@@ -186,7 +196,7 @@ def main() -> int:
         rows[name] = (res, n / max(sec, 1e-9))
         print(name, {f: {k: round(r[k], 1) for k in ("MOTA", "IDF1", "HOTA")} for f, r in res.items()}, flush=True)
     print(f"\ndetector {a.detector} (cached detections; default ReID features); the tracker alone, but for "
-          f"'{LINKED}': what mcmt run writes for one camera (its association's joins in that camera)")
+          f"'{MCMT}': what mcmt run writes for each camera alone (tracker + its association's joins there)")
     table(rows, list(data))
     return 0
 
