@@ -211,6 +211,25 @@ def test_mutual_links_take_only_unambiguous_handoffs_of_two_cameras():
     assert nxt.tolist() == [-1, 3, -1, -1, 5, -1]
 
 
+def test_mutual_links_need_known_negatives():
+    from pipeline.association.calibration import SOURCE_ALL, Calibration
+    known = Calibration(0.3, 0.2, 0.03, 50, "tracklets overlapping in time (same camera)",
+                        {"q01": 0.3, "q05": 0.4, "q10": 0.5, "q50": 0.7}, 0.05, 0.0, 0.3)
+    assert known.known_negative_quantile(0.05) == 0.4
+    with pytest.raises(KeyError):
+        known.known_negative_quantile(0.07)                     # not a reported quantile: an error, not "off"
+    guessed = Calibration(0.3, 0.2, 0.03, 50, SOURCE_ALL, known.negative_quantiles, 0.05, 0.0, 0.3)
+    assert guessed.known_negative_quantile(0.05) is None        # all pairs hold positives too: no cap
+    # three tracklets: too few to calibrate; the quantiles of all pairs (a -> b 0.38, the others ~1.6) would
+    # put the cap above the lone handoff a -> b, beyond the fallback link threshold 0.3: no link all the same
+    a, b = trk("a", 1, 0, 10, unit(0.0)), trk("b", 1, 12, 20, unit(0.9))
+    c = trk("c", 1, 100, 110, unit(2.6))
+    r = associate_detailed([a, b, c], AssociationConfig(attribute_weight=0, mutual_links=True, threshold=0))
+    assert r.stats["calibration"]["source"].startswith("fixed fallback")
+    assert r.stats["calibration"]["negative_quantiles"]["q05"] > 1 - math.cos(0.9) > r.stats["link_threshold"]
+    assert r.global_ids[0] != r.global_ids[1] and "links_mutual" not in r.stats
+
+
 def test_a_handoff_beyond_the_link_threshold_is_linked_when_mutually_nearest():
     # camera c: 40 people at overlapping times, spread out (the free negatives: link threshold capped
     # by the middle of the positive and negative medians, far below their 5 % quantile); camera a's A

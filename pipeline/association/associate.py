@@ -212,7 +212,7 @@ def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, 
     thr = np.full(len(i), calib.link_threshold)
     if cfg.same_camera_threshold not in (AUTO, None):             # a number caps one camera's links too
         thr[cam[i] == cam[j]] = min(calib.link_threshold, calib.same_camera_threshold)
-    cap = calib.negative_quantiles.get(f"q{int(round(MUTUAL_QUANTILE * 100)):02d}") if cfg.mutual_links else None
+    cap = calib.known_negative_quantile(MUTUAL_QUANTILE) if cfg.mutual_links else None
     nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot, cap)
     stats.update(link_stats)
     labels = np.full(n, -1, np.int64)

@@ -31,6 +31,9 @@ from pipeline.tracklet import Tracklet
 MIN_NEGATIVES = 20
 MAX_NEGATIVES = 200_000
 FALLBACK = {"link": 0.3, "merge": 0.2}
+QUANTILES = (0.01, 0.05, 0.10, 0.50)     # negative quantiles reported (and used by linking's mutual links)
+SOURCE_ALL = "all pairs (too few overlapping)"
+SOURCE_FALLBACK = "fixed fallback (too few tracklets to calibrate)"
 TAIL_QUANTILE, TAIL_RATIO = 0.10, 0.5     # auto clustering threshold <= TAIL_RATIO x this quantile
 
 
@@ -46,10 +49,22 @@ class Calibration:
     separation: float | None         # share of negatives below positive_median (0 = perfect)
     middle: float | None             # halfway between the positive and negative medians (caps every auto)
 
+    def known_negative_quantile(self, q: float) -> float | None:
+        """The ``q`` quantile (one of QUANTILES) of the known different-people distances; None when the
+        calibration had none (all pairs or the fixed fallback stood in for them)."""
+        if self.source in (SOURCE_ALL, SOURCE_FALLBACK):
+            return None
+        return self.negative_quantiles[quantile_key(q)]
+
     def as_dict(self) -> dict:
         """JSON-friendly: floats rounded, infinite ones (no limit) as None."""
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else round(v, 4) if isinstance(v, float)
                     else v) for k, v in asdict(self).items()}
+
+
+def quantile_key(q: float) -> str:
+    """Key of the ``q`` quantile in ``Calibration.negative_quantiles``: 0.05 -> "q05"."""
+    return f"q{int(round(q * 100)):02d}"
 
 
 def gallery_half_distances(tracklets: Sequence[Tracklet], min_size: int = 4) -> np.ndarray:
@@ -81,7 +96,7 @@ def negative_distances(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], c
             iu, ju = iu[pick], ju[pick]
         vals = dist[iu, ju]
         vals = vals[np.isfinite(vals)]
-        source = "all pairs (too few overlapping)"
+        source = SOURCE_ALL
     elif len(vals) > MAX_NEGATIVES:
         vals = np.random.default_rng(seed).choice(vals, MAX_NEGATIVES, replace=False)
     return vals.astype(np.float64), source
@@ -105,7 +120,7 @@ def calibrate(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], cfg: Assoc
     """
     neg, source = negative_distances(dist, pairs, cross)
     if len(neg) < MIN_NEGATIVES:
-        source = "fixed fallback (too few tracklets to calibrate)"
+        source = SOURCE_FALLBACK
     pos_med = float(np.median(positives)) if positives is not None and len(positives) >= 3 else None
     middle = (pos_med + float(np.median(neg))) / 2 if pos_med is not None and len(neg) else np.inf
     tail_cap = TAIL_RATIO * float(np.quantile(neg, TAIL_QUANTILE)) if len(neg) else np.inf
@@ -117,8 +132,7 @@ def calibrate(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], cfg: Assoc
         same = cfg.same_camera_ratio * merge                      # stronger evidence within one view
     else:
         same = float(cfg.same_camera_threshold)
-    quant = {f"q{int(q * 100):02d}": round(float(np.quantile(neg, q)), 4) for q in (0.01, 0.05, 0.1, 0.5)} \
-        if len(neg) else {}
+    quant = {quantile_key(q): round(float(np.quantile(neg, q)), 4) for q in QUANTILES} if len(neg) else {}
     sep = float((neg < pos_med).mean()) if pos_med is not None and len(neg) else None
     return Calibration(link, merge, same, int(len(neg)), source, quant, pos_med, sep,
                        None if not np.isfinite(middle) else float(middle))
