@@ -26,7 +26,7 @@ from reid.ir_trunk import IRTrunk, ir_fingerprint, reduce_map
 log = logging.getLogger(__name__)
 
 CHUNK = 256
-COLOUR_CACHE = "colour-v1"    # sub-folder of a trunk cache folder: colour descriptors (reid/colour.py)
+COLOUR_CACHE = "colour-v2"    # sub-folder of a trunk cache folder: colour descriptors (reid/colour.py)
 VIEWS = ("image", "flip")
 
 
@@ -64,12 +64,11 @@ def embed_chunk(trunk: IRTrunk, paths: Sequence[str], flip: bool, batch: int = 3
     return {k: np.concatenate(v).astype(np.float16) for k, v in parts.items()}
 
 
-def cached_features(trunk: IRTrunk, paths: Sequence[str], root: str | Path,
-                    views: Sequence[str] = VIEWS, progress: bool = False) -> dict[str, np.ndarray]:
-    """{"emb": (V, N, D), "avg": (V, N, C, 2, 1), "max": (V, N, C, 2, 1)} float16 for the images
-    ``paths`` under each view, read from the cache or computed (and stored) chunk by chunk."""
-    folder = cache_folder(root, trunk, paths)
-    out: dict[str, list] = {"emb": [], "avg": [], "max": []}
+def _cached_chunks(folder: Path, paths: Sequence[str], views: Sequence[str], compute, what: str,
+                   progress: bool = False) -> dict[str, np.ndarray]:
+    """{key: (V, N, ...)} arrays of the images ``paths`` under each view, read from ``folder`` or computed
+    (``compute(chunk_paths, flip) -> {key: array}``) and stored atomically, CHUNK images at a time."""
+    out: dict[str, list] = {}
     starts = range(0, len(paths), CHUNK)
     for view in views:
         (folder / view).mkdir(parents=True, exist_ok=True)
@@ -78,16 +77,23 @@ def cached_features(trunk: IRTrunk, paths: Sequence[str], root: str | Path,
             f = folder / view / f"{i:05d}.npz"
             if not f.is_file():
                 if progress or i % 10 == 0:
-                    log.info("trunk features (%s): chunk %d/%d -> %s", view, i + 1, len(starts), folder)
-                arrays = embed_chunk(trunk, paths[s:s + CHUNK], view == "flip")
+                    log.info("%s (%s): chunk %d/%d -> %s", what, view, i + 1, len(starts), folder)
                 tmp = f.with_name(f.stem + ".tmp.npz")
-                np.savez(tmp, **arrays)
+                np.savez(tmp, **compute(paths[s:s + CHUNK], view == "flip"))
                 tmp.replace(f)
             with np.load(f) as z:
-                chunks.append({k: z[k] for k in out})
-        for k in out:
-            out[k].append(np.concatenate([c[k] for c in chunks]))
+                chunks.append({k: z[k] for k in z.files})
+        for k in chunks[0] if chunks else ():
+            out.setdefault(k, []).append(np.concatenate([c[k] for c in chunks]))
     return {k: np.stack(v) for k, v in out.items()}
+
+
+def cached_features(trunk: IRTrunk, paths: Sequence[str], root: str | Path,
+                    views: Sequence[str] = VIEWS, progress: bool = False) -> dict[str, np.ndarray]:
+    """{"emb": (V, N, D), "avg": (V, N, C, 2, 1), "max": (V, N, C, 2, 1)} float16 for the images
+    ``paths`` under each view, read from the cache or computed (and stored) chunk by chunk."""
+    return _cached_chunks(cache_folder(root, trunk, paths), paths, views,
+                          lambda chunk, flip: embed_chunk(trunk, chunk, flip), "trunk features", progress)
 
 
 class CachedMapDataset(Dataset):
@@ -149,19 +155,8 @@ def cached_colours(paths: Sequence[str], folder: Path, size, views: Sequence[str
     from reid.colour import colour_halves
     from reid.preprocess import resize_crops
 
-    out = []
-    for view in views:
-        (folder / view).mkdir(parents=True, exist_ok=True)
-        chunks = []
-        for i, s in enumerate(range(0, len(paths), CHUNK)):
-            f = folder / view / f"{i:05d}.npy"
-            if not f.is_file():
-                if progress or i % 10 == 0:
-                    log.info("colour descriptors (%s): chunk %d -> %s", view, i + 1, folder)
-                batch = resize_crops(_read_crops(paths[s:s + CHUNK], view == "flip"), size, rgb=False)
-                tmp = f.with_name(f.stem + ".tmp.npy")
-                np.save(tmp, colour_halves(torch.from_numpy(batch)).numpy())
-                tmp.replace(f)
-            chunks.append(np.load(f))
-        out.append(np.concatenate(chunks))
-    return np.stack(out)
+    def compute(chunk: Sequence[str], flip: bool) -> dict[str, np.ndarray]:
+        batch = resize_crops(_read_crops(chunk, flip), size, rgb=False)
+        return {"colour": colour_halves(torch.from_numpy(batch)).numpy()}
+
+    return _cached_chunks(folder, paths, views, compute, "colour descriptors", progress)["colour"]

@@ -10,6 +10,7 @@ from conftest import shared_path
 from reid.colour import COLOUR_DIM, HUE_BINS, colour_halves
 from reid.data.schemas import SCHEMAS
 from reid.model import build_model
+from reid.trunk_cache import COLOUR_CACHE
 
 IR_PARTS = ("models", "openvino", "person-reidentification-retail-0277", "FP16", "person-reidentification-retail-0277.xml")
 VIVID = 2 * HUE_BINS          # first vivid-tone hue bin (red); blue (240 degrees) is bin 8
@@ -105,6 +106,6 @@ def test_train_reid_caches_colour_descriptors_beside_the_trunk_cache(tmp_path):
     out = tmp_path / "run"
     assert cli_main(["train-reid", "--config", str(path), "--data-root", str(shared_path("data")),
                      "--out", str(out), "--no-progress"]) == 0
-    assert len(list((tmp_path / "cache").rglob("colour-v1/image/*.npy"))) == 1
+    assert len(list((tmp_path / "cache").rglob(f"{COLOUR_CACHE}/image/*.npz"))) == 1
     model, _ = load_checkpoint(out / "last.pt")
     assert model.config["colour_features"] and any(p.abs().sum() > 0 for p in model.colour.parameters())
