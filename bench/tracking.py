@@ -89,7 +89,7 @@ def run_mcmt(dets, cams, out: Path) -> tuple[list[np.ndarray], float, int]:
     (a rerun reuses the stage caches; bench/pipeline.py measures the run's speed)."""
     import subprocess
 
-    from pipeline.formats.mot import read_mot
+    from core.atomic import atomic_write_text
 
     preds, sec, n = [], float("nan"), 0
     for d, cam in zip(dets, cams):
@@ -100,14 +100,14 @@ def run_mcmt(dets, cams, out: Path) -> tuple[list[np.ndarray], float, int]:
                 for f, frame in enumerate(d) for x1, y1, x2, y2, s in frame[:, :5]]
         text = "\n".join(rows) + "\n"
         if not det.is_file() or det.read_text() != text:
-            det.write_text(text)
+            atomic_write_text(det, text)
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--videos", str(cam.video),
                                "--detections", str(det), "--out", str(folder / "run"), "--no-progress"],
                               cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"mcmt run failed on {cam.name}:\n{proc.stderr[-2000:]}")
         n += len(d)
-        preds.append(td._ten(read_mot(folder / "run" / "mot" / f"{cam.video.stem}.txt")))
+        preds.append(td.read_mot_rows(folder / "run" / "mot" / f"{cam.video.stem}.txt"))
     return preds, sec, n
 
 

@@ -12,6 +12,7 @@ rows, so a prediction matched to one is neither a true nor a false positive (Tra
 from __future__ import annotations
 
 import logging
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,9 @@ def detections(detector_name: str, make_detector, cam: Camera) -> list[np.ndarra
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def reid_tag() -> str:
-    """Names the bench's ReID model in cache file names: its file name and the start of its md5."""
+    """Names the bench's ReID model in cache file names: its file name and the start of its md5 (read once)."""
     import hashlib
 
     return f"{BENCH_REID.stem}-{hashlib.md5(BENCH_REID.read_bytes()).hexdigest()[:8]}"
@@ -151,14 +153,19 @@ def embeddings(detector_name: str, dets: list[np.ndarray], cam: Camera, encoder_
     return out
 
 
-def read_gt(cam: Camera) -> np.ndarray:
-    """Ground truth rows (K, 10) with the don't-care boxes added as MOT16 distractors (class 8)."""
+def read_mot_rows(path: Path) -> np.ndarray:
+    """A MOTChallenge file as (K, 10) float64 rows (the layout ``score`` takes for predictions)."""
     from pipeline.formats.mot import read_mot
 
-    gt = _ten(read_mot(cam.gt))
+    return _ten(read_mot(path))
+
+
+def read_gt(cam: Camera) -> np.ndarray:
+    """Ground truth rows (K, 10) with the don't-care boxes added as MOT16 distractors (class 8)."""
+    gt = read_mot_rows(cam.gt)
     if cam.ignore is None or not cam.ignore.is_file():
         return gt
-    ign = _ten(read_mot(cam.ignore))
+    ign = read_mot_rows(cam.ignore)
     gt[:, 6:9] = (1, 1, 1)                    # conf 1, class pedestrian, visibility 1
     ign[:, 6:9] = (1, DISTRACTOR, 1)
     return np.concatenate([gt, ign])
