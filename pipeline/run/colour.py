@@ -16,32 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.run.video import sample_frames
+
 SAMPLES = 16              # frames the gains are estimated from
 P = 4.0                   # Minkowski norm of "shades of grey" (1: grey world, inf: white patch)
 MAX_GAIN = 2.0            # no channel is scaled by more than this (or less than its inverse)
 SIDE = 160                # frames are shrunk to at most this many pixels a side first
-
-
-def _sample_frames(path: Path, n: int = SAMPLES) -> list[np.ndarray]:
-    """Up to ``n`` BGR frames spread evenly over a video file or a folder of images."""
-    if path.is_dir():
-        from pipeline.run.video import IMAGE_EXTS, _natural_key
-
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
-        picks = np.unique(np.linspace(0, len(files) - 1, n).round().astype(int)) if files else []
-        return [f for f in (cv2.imread(str(files[k])) for k in picks) if f is not None]
-    cap = cv2.VideoCapture(str(path))
-    try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        out = []
-        for k in np.unique(np.linspace(0, max(count - 1, 0), n).round().astype(int)):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, int(k))
-            ok, frame = cap.read()
-            if ok and frame is not None:
-                out.append(frame)
-        return out
-    finally:
-        cap.release()
 
 
 def gains_from_frames(frames: list[np.ndarray]) -> np.ndarray:
@@ -61,7 +41,7 @@ def gains_from_frames(frames: list[np.ndarray]) -> np.ndarray:
 
 def camera_gains(path: str | Path) -> np.ndarray:
     """(3,) gains of one camera, from frames spread over its whole video."""
-    return gains_from_frames(_sample_frames(Path(path)))
+    return gains_from_frames(sample_frames(Path(path), SAMPLES))
 
 
 def apply_gains(crop: np.ndarray, gains: np.ndarray | None) -> np.ndarray:

@@ -3,7 +3,7 @@ joins them with the tracker's and the association's, is in :mod:`pipeline.config
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 
 
@@ -13,8 +13,14 @@ class VideoConfig:
     offsets: dict[str, float] = field(default_factory=dict)  # camera -> time offset (s)
     max_frames: Optional[int] = None   # stop each camera after this many analysed frames
     default_fps: float = 25.0          # frame folders without a seqinfo.ini (frameRate), broken containers
+    sharpen: Union[str, float] = "auto"  # auto: unsharp-mask blurred cameras by their blur index | off | an amount
+    sharpen_from: float = 0.4          # auto: the blur index above which a camera is sharpened (pipeline/run/sharpness.py)
 
     def __post_init__(self):
+        if not (self.sharpen in ("auto", "off") or (_is_number(self.sharpen) and float(self.sharpen) >= 0)):
+            raise ValueError(f"video.sharpen must be auto, off or an amount >= 0, got {self.sharpen!r}")
+        if not 0 <= self.sharpen_from < 1:
+            raise ValueError(f"video.sharpen_from must be in [0, 1), got {self.sharpen_from}")
         if self.stride < 1:
             raise ValueError(f"video.stride must be >= 1, got {self.stride}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -104,3 +110,10 @@ def _check_ranges(section: str, cfg, unit: tuple = (), positive: tuple = (), non
             if not ok(getattr(cfg, name)):
                 raise ValueError(f"{section}.{name} must be {rule}, got {getattr(cfg, name)}")
 
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)

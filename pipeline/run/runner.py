@@ -23,6 +23,7 @@ from pipeline.run.colour import apply_gains, camera_gains
 from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
 from pipeline.run.detectors.files import FileDetections
 from pipeline.run.embedding import CropBatch, Embedder, ReIDQueue
+from pipeline.run.sharpness import camera_amount, sharpen
 from pipeline.run.tracklet_store import TrackletStore
 from pipeline.run.video import Frame, VideoSource
 
@@ -73,12 +74,25 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> St
         det_part["detector"]["model_file"] = _detector_fingerprint(cfg.detector.model)
     if src.chunk is not None:                   # a time chunk: its own frame range (keys of whole videos unchanged)
         det_part["range"] = [src.start, src.stop]
+    amount = sharpen_amount(src, cfg)
+    if amount > 0:                              # what the frames look like (keys of unsharpened cameras unchanged)
+        det_part["sharpen"] = amount
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in NOT_KEYED["reid"]}
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
     track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})
     return StageKeys(det_key, track_key)
+
+
+def sharpen_amount(src: VideoSource, cfg: RunConfig) -> float:
+    """How much this camera's frames are sharpened before detection and crops (``video.sharpen``)."""
+    return camera_amount(src.path, cfg.video.sharpen, cfg.video.sharpen_from)
+
+
+def _sharpened(frames: Iterator[Frame], amount: float) -> Iterator[Frame]:
+    for fr in frames:
+        yield dataclasses.replace(fr, image=sharpen(fr.image, amount))
 
 
 def _detector_fingerprint(model: str) -> Optional[dict]:
@@ -166,7 +180,9 @@ class _Camera:
         self.store = TrackletStore(src.name, src.fps, offset=src.offset, gallery_size=cfg.reid.gallery_size,
                                    thumbnails=cfg.reid.thumbnails, box_path=cache.boxes,
                                    thumb_dir=cache.thumbs, attribute_names=attribute_names)
-        self.frames = _prefetch(iter(src)) if prefetch else iter(src)
+        self.sharpen = sharpen_amount(src, cfg)
+        frames = _sharpened(iter(src), self.sharpen) if self.sharpen > 0 else iter(src)
+        self.frames = _prefetch(frames) if prefetch else frames
         self.gains = camera_gains(src.path) if cfg.reid.colour_constancy else None   # (3,) or None
         self.step = 0              # analysed frames so far
         self.last_index = -1
@@ -188,7 +204,7 @@ class _Camera:
         self.det_writer.close(complete=True)
         info = {"camera": self.name, "analysed_frames": self.step, "frames": self.last_index + 1,
                 "corrupt": self.src.corrupt, "fps": self.src.fps, "tracklets": len(self.store.finished),
-                "boxes": self.store.n_boxes}
+                "boxes": self.store.n_boxes, "sharpen": self.sharpen}
         self.cache.finish_track_stage(self.track_key, self.src.retime(self.store.finished), self.store.thumb_paths,
                                       info)
 

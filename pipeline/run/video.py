@@ -296,3 +296,23 @@ def open_sources(paths: Sequence[str], names: Optional[Sequence[str]] = None, *,
         raise UserError(f"video.offsets names camera {unknown[0]!r}, which is not one of: {', '.join(cams)}")
     return [VideoSource(p, n, offset=offsets.get(n, 0.0), stride=stride, max_frames=max_frames,
                         default_fps=default_fps) for p, n in zip(paths, cams)]
+
+
+def sample_frames(path: Path, n: int) -> list[np.ndarray]:
+    """Up to ``n`` BGR frames spread evenly over a video file or a folder of images."""
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+        picks = np.unique(np.linspace(0, len(files) - 1, n).round().astype(int)) if files else []
+        return [f for f in (cv2.imread(str(files[k])) for k in picks) if f is not None]
+    cap = cv2.VideoCapture(str(path))
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        out = []
+        for k in np.unique(np.linspace(0, max(count - 1, 0), n).round().astype(int)):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(k))
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                out.append(frame)
+        return out
+    finally:
+        cap.release()
