@@ -130,3 +130,39 @@ def test_the_run_keeps_lost_tracks_for_a_time_not_a_number_of_frames():
     assert build_tracker_for(cfg).max_lost == cfg.tracker.track_buffer           # unknown rate: 30 fps
     fixed = load_config(RunConfig, None, ["tracker.frame_rate=30"])
     assert build_tracker_for(fixed, 10.0).max_lost == fixed.tracker.track_buffer
+
+
+def test_appearance_veto_keeps_ids_when_two_people_trade_places():
+    """A and B stand side by side, their boxes overlapping, then trade places between two analysed frames
+    (a quick crossing, or a video analysed at a stride). Each box now fits the other's track best, and
+    appearance only counts for boxes that overlap their track by half (BoT-SORT), so on overlap the ids
+    swap. Each detection looks just like one track and nothing like the other: with the veto each id stays
+    on its person."""
+    a, b = unit(1, 0, 0, 0), unit(0, 1, 0, 0)
+    kept = {}
+    for veto in (0.0, 0.1):
+        t = build_tracker("botsort", appearance_veto=veto, appearance_every=1)
+        for _ in range(10):
+            out = t.update(np.array([box(300.0), box(316.0)]), np.array([a, b]))
+        id_a, id_b = (int(out[np.argmin(np.abs(out[:, 0] - x)), 4]) for x in (300.0, 316.0))
+        ok = []
+        for _ in range(5):
+            out = t.update(np.array([box(316.0), box(300.0)]), np.array([a, b]))     # traded places
+            ok.append(int(out[np.argmin(np.abs(out[:, 0] - 316.0)), 4]) == id_a and
+                      int(out[np.argmin(np.abs(out[:, 0] - 300.0)), 4]) == id_b)
+        kept[veto] = all(ok)
+    assert kept == {0.0: False, 0.1: True}
+
+
+def test_appearance_veto_leaves_one_person_alone():
+    """The same person with a slightly different look from frame to frame keeps one id under the veto, beside
+    a second person walking close by."""
+    rng = np.random.default_rng(0)
+    t = build_tracker("botsort", appearance_veto=0.1, appearance_every=1)
+    ids = set()
+    for f in range(40):
+        look = unit(*(np.array([1.0, 0.3, 0.0, 0.2]) + rng.normal(0, 0.15, 4)))
+        other = unit(*(np.array([0.2, 1.0, 0.3, 0.0]) + rng.normal(0, 0.15, 4)))
+        out = t.update(np.array([box(100.0 + 4 * f), box(150.0 + 4 * f)]), np.array([look, other]))
+        ids |= set(out[out[:, 0] < 100.0 + 4 * f + 25, 4].astype(int).tolist())
+    assert len(ids) == 1

@@ -3,7 +3,11 @@
 Differences from :class:`ByteTracker`, all by overriding a few methods:
 - first-stage cost: IoU distance fused with half the cosine distance of the track's feature EMA
   and the detection's embedding (appearance only counts near the track: IoU >= proximity_thresh
-  and distance <= appearance_thresh), as in BoT-SORT;
+  and distance <= appearance_thresh), as in BoT-SORT; with ``appearance_veto`` > 0 a track is never
+  matched in that stage to a detection that another track (tracked or lost) looks closer to by more than
+  that, however much their boxes overlap (people crossing: the box of the one in front fits the other's
+  predicted box, their looks do not). Relative, so a camera whose crops are noisy (compression, blur),
+  which moves all distances up together, is vetoed no more often than a clean one;
 - an extra "reacquire" stage: lost tracks vs the remaining high-score detections on appearance
   alone, gated by the Kalman Mahalanobis distance, to re-find people after an occlusion; with
   ``gallery_size`` > 0 the track's ring of recent features is compared (the closest of them), not the
@@ -41,7 +45,8 @@ class AppearanceTracker(ByteTracker):
                  appearance_thresh: float = 0.25, proximity_thresh: float = 0.5,
                  reacquire_thresh: float = 0.2, ema_alpha: float = 0.9, gmc: str = "none",
                  appearance_every: int = 1, gallery_size: int = 0, observation_update: bool = False,
-                 recover_thresh: float = 0.0, birth_iou: float = 1.0, score_reference: float = 0.0):
+                 recover_thresh: float = 0.0, birth_iou: float = 1.0, score_reference: float = 0.0,
+                 appearance_veto: float = 0.0):
         if not 0.0 <= ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
         if appearance_every < 1:
@@ -51,6 +56,7 @@ class AppearanceTracker(ByteTracker):
         self.appearance_every = int(appearance_every)
         self.gallery_size = int(gallery_size)
         self.appearance_thresh = appearance_thresh
+        self.appearance_veto = appearance_veto
         self.proximity_thresh = proximity_thresh
         self.reacquire_thresh = reacquire_thresh
         self.ema_alpha = ema_alpha
@@ -114,8 +120,27 @@ class AppearanceTracker(ByteTracker):
         emb = self._appearance(frame, t_idx, d_idx)
         if emb is None:
             return cost
+        veto = self._vetoed(frame, t_idx, d_idx, emb)
         emb[(emb > self.appearance_thresh) | (iou_cost > 1.0 - self.proximity_thresh)] = 1.0
-        return np.minimum(cost, emb)
+        cost = np.minimum(cost, emb)
+        if veto is not None:
+            cost[veto] = 1.0
+        return cost
+
+    def _vetoed(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray, emb: np.ndarray) -> np.ndarray | None:
+        """(n, m) bool: pairs (track, detection), both with a feature, where another of the stage's tracks looks
+        closer to the detection by more than ``appearance_veto`` (the detection is someone else's)."""
+        if not self.appearance_veto > 0 or len(t_idx) < 2:
+            return None
+        seen = self.tracks.has_feat[t_idx][:, None] & _embedded(frame.embeds[d_idx])[None, :]
+        dist = np.where(seen, emb, np.inf)
+        order = np.argsort(dist, axis=0)
+        best = np.take_along_axis(dist, order[:1], axis=0)            # (1, m) closest track
+        second = np.take_along_axis(dist, order[1:2], axis=0)         # (1, m) next closest
+        rows = np.arange(len(t_idx))[:, None]
+        closest_other = np.where(rows == order[:1], second, best)     # (n, m) closest track but this one
+        with np.errstate(invalid="ignore"):
+            return seen & (dist - closest_other > self.appearance_veto)
 
     def reacquire_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         emb = self._appearance(frame, t_idx, d_idx)

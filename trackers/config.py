@@ -29,6 +29,8 @@ class TrackerConfig:
     # appearance-aware (BoT-SORT style) tracker only
     appearance_thresh: float = 0.25    # max cosine distance / 2 for an appearance match
     proximity_thresh: float = 0.5      # min IoU for the appearance term to be considered
+    appearance_veto: float = 0.0       # a track is never matched to a detection that another track looks closer
+                                       # to by more than this (cosine distance / 2; people crossing); 0: off
     reacquire_thresh: float = 0.2      # max cosine distance / 2 to re-find a lost track by appearance
                                        # alone (Kalman-gated); 0 disables that stage
     ema_alpha: float = 0.9             # feature EMA momentum
@@ -46,7 +48,7 @@ class TrackerConfig:
 
     def __post_init__(self):
         unit = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "low_match_thresh",
-                "unconfirmed_match_thresh", "duplicate_iou", "appearance_thresh", "proximity_thresh",
+                "unconfirmed_match_thresh", "duplicate_iou", "appearance_thresh", "proximity_thresh", "appearance_veto",
                 "reacquire_thresh", "ema_alpha", "recover_thresh", "birth_iou", "score_reference")
         for name in unit:
             if not 0 <= getattr(self, name) <= 1:
