@@ -60,16 +60,22 @@ def available(shared: Path = SHARED) -> dict[str, list[Camera]]:
 
 
 def read_frames(video: Path):
-    """Yield the BGR frames of a video."""
+    """Yield the BGR frames of a video as ``mcmt run``'s defaults see them (a blurred camera sharpened by
+    ``video.sharpen``; the bench's cameras are sharp, so their frames are as decoded)."""
     import cv2
 
+    from pipeline.run.config import VideoConfig
+    from pipeline.run.sharpness import camera_amount, sharpen
+
+    defaults = VideoConfig()
+    amount = camera_amount(video, defaults.sharpen, defaults.sharpen_from)
     cap = cv2.VideoCapture(str(video))
     try:
         while True:
             ok, img = cap.read()
             if not ok:
                 return
-            yield img
+            yield sharpen(img, amount)
     finally:
         cap.release()
 
