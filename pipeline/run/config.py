@@ -13,11 +13,15 @@ class VideoConfig:
     offsets: dict[str, float] = field(default_factory=dict)  # camera -> time offset (s)
     max_frames: Optional[int] = None   # stop each camera after this many analysed frames
     default_fps: float = 25.0          # frame folders without a seqinfo.ini (frameRate), broken containers
-    sharpen: Union[str, float] = "auto"  # auto: unsharp-mask blurred cameras by their blur index | off | an amount
-    sharpen_from: float = 0.4          # auto: the blur index above which a camera is sharpened (pipeline/run/sharpness.py)
+    sharpen: Union[str, float, bool] = "auto"  # auto: unsharp-mask blurred cameras by their blur index | off |
+    #                                    an amount for every camera (pipeline/run/sharpness.py)
+    sharpen_from: float = 0.4          # auto: the blur index (0 sharp .. 1 blurred) above which a camera is sharpened
 
     def __post_init__(self):
-        if not (self.sharpen in ("auto", "off") or (_is_number(self.sharpen) and float(self.sharpen) >= 0)):
+        if self.sharpen is False:                 # YAML reads a bare off as false
+            object.__setattr__(self, "sharpen", "off")
+        amount = _is_number(self.sharpen) and float(self.sharpen) >= 0
+        if self.sharpen is True or not (self.sharpen in ("auto", "off") or amount):
             raise ValueError(f"video.sharpen must be auto, off or an amount >= 0, got {self.sharpen!r}")
         if not 0 <= self.sharpen_from < 1:
             raise ValueError(f"video.sharpen_from must be in [0, 1), got {self.sharpen_from}")
