@@ -38,6 +38,7 @@ from bench.detectors import CANDIDATES, build, encoder_factory, tracker_params  
 
 # rule -> (setting when on, setting when off)
 RULES = {
+    "appearance veto": ("appearance_veto", 0.1, 0.0),
     "gallery re-find": ("gallery_size", 30, 0),
     "OC-SORT re-update": ("observation_update", True, False),
     "OC-SORT recovery": ("recover_thresh", 0.5, 0.0),
@@ -102,7 +103,8 @@ def run_mcmt(dets, cams, out: Path) -> tuple[list[np.ndarray], float, int]:
         if not det.is_file() or det.read_text() != text:
             atomic_write_text(det, text)
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--videos", str(cam.video),
-                               "--detections", str(det), "--out", str(folder / "run"), "--no-progress"],
+                               "--detections", str(det), "--out", str(folder / "run"), "--no-progress",
+                               "--replace"],
                               cwd=REPO, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"mcmt run failed on {cam.name}:\n{proc.stderr[-2000:]}")
