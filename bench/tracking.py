@@ -3,7 +3,7 @@ same detections (a detector of bench/detectors.py, cached) over PETS09-S2L1, EPF
 two-camera sample.
 
 * variants: ``mcmt run``'s default ``tracker:`` settings (pipeline.config), then each rule of
-  trackers/occlusion.py switched the other way (on if it is off by default, off if on), plus the rules
+  trackers/occlusion.py and the appearance veto switched the other way (on if it is off by default, off if on), plus the rules
   all on / all off; the appearance tracker gets ReID features (mcmt run's default model, see bench/tracking_data.py) of every
   detection with score >= 0.5 (cached);
 * peers: ultralytics' BYTETracker and BOTSORT (the classes ``model.track`` runs; its own
