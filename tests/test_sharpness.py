@@ -121,19 +121,20 @@ def test_bad_sharpen_settings_say_what_is_allowed(bad):
 
 def test_mcmt_run_sharpens_a_blurred_camera_and_says_so(tmp_path):
     """End to end: ``mcmt run`` on a blurred camera (frames of the right sample, Gaussian sigma 2.5) tracks
-    more of its people with the default ``auto`` than with ``off``, and run.json names the amount."""
+    more of its people with the default ``auto`` than with ``off``, and run.json names the amount the stage used
+    (also when the video was cut into chunks and stitched)."""
     from pipeline.cli import main as mcmt
 
     folder = write_folder(tmp_path / "soft", [blurred(f) for f in frames_of(range(0, 400, 4)).values()])
     (tmp_path / "soft" / "seqinfo.ini").write_text("[Sequence]\nname=soft\nframeRate=7\n")
     boxes, amount = {}, {}
-    for setting in ("auto", "off"):
-        out = tmp_path / f"run_{setting}"
+    for setting, chunks in (("auto", 0.0), ("off", 0.0), ("auto chunked", 0.1)):
+        out = tmp_path / f"run_{setting.replace(' ', '_')}"
         assert mcmt(["run", "--videos", str(folder), "--out", str(out), "--no-progress", "-q",
-                     "--set", f"video.sharpen={setting}", "--set", "reid.checkpoint=none",
-                     "--set", "output.report=false"]) == 0
+                     "--set", f"video.sharpen={setting.split()[0]}", "--set", "reid.checkpoint=none",
+                     "--set", "output.report=false", "--set", f"scale.chunk_minutes={chunks}"]) == 0
         camera = json.loads((out / "run.json").read_text())["cameras"][0]
         amount[setting] = camera["sharpen"]
         boxes[setting] = sum(1 for line in (out / "mot" / f"{camera['name']}.txt").read_text().splitlines() if line)
-    assert amount == {"auto": MAX_AMOUNT, "off": 0.0}
+    assert amount == {"auto": MAX_AMOUNT, "off": 0.0, "auto chunked": MAX_AMOUNT}   # 6 s chunks, stitched
     assert boxes["auto"] > 1.2 * boxes["off"], boxes

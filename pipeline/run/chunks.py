@@ -146,6 +146,7 @@ def stitch_camera(run_dir: Path, chunks: Sequence[VideoSource], key: str, *, gal
         t_info = cache.track_info()
         info["corrupt"] += int(t_info.get("corrupt", 0))
         info["frames"] = max(info["frames"], int(t_info.get("frames", 0)))
+        info["sharpen"] = float(t_info.get("sharpen", 0.0))     # one amount per camera (its whole video)
         # frames of the overlap were analysed by both chunks: counted once
         info["analysed_frames"] += int(t_info.get("analysed_frames", 0)) - len(range(src.start, take_from, src.stride))
         prev_boxes, prev_feats, prev_map = boxes, feats, mapping
