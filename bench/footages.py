@@ -12,9 +12,12 @@ Footages:
   sample~KIND-S the sample whose second camera differs as real cameras do (KIND at strength S):
                 gamma, colour cast, white balance, blur, low resolution (down- and up-scaled, so the ground
                 truth keeps its coordinates), JPEG-like compression
+  epfl~KIND-S   EPFL terrace with its second camera altered the same way: two real, different cameras, one
+                of them also degraded (not in ``all``: ``epfl-variants``, ``epfl-strong``; a check that the
+                defaults chosen on the sample's variants hold on other footage)
 
-A variant's first camera is the sample's own file, so its stage cache can be reused from the sample's
-run (same input, same key); only the altered camera is analysed again.
+A variant's first camera is its base footage's own file, so its stage cache can be reused from the base
+footage's run (same input, same key); only the altered camera is analysed again.
 """
 from __future__ import annotations
 
@@ -91,8 +94,11 @@ def write_altered(src: Path, dst: Path, kind: str, param) -> None:
     os.replace(tmp, dst)
 
 
-def variant_names() -> list[str]:
-    return [f"sample~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
+BASES = ("sample", "epfl")                          # footages whose second camera the variants alter
+
+
+def variant_names(base: str = "sample") -> list[str]:
+    return [f"{base}~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
 
 
 def sample() -> Footage:
@@ -127,14 +133,20 @@ def pets09() -> Footage:
 
 
 def variant(name: str, folder: Path) -> Footage:
-    """The sample with its second camera altered (``sample~KIND-STRENGTH``), video made under ``folder``."""
-    kind, strength = name.split("~", 1)[1].rsplit("-", 1)
+    """A base footage with its second camera altered (``BASE~KIND-STRENGTH``, BASE in ``BASES``), the
+    altered video made under ``folder`` with the original's file name (the ground truth names cameras so)."""
+    base_name, rest = name.split("~", 1)
+    kind, strength = rest.rsplit("-", 1)
+    if base_name not in BASES or kind not in VARIANTS or strength not in VARIANTS[kind]:
+        raise ValueError(f"unknown variant {name!r}: BASE~KIND-STRENGTH with BASE in {BASES}, KIND in "
+                         f"{list(VARIANTS)}, STRENGTH in mild / strong")
     param = VARIANTS[kind][strength]
-    base = sample()
-    right = folder / name.replace("~", "_") / "pets_right.mp4"
-    if not right.is_file():
-        write_altered(Path(base.videos[1]), right, kind, param)
-    return Footage(name, (base.videos[0], str(right)), base.gt, reuse={"pets_left": "sample"},
+    base = sample() if base_name == "sample" else epfl()
+    src = Path(base.videos[1])
+    dst = folder / name.replace("~", "_") / src.name
+    if not dst.is_file():
+        write_altered(src, dst, kind, param)
+    return Footage(name, (base.videos[0], str(dst)), base.gt, reuse={Path(base.videos[0]).stem: base_name},
                    note=f"second camera: {kind} {param}")
 
 
@@ -147,10 +159,10 @@ def footage(name: str, folder: Path) -> Footage:
         return epfl()
     if name == "pets09":
         return pets09()
-    if name.startswith("sample~"):
+    if "~" in name:
         return variant(name, folder / "variants")
-    raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, pets09, variants, or one of "
-                     f"{variant_names()}")
+    raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, pets09, variants, epfl-variants, "
+                     f"or one of {variant_names()} / {variant_names('epfl')}")
 
 
 def expand(names: list[str]) -> list[str]:
@@ -161,8 +173,12 @@ def expand(names: list[str]) -> list[str]:
             out += ["sample", "three-views", "epfl", "pets09", *variant_names()]
         elif n == "variants":
             out += variant_names()
+        elif n == "epfl-variants":
+            out += variant_names("epfl")
         elif n == "mild" or n == "strong":
             out += [v for v in variant_names() if v.endswith("-" + n)]
+        elif n == "epfl-mild" or n == "epfl-strong":
+            out += [v for v in variant_names("epfl") if v.endswith("-" + n[5:])]
         else:
             out.append(n)
     return list(dict.fromkeys(out))

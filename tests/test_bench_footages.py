@@ -1,0 +1,48 @@
+"""The multi-camera bench's footage names: groups, and variants of a base footage's second camera."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import bench.footages as bf
+
+
+def _video(path: Path, frames: int = 6, size=(96, 64)) -> str:
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size)
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        out.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    out.release()
+    return str(path)
+
+
+def test_groups_expand_to_the_named_variants():
+    assert bf.expand(["all"])[:4] == ["sample", "three-views", "epfl", "pets09"]
+    assert not any(n.startswith("epfl~") for n in bf.expand(["all"]))
+    assert bf.expand(["epfl-strong"]) == [f"epfl~{k}-strong" for k in bf.VARIANTS]
+    assert len(bf.expand(["epfl-variants"])) == 2 * len(bf.VARIANTS)
+    assert bf.expand(["strong", "sample~blur-strong"]) == [f"sample~{k}-strong" for k in bf.VARIANTS]
+
+
+def test_an_epfl_variant_alters_only_the_second_camera_and_keeps_its_name(tmp_path, monkeypatch):
+    c0, c1 = _video(tmp_path / "terrace_c0.mp4"), _video(tmp_path / "terrace_c1.mp4")
+    monkeypatch.setattr(bf, "epfl", lambda: bf.Footage("epfl", (c0, c1), str(tmp_path / "gt")))
+    fp = bf.footage("epfl~blur-strong", tmp_path / "bench")
+    assert fp.videos[0] == c0 and fp.gt == str(tmp_path / "gt")
+    altered = Path(fp.videos[1])
+    assert altered.name == "terrace_c1.mp4" and altered.parent.name == "epfl_blur-strong"
+    assert fp.reuse == {"terrace_c0": "epfl"}                     # the unaltered camera's stage is shared
+    a, b = cv2.VideoCapture(c1), cv2.VideoCapture(str(altered))
+    ok_a, fa = a.read()
+    ok_b, fb = b.read()
+    assert ok_a and ok_b and fa.shape == fb.shape
+    assert cv2.Laplacian(fb, cv2.CV_64F).var() < 0.2 * cv2.Laplacian(fa, cv2.CV_64F).var()   # blurred
+
+
+@pytest.mark.parametrize("name", ["epfl~fog-strong", "epfl~blur-huge", "pets09~blur-strong"])
+def test_unknown_variants_are_refused_with_the_choices(tmp_path, name):
+    with pytest.raises(ValueError, match="BASE~KIND-STRENGTH"):
+        bf.footage(name, tmp_path)
