@@ -15,6 +15,10 @@ Footages:
   epfl~KIND-S   EPFL terrace with its second camera altered the same way: two real, different cameras, one
                 of them also degraded (not in ``all``: ``epfl-variants``, ``epfl-strong``; a check that the
                 defaults chosen on the sample's variants hold on other footage)
+  epfl~jitter-a / -b  EPFL terrace with its second camera's gamma at 0.97 / 1.03: invisible to the eye, but
+                the crossings of that camera are on a knife's edge (one id switch more or less moves the
+                footage's cross-camera IDF1 by up to 14 points), so a change is judged on the three renditions
+                of EPFL, not on one draw (in ``all``; group ``epfl-jitter``)
 
 A variant's first camera is its base footage's own file, so its stage cache can be reused from the base
 footage's run (same input, same key); only the altered camera is analysed again.
@@ -56,11 +60,12 @@ VARIANTS = {
     "lowres": {"mild": 0.5, "strong": 0.33},                     # scale of the analysed detail
     "jpeg": {"mild": 25, "strong": 8},                           # JPEG quality
 }
+JITTER = {"a": 0.97, "b": 1.03}    # EPFL renditions: gamma of the second camera, an invisible change
 
 
 def alter(frame: np.ndarray, kind: str, param) -> np.ndarray:
     """One BGR frame as another camera would give it (see VARIANTS)."""
-    if kind == "gamma":
+    if kind in ("gamma", "jitter"):
         lut = np.clip(255.0 * (np.arange(256) / 255.0) ** param, 0, 255).astype(np.uint8)
         return cv2.LUT(frame, lut)
     if kind in ("cast", "wb"):
@@ -101,6 +106,10 @@ def variant_names(base: str = "sample") -> list[str]:
     return [f"{base}~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
 
 
+def jitter_names() -> list[str]:
+    return [f"epfl~jitter-{k}" for k in JITTER]
+
+
 def sample() -> Footage:
     return Footage("sample", tuple(str(SAMPLES / f"pets_{s}.mp4") for s in ("left", "right")), str(SAMPLES / "gt"),
                    note="PETS09 S2L1 cut in two, blind strip (views do not overlap)")
@@ -137,10 +146,11 @@ def variant(name: str, folder: Path) -> Footage:
     altered video made under ``folder`` with the original's file name (the ground truth names cameras so)."""
     base_name, rest = name.split("~", 1)
     kind, strength = rest.rsplit("-", 1)
-    if base_name not in BASES or kind not in VARIANTS or strength not in VARIANTS[kind]:
+    choices = {**VARIANTS, **({"jitter": JITTER} if base_name == "epfl" else {})}
+    if base_name not in BASES or kind not in choices or strength not in choices[kind]:
         raise ValueError(f"unknown variant {name!r}: BASE~KIND-STRENGTH with BASE in {BASES}, KIND in "
-                         f"{list(VARIANTS)}, STRENGTH in mild / strong")
-    param = VARIANTS[kind][strength]
+                         f"{list(VARIANTS)}, STRENGTH in mild / strong (or epfl~jitter-a / -b)")
+    param = choices[kind][strength]
     base = sample() if base_name == "sample" else epfl()
     src = Path(base.videos[1])
     dst = folder / name.replace("~", "_") / src.name
@@ -170,9 +180,11 @@ def expand(names: list[str]) -> list[str]:
     out: list[str] = []
     for n in names:
         if n == "all":
-            out += ["sample", "three-views", "epfl", "pets09", *variant_names()]
+            out += ["sample", "three-views", "epfl", *jitter_names(), "pets09", *variant_names()]
         elif n == "variants":
             out += variant_names()
+        elif n == "epfl-jitter":
+            out += jitter_names()
         elif n == "epfl-variants":
             out += variant_names("epfl")
         elif n == "mild" or n == "strong":

@@ -20,8 +20,8 @@ def _video(path: Path, frames: int = 6, size=(96, 64)) -> str:
 
 
 def test_groups_expand_to_the_named_variants():
-    assert bf.expand(["all"])[:4] == ["sample", "three-views", "epfl", "pets09"]
-    assert not any(n.startswith("epfl~") for n in bf.expand(["all"]))
+    assert bf.expand(["all"])[:6] == ["sample", "three-views", "epfl", "epfl~jitter-a", "epfl~jitter-b", "pets09"]
+    assert [n for n in bf.expand(["all"]) if n.startswith("epfl~")] == bf.expand(["epfl-jitter"])
     assert bf.expand(["epfl-strong"]) == [f"epfl~{k}-strong" for k in bf.VARIANTS]
     assert len(bf.expand(["epfl-variants"])) == 2 * len(bf.VARIANTS)
     assert bf.expand(["strong", "sample~blur-strong"]) == [f"sample~{k}-strong" for k in bf.VARIANTS]
@@ -42,7 +42,17 @@ def test_an_epfl_variant_alters_only_the_second_camera_and_keeps_its_name(tmp_pa
     assert cv2.Laplacian(fb, cv2.CV_64F).var() < 0.2 * cv2.Laplacian(fa, cv2.CV_64F).var()   # blurred
 
 
-@pytest.mark.parametrize("name", ["epfl~fog-strong", "epfl~blur-huge", "pets09~blur-strong"])
+def test_a_jitter_rendition_changes_the_second_camera_by_a_few_grey_levels(tmp_path, monkeypatch):
+    c0, c1 = _video(tmp_path / "terrace_c0.mp4"), _video(tmp_path / "terrace_c1.mp4")
+    monkeypatch.setattr(bf, "epfl", lambda: bf.Footage("epfl", (c0, c1), str(tmp_path / "gt")))
+    fp = bf.footage("epfl~jitter-b", tmp_path / "bench")
+    ok_a, fa = cv2.VideoCapture(c1).read()
+    ok_b, fb = cv2.VideoCapture(fp.videos[1]).read()
+    diff = np.abs(fa.astype(int) - fb.astype(int))
+    assert ok_a and ok_b and 0 < diff.mean() < 8                 # gamma 1.03 (and the codec): a few levels
+
+
+@pytest.mark.parametrize("name", ["epfl~fog-strong", "epfl~blur-huge", "pets09~blur-strong", "sample~jitter-a"])
 def test_unknown_variants_are_refused_with_the_choices(tmp_path, name):
     with pytest.raises(ValueError, match="BASE~KIND-STRENGTH"):
         bf.footage(name, tmp_path)
