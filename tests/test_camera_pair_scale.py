@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.association.config import AssociationConfig
 from pipeline.association.constraints import overlapping_pairs, tracklet_times
-from pipeline.association.distance import (PAIR_SCALE_MAX, PAIR_SCALE_POWER, PAIR_SCALE_Z, _median_rse,
+from pipeline.association.distance import (PAIR_SCALE_MAX, PAIR_SCALE_POWER, PAIR_SCALE_Z, median_rse,
                                            camera_pair_scale, fused_distance)
 from tests.test_association_overlap import footprints, trk, unit
 
@@ -66,7 +66,7 @@ def test_a_pair_raised_within_the_noise_of_the_medians_is_left_as_it_is():
         before = d.copy()
         block = before[np.ix_(cam == 0, cam == 1)]
         ratio = np.median(block) / np.median(neg)
-        noise = PAIR_SCALE_Z * np.hypot(_median_rse(neg), _median_rse(block.ravel()))
+        noise = PAIR_SCALE_Z * np.hypot(median_rse(neg), median_rse(block.ravel()))
         assert ratio > 1.0 and (ratio > 1.0 + noise) == scaled
         camera_pair_scale(d, cam, neg)
         assert np.array_equal(d, before) != scaled

@@ -273,7 +273,7 @@ PAIR_SCALE_MAX = 1.2     # ... r counted up to this (bench: 1.11 at most; furthe
 PAIR_SCALE_Z = 2.0       # ... only where r lies this many standard errors above 1 (the two medians' sampling error)
 
 
-def _median_rse(x: np.ndarray) -> float:
+def median_rse(x: np.ndarray) -> float:
     """Relative standard error of the median of ``x`` (normal approximation: 1.2533 sigma / sqrt(n), sigma
     from the interquartile range)."""
     q1, med, q3 = np.percentile(x, [25, 50, 75])
@@ -306,7 +306,7 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
     level = float(np.median(neg)) if len(neg) >= 10 else 0.0
     if level <= 0:
         return
-    level_rse = _median_rse(neg)
+    level_rse = median_rse(neg)
     cams = [np.flatnonzero(cam == c) for c in np.unique(cam)]
     for x, a in enumerate(cams):
         for b in cams[x + 1:]:
@@ -315,7 +315,7 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
             if fin.sum() < 10:
                 continue
             ratio = float(np.median(block[fin])) / level
-            if ratio > 1.0 + PAIR_SCALE_Z * float(np.hypot(level_rse, _median_rse(block[fin]))):
+            if ratio > 1.0 + PAIR_SCALE_Z * float(np.hypot(level_rse, median_rse(block[fin]))):
                 block /= min(ratio, PAIR_SCALE_MAX) ** PAIR_SCALE_POWER
                 dist[np.ix_(a, b)] = block
                 dist[np.ix_(b, a)] = block.T
