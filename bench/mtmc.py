@@ -11,6 +11,7 @@ the run's cache and scores it against the ground truth (bench/assoc_eval.py):
   handoffs ok/mis/wr       true handoffs between cameras correct / missed, predicted ones wrong
   ids                      predicted / true identities
   oracle                   every tracklet given its true identity: the association's ceiling for these tracks
+  no feat.                 tracklets without a ReID feature (no crop of theirs was embedded: score, size, overlap)
   no assoc.                each tracklet its own identity (association off): association must never be below
 
 ``--variants`` adds a second table: cross-camera IDF1 of each association change (bench/multicam_pets.py's
@@ -125,7 +126,7 @@ def _mean(vals) -> float:
 
 def main_table(results: dict) -> list[str]:
     head = (f"{'footage':<20} {'cams':>4} {'MOTA':>5} {'IDF1':>5} {'MC-IDF1':>7} {'handoffs ok/mis/wr':>18} "
-            f"{'ids':>7} {'oracle':>6} {'no assoc.':>9} {'tracklets':>9} {'run s':>6}")
+            f"{'ids':>7} {'oracle':>6} {'no assoc.':>9} {'tracklets':>9} {'no feat.':>8} {'run s':>6}")
     lines = [head, "-" * len(head)]
     for name, r in results.items():
         d, pc = r["defaults"]["cross"], r["defaults"]["per_camera"]
@@ -133,7 +134,8 @@ def main_table(results: dict) -> list[str]:
         ho = f"{d['handoffs_correct']}/{d['handoffs_missed']}/{d['handoffs_wrong']} of {d['handoffs_true']}"
         lines.append(f"{name:<20} {len(pc):>4} {mota:5.1f} {idf1:5.1f} {d['IDF1']:7.1f} {ho:>18} "
                      f"{d['pred_ids']:>3}/{d['true_ids']:<3} {r['oracle']['cross']['IDF1']:6.1f} "
-                     f"{r['no association']['cross']['IDF1']:9.1f} {r['tracklets']:>9} {r['seconds']:6.0f}")
+                     f"{r['no association']['cross']['IDF1']:9.1f} {r['tracklets']:>9} "
+                     f"{r['stats'].get('without_features', 0):>8} {r['seconds']:6.0f}")
     rs = list(results.values())
     lines.append("-" * len(head))
     lines.append(f"{'mean':<20} {'':>4} {_mean(_mean(v['MOTA'] for v in r['defaults']['per_camera'].values()) for r in rs):5.1f} "
@@ -146,7 +148,7 @@ def main_table(results: dict) -> list[str]:
 
 def variant_table(results: dict) -> list[str]:
     names = list(results)
-    short = [n.replace("sample~", "~")[:11] for n in names]
+    short = [n.replace("sample~", "~").replace("epfl~", "E~")[:11] for n in names]
     head = f"{'variant':<22} " + " ".join(f"{s:>11}" for s in short) + f" {'mean':>6} {'worst':>6}"
     lines = [head, "-" * len(head)]
     base = [results[n]["defaults"]["cross"]["IDF1"] for n in names]
