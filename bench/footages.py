@@ -65,7 +65,7 @@ JITTER = {"a": 0.97, "b": 1.03}    # EPFL renditions: gamma of the second camera
 
 def alter(frame: np.ndarray, kind: str, param) -> np.ndarray:
     """One BGR frame as another camera would give it (see VARIANTS)."""
-    if kind in ("gamma", "jitter"):
+    if kind == "gamma":
         lut = np.clip(255.0 * (np.arange(256) / 255.0) ** param, 0, 255).astype(np.uint8)
         return cv2.LUT(frame, lut)
     if kind in ("cast", "wb"):
@@ -155,7 +155,7 @@ def variant(name: str, folder: Path) -> Footage:
     src = Path(base.videos[1])
     dst = folder / name.replace("~", "_") / src.name
     if not dst.is_file():
-        write_altered(src, dst, kind, param)
+        write_altered(src, dst, "gamma" if kind == "jitter" else kind, param)   # a jitter is a slight gamma
     return Footage(name, (base.videos[0], str(dst)), base.gt, reuse={Path(base.videos[0]).stem: base_name},
                    note=f"second camera: {kind} {param}")
 

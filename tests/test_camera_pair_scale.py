@@ -65,8 +65,9 @@ def test_a_pair_raised_within_the_noise_of_the_medians_is_left_as_it_is():
         neg = d[np.ix_(cam == 0, cam == 0)][np.triu_indices(n, 1)]
         before = d.copy()
         block = before[np.ix_(cam == 0, cam == 1)]
-        ratio = np.median(block) / np.median(neg)
-        noise = PAIR_SCALE_Z * np.hypot(median_rse(neg), median_rse(block.ravel()))
+        (level, level_rse), (med, rse) = median_rse(neg), median_rse(block.ravel())
+        ratio = med / level
+        noise = PAIR_SCALE_Z * np.hypot(level_rse, rse)
         assert ratio > 1.0 and (ratio > 1.0 + noise) == scaled
         camera_pair_scale(d, cam, neg)
         assert np.array_equal(d, before) != scaled

@@ -273,11 +273,11 @@ PAIR_SCALE_MAX = 1.2     # ... r counted up to this (bench: 1.11 at most; furthe
 PAIR_SCALE_Z = 2.0       # ... only where r lies this many standard errors above 1 (the two medians' sampling error)
 
 
-def median_rse(x: np.ndarray) -> float:
-    """Relative standard error of the median of ``x`` (normal approximation: 1.2533 sigma / sqrt(n), sigma
-    from the interquartile range)."""
+def median_rse(x: np.ndarray) -> tuple[float, float]:
+    """The median of ``x`` and its relative standard error (normal approximation: 1.2533 sigma / sqrt(n),
+    sigma from the interquartile range), from one percentile pass."""
     q1, med, q3 = np.percentile(x, [25, 50, 75])
-    return float(1.2533 * (q3 - q1) / 1.349 / np.sqrt(len(x)) / max(med, 1e-12))
+    return float(med), float(1.2533 * (q3 - q1) / 1.349 / np.sqrt(len(x)) / max(med, 1e-12))
 
 
 def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) -> None:
@@ -303,10 +303,11 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
     likely to hold other people than a degraded view of the same ones). Needs 10 finite pairs in a block
     and 10 negatives."""
     neg = negatives[np.isfinite(negatives)]
-    level = float(np.median(neg)) if len(neg) >= 10 else 0.0
+    if len(neg) < 10:
+        return
+    level, level_rse = median_rse(neg)
     if level <= 0:
         return
-    level_rse = median_rse(neg)
     cams = [np.flatnonzero(cam == c) for c in np.unique(cam)]
     for x, a in enumerate(cams):
         for b in cams[x + 1:]:
@@ -314,8 +315,9 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
             fin = np.isfinite(block)
             if fin.sum() < 10:
                 continue
-            ratio = float(np.median(block[fin])) / level
-            if ratio > 1.0 + PAIR_SCALE_Z * float(np.hypot(level_rse, median_rse(block[fin]))):
+            med, rse = median_rse(block[fin])
+            ratio = med / level
+            if ratio > 1.0 + PAIR_SCALE_Z * float(np.hypot(level_rse, rse)):
                 block /= min(ratio, PAIR_SCALE_MAX) ** PAIR_SCALE_POWER
                 dist[np.ix_(a, b)] = block
                 dist[np.ix_(b, a)] = block.T
