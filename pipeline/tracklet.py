@@ -27,6 +27,8 @@ class Tracklet:
     attributes: np.ndarray | None = None       # (A,) mean attribute probabilities, None if the model has none
     attribute_names: tuple[str, ...] = ()
     flagged: bool = False            # short / low quality (see association.short_tracklets)
+    fallback: bool = False           # its one feature is from its best crop, none of which passed the embedding
+    #                                  policy (overlapped, low score): attached to an identity, never a bridge
     first_box: np.ndarray | None = None        # (4,) x1, y1, x2, y2 at start_frame (pixels); None if unknown
     last_box: np.ndarray | None = None         # (4,) x1, y1, x2, y2 at end_frame
     footprints: np.ndarray | None = None       # (K, 4) time (s), foot x, foot y, box height (pixels); None if unknown

@@ -9,9 +9,10 @@ import pytest
 
 from pipeline.runfolder.cache import CameraCache, DetectionWriter, load_tracklets, save_tracklets, stage_key
 from core.boxes import ioa_matrix
-from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
+from pipeline.run.crops import (CropPolicy, crop, crop_quality, fallback_candidates, select_for_embedding,
+                                track_overlap)
 from pipeline.tracklet import Tracklet
-from pipeline.run.tracklet_store import TrackletStore
+from pipeline.run.tracklet_store import FallbackCrop, TrackletStore
 from pipeline.outputs.writers import attribute_summary, local_to_mot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,15 +116,52 @@ def test_store_closes_finished_tracks_only():
     np.testing.assert_array_equal(three.last_box, [70, 5, 90, 45])
 
 
+def test_a_track_without_a_passing_crop_closes_with_its_best_crops_feature(tmp_path):
+    store = TrackletStore("cam", fps=5.0, thumbnails=2, thumb_dir=tmp_path)
+    img = {q: np.full((60, 20, 3), int(q * 100), np.uint8) for q in (0.2, 0.5, 0.3)}
+    for f, q in enumerate((0.2, 0.5, 0.3)):                  # track 1: only fallback offers, best 0.5 at frame 1
+        store.add_tracks(f, _tracks([1, 2]))
+        assert store.wants_fallback(1, q) == (q != 0.3)
+        store.offer_fallback(FallbackCrop(1, q, f, img[q]))
+    store.add_features(2, 2, [2], np.ones((1, 4), np.float32), None, np.array([0.9]))
+    assert not store.wants_fallback(2, 1.0)                   # track 2 has a feature: no fallback kept
+    waiting = store.close_with_fallback([1, 2])
+    assert [(c.track_id, c.quality, c.frame) for c in waiting] == [(1, 0.5, 1)]
+    assert waiting[0].image is img[0.5]
+    assert [t.track_id for t in store.finished] == [2]        # 2 closed at once, 1 waits for its feature
+    assert list(store.awaiting) == [1] and not store.live
+    store.add_features(1, 9, [1], np.full((1, 4), 2.0, np.float32), None, np.array([0.5]), [img[0.5]])
+    one = store.finished[-1]
+    assert (one.track_id, one.n_boxes) == (1, 3) and not store.awaiting
+    np.testing.assert_array_equal(one.features, np.full((1, 4), 2.0, np.float32))
+    assert len(store.thumb_paths[1]) == 1                     # its crop is its thumbnail too
+    store.add_tracks(3, _tracks([3]))
+    store.offer_fallback(FallbackCrop(3, 0.4, 3, img[0.2]))
+    assert store.close_with_fallback([3])
+    store.close_all()                                         # interrupted: track 3 closes without a feature
+    assert store.finished[-1].track_id == 3 and not store.finished[-1].has_features
+
+
+def test_fallback_candidates_are_confirmed_matched_and_not_selected():
+    tracks = np.array([[0, 0, 20, 100, t, .3, 0, d] for t, d in ((1, 0), (2, 1), (3, -1), (4, 2), (5, 7))], float)
+    hits = np.array([3, 3, 3, 1, 3])
+    policy = CropPolicy(min_hits=2)
+    # 1 selected, 3 not matched to a detection this frame, 4 not confirmed, 5's detection row out of range
+    assert fallback_candidates(tracks, hits, 3, np.array([0]), policy).tolist() == [1]
+    assert fallback_candidates(tracks, hits, 3, np.array([0]), CropPolicy(every_track=False)).tolist() == []
+
+
 def test_tracklets_roundtrip_through_cache(tmp_path):
     t = [Tracklet("c", 3, 5, 9, 0.5, 0.9, 5, np.eye(2, 4, dtype=np.float32), np.array([0.2, 0.8], np.float32),
                   np.array([0.1, 0.9], np.float32), ("x", "y"), True),
          Tracklet("c", 4, 0, 1, 0.0, 0.1, 2)]
     t[0].first_box, t[0].last_box = np.array([1, 2, 3, 4.5], np.float32), np.array([5, 6, 7, 8], np.float32)
+    t[0].fallback = True
     save_tracklets(tmp_path, t, {3: ["3_0.jpg"]})
     back, thumbs = load_tracklets(tmp_path)
     assert back[0].key == ("c", 3)
     assert back[0].flagged
+    assert back[0].fallback and not back[1].fallback
     assert back[0].attribute_names == ("x", "y")
     np.testing.assert_array_equal(back[0].features, t[0].features)
     np.testing.assert_array_equal(back[0].attributes, t[0].attributes)

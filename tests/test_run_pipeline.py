@@ -335,4 +335,38 @@ def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path)
         assert np.array_equal(in_run[:, :2], direct[:, :2])                # same frames, same ids
         assert np.allclose(in_run[:, 2:6], direct[:, 2:6], atol=0.01)
     assert stats.frames == 80
-    assert stats.embedded_crops == embedded < high  # fewer than every box
+    assert stats.embedded_crops - stats.fallback_crops == embedded < high  # fewer than every box
+
+
+@pytest.mark.parametrize("every_track", [True, False])
+def test_every_confirmed_track_gets_an_appearance(two_views, tmp_path, every_track):
+    """No box passes ``reid.min_score=0.99``: with ``reid.every_track`` each tracklet is still embedded
+    once, on its best crop (a real feature and thumbnail) once confirmed; without it none has a feature."""
+    from core.config import load_config
+    from pipeline.run.detectors import YoloDetector
+    from pipeline.config import RunConfig
+    from pipeline.run.runner import run_cameras
+    from pipeline.run.video import open_sources
+    from pipeline.runfolder.cache import load_tracklets
+    from reid.encoder import ReIDEncoder
+
+    det_path, _ = _models()
+    cfg = load_config(RunConfig, None, ["video.max_frames=30", "reid.min_score=0.99",
+                                        f"reid.every_track={str(every_track).lower()}"])
+    encoder = ReIDEncoder.from_checkpoint("default", device="cpu")
+    videos = [str(two_views["left"]), str(two_views["right"])]
+    stats = run_cameras(open_sources(videos, max_frames=30), cfg, tmp_path, encoder=encoder, progress=False,
+                        detector_factory=lambda: YoloDetector(str(det_path), device="cpu"))
+    tracklets = [t for cam in ("left", "right") for t in load_tracklets(tmp_path / "cache" / cam)[0]]
+    confirmed = [t for t in tracklets if t.n_boxes >= cfg.reid.min_hits]
+    assert len(confirmed) >= 6
+    with_feature = [t for t in tracklets if t.has_features]
+    if every_track:
+        assert len(with_feature) == len(confirmed) == stats.fallback_crops
+        assert all(t.fallback for t in confirmed)              # association attaches them, never bridges
+        assert all(t.features.shape[0] == 1 and np.isclose(np.linalg.norm(t.features[0]), 1, atol=1e-3)
+                   for t in confirmed)
+        thumbs = list((tmp_path / "cache").glob("*/thumbs/*.jpg"))
+        assert len(thumbs) == len(confirmed)
+    else:
+        assert not with_feature and stats.fallback_crops == 0

@@ -109,7 +109,9 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
 
 
 def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, ground=None) -> np.ndarray:
-    """(T,) cluster labels (any integers); tracklets without features stay alone."""
+    """(T,) cluster labels (any integers); tracklets without features stay alone, tracklets whose feature
+    is a fallback crop's (and short ones under ``short_tracklets: merge``) join an identity after the
+    clustering, so that they never bridge two."""
     mats = topology.matrices() if topology is not None else None
     pairs = overlapping_pairs(cam, start, end, None if mats is None else ~mats["overlap"])
     dist = _fused(tracklets, cfg, cam, pairs)
@@ -130,14 +132,16 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
         other = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats, ground, cfg)
         same = other if same is None else tuple(np.concatenate(p) for p in zip(same, other))
     validator = _counting_validator(cam, start, end, mats, stats)
-    core = has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat
+    weak = np.array([t.fallback for t in tracklets], bool)     # one feature from a crop that failed the policy
+    core = (has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat) & ~weak
     first, last = box_ends(tracklets)
     groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
     if same is not None:
         groups, stats["overlap_joined"] = _join_groups(groups, *same, cannot, core)
     labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
-    if cfg.short_tracklets == "merge":
-        pool = np.flatnonzero(has_feat)                          # long ones labelled, short ones -1
+    if cfg.short_tracklets == "merge" or weak.any():
+        pool = np.flatnonzero(has_feat if cfg.short_tracklets == "merge" else core | (weak & has_feat))
+        #                                                        core ones labelled, short and weak ones -1
         labels[pool] = attach_to_clusters(dist[np.ix_(pool, pool)], cannot[np.ix_(pool, pool)],
                                           labels[pool], calib.threshold, cfg.linkage,
                                           None if validator is None else

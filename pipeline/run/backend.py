@@ -229,7 +229,7 @@ def _cached(key, load: Callable):
 
 def _stats_dict(stats: RunStats) -> dict:
     return {k: getattr(stats, k) for k in ("frames", "seconds", "detect_seconds", "reid_seconds", "track_seconds",
-                                           "detected_frames", "embedded_crops")}
+                                           "detected_frames", "embedded_crops", "fallback_crops")}
 
 
 def _add(total: RunStats, part: dict) -> None:

@@ -174,9 +174,11 @@ def _merge(cam: str, gid: int, parts, rows: np.ndarray, src: VideoSource, galler
     """One tracklet from the pieces of one person in consecutive chunks; ``rows`` (N, 5) are its kept
     boxes (frame, x1, y1, x2, y2) in frame order."""
     ts = [p[0] for p in parts]
-    feats = [t.features for t in ts if t.has_features]
+    real = [t for t in ts if t.has_features and not t.fallback]
+    use = real or [t for t in ts if t.has_features]      # a piece's fallback crop only if no piece has better
+    feats = [t.features for t in use]
     weights = [t.weights if len(t.weights) == len(t.features) else np.ones(len(t.features), np.float32)
-               for t in ts if t.has_features]
+               for t in use]
     if feats:
         f, w = np.concatenate(feats), np.concatenate(weights)
         best = np.argsort(-w, kind="stable")[:gallery_size]
@@ -192,7 +194,7 @@ def _merge(cam: str, gid: int, parts, rows: np.ndarray, src: VideoSource, galler
                     start_time=src.time_of(start), end_time=src.time_of(end), n_boxes=len(rows),
                     features=f.astype(np.float32), weights=w.astype(np.float32), attributes=attrs,
                     attribute_names=with_attr[0].attribute_names if with_attr else (),
-                    flagged=all(t.flagged for t in ts),
+                    flagged=all(t.flagged for t in ts), fallback=bool(use) and not real,
                     first_box=rows[0, 1:5].astype(np.float32), last_box=rows[-1, 1:5].astype(np.float32))
 
 

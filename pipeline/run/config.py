@@ -63,6 +63,8 @@ class ReIDRunConfig:
     min_box_height: int = 40
     min_score: float = 0.5
     max_overlap: float = 0.1           # skip crops overlapped by another box more than this (IoA)
+    every_track: bool = True           # a confirmed track none of whose crops passed the three above is
+    #                                    embedded once, on its best crop, when it ends
     gallery_size: int = 10             # best features kept per tracklet
     thumbnails: int = 4                # thumbnails kept per tracklet (and per identity and camera)
     colour_constancy: bool = False     # divide each camera's crops by its colour response (pipeline/run/colour.py)

@@ -3,7 +3,9 @@
 ReID cost must not scale with every box of every frame: a box is embedded only when its track is
 confirmed (seen in ``min_hits`` frames), the box is tall enough, its score is high enough, it is not
 overlapped by another box (intersection over the box's own area), and the track was not embedded in
-the last ``every_k`` frames. Quality in [0, 1] weights the feature in the tracklet gallery.
+the last ``every_k`` frames. Quality in [0, 1] weights the feature in the tracklet gallery. A track none
+of whose boxes passed (overlapped all along, low scores on a blurred camera) keeps its best crop and
+is embedded on it when it ends, so that no confirmed track is left without an appearance.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class CropPolicy:
     min_score: float = 0.5
     max_overlap: float = 0.1    # IoA with any other box in the frame
     min_hits: int = 2           # boxes a track must have before it is embedded (confirmed)
+    every_track: bool = True    # a confirmed track never selected is embedded once, on its best crop
 
 
 
@@ -59,6 +62,18 @@ def select_for_embedding(tracks: np.ndarray, hits: np.ndarray, last_embedded: np
     due = (frame - last_embedded) >= policy.every_k
     return ((hits >= policy.min_hits) & (h >= policy.min_height) & (tracks[:, 5] >= policy.min_score)
             & (overlap <= policy.max_overlap) & due)
+
+
+def fallback_candidates(tracks: np.ndarray, hits: np.ndarray, n_dets: int, selected: np.ndarray,
+                        policy: CropPolicy) -> np.ndarray:
+    """Indices of the confirmed tracks matched to a detection this frame and not selected: their crop
+    may become the track's fallback (its best crop, embedded when it ends without a feature)."""
+    if not policy.every_track or len(tracks) == 0:
+        return np.zeros((0,), np.int64)
+    d = tracks[:, 7]
+    ok = (hits >= policy.min_hits) & (d >= 0) & (d < n_dets)
+    ok[np.asarray(selected, np.int64)] = False
+    return np.flatnonzero(ok)
 
 
 def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:

@@ -20,11 +20,12 @@ import numpy as np
 from pipeline.runfolder.cache import CameraCache, DetectionWriter, input_fingerprint, model_fingerprint, stage_key
 from core.config import to_dict
 from pipeline.run.colour import apply_gains, camera_gains
-from pipeline.run.crops import CropPolicy, crop, crop_quality, select_for_embedding, track_overlap
+from pipeline.run.crops import (CropPolicy, crop, crop_quality, fallback_candidates, select_for_embedding,
+                                track_overlap)
 from pipeline.run.detectors.files import FileDetections
 from pipeline.run.embedding import CropBatch, Embedder, ReIDQueue
 from pipeline.run.sharpness import camera_amount, sharpen
-from pipeline.run.tracklet_store import TrackletStore
+from pipeline.run.tracklet_store import FallbackCrop, TrackletStore
 from pipeline.run.video import Frame, VideoSource
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class RunStats:
     track_seconds: float = 0.0
     detected_frames: int = 0         # frames that went through the detector (0 when all were cached)
     embedded_crops: int = 0
+    fallback_crops: int = 0          # of those, best crops of tracks none of whose crops passed the policy
     reused_cameras: list[str] = field(default_factory=list)
     per_camera: dict[str, dict] = field(default_factory=dict)
 
@@ -295,12 +297,18 @@ def process_step(frames: dict[str, Frame], cams: dict[str, _Camera], detector, f
 
 
 def finish_steps(cams: dict[str, _Camera], policy: CropPolicy, stats: RunStats, reid: ReIDQueue) -> None:
-    """Track the step still waiting for its detection embeddings, then apply the last features."""
+    """Track the step still waiting for its detection embeddings, apply the last features, then close the
+    tracks still open that have no feature on their fallback crops."""
     reid.collect()
     late = reid.take_detections()
     if late is not None:
         reid.submit(_track(*late, cams, policy, stats, embeds=True))     # only ReID runs queue detections
     reid.collect()
+    if reid.embed is not None and policy.every_track:     # the tracks still open get their fallback crops
+        fallbacks = [b for cam in cams.values() for b in _close(cam, sorted(cam.store.live), True)]
+        stats.fallback_crops += len(fallbacks)
+        reid.submit(fallbacks)
+        reid.collect()
 
 
 def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[str, Optional[tuple]],
@@ -318,14 +326,37 @@ def _track(frames: dict[str, Frame], dets: dict[str, np.ndarray], det_emb: dict[
         hits = cam.store.add_tracks(fr.index, tracks)
         idx, quality = _select(cam, fr, dets[name], tracks, hits, policy) if embeds else ([], [])
         if len(idx):
-            crops = [apply_gains(crop(fr.image, _crop_box(tracks[i], dets[name])), cam.gains) for i in idx]
+            crops = [_track_crop(cam, fr, tracks[i], dets[name]) for i in idx]
             pending.append(CropBatch(name, fr.index, cam.step, tracks[idx, 4].astype(np.int64), quality[idx],
                                      crops, tracks[idx, 7].astype(np.int64), emb))
-        cam.store.close(cam.tracker.pop_finished())
+        if embeds:
+            for i in fallback_candidates(tracks, hits, len(dets[name]), idx, policy):
+                tid, q = int(tracks[i, 4]), float(quality[i])
+                if cam.store.wants_fallback(tid, q):
+                    cam.store.offer_fallback(FallbackCrop(tid, q, fr.index, _track_crop(cam, fr, tracks[i],
+                                                                                        dets[name]).copy()))
+        fallbacks = _close(cam, cam.tracker.pop_finished(), embeds and policy.every_track)
+        stats.fallback_crops += len(fallbacks)
+        pending += fallbacks
         cam.step += 1
         cam.last_index = fr.index
     stats.track_seconds += time.perf_counter() - t0
     return pending
+
+
+def _track_crop(cam: _Camera, fr: Frame, track: np.ndarray, dets: np.ndarray) -> np.ndarray:
+    return apply_gains(crop(fr.image, _crop_box(track, dets)), cam.gains)
+
+
+def _close(cam: _Camera, track_ids, fallback: bool) -> list[CropBatch]:
+    """Close ended tracks; with ``fallback``, the batches that embed the best crop of those that have no
+    feature (the store closes them when it gets it)."""
+    if not fallback:
+        cam.store.close(track_ids)
+        return []
+    return [CropBatch(cam.name, c.frame, cam.step, np.array([c.track_id], np.int64),
+                      np.array([c.quality], np.float32), [c.image], np.array([-1], np.int64))
+            for c in cam.store.close_with_fallback(track_ids)]
 
 
 def run_cameras(sources: Sequence[VideoSource], cfg: RunConfig, run_dir: Path, *,
@@ -378,7 +409,7 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
     embed = Embedder(encoder, cfg.reid.batch_size) if encoder is not None else None
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
                         min_score=cfg.reid.min_score, max_overlap=cfg.reid.max_overlap,
-                        min_hits=cfg.reid.min_hits)
+                        min_hits=cfg.reid.min_hits, every_track=cfg.reid.every_track)
 
     def apply(batch: CropBatch, feats: np.ndarray, attrs: np.ndarray) -> None:
         cams[batch.camera].store.add_features(batch.frame_index, batch.step, batch.track_ids, feats, attrs,

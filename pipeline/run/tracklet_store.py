@@ -9,6 +9,7 @@ tracker reports them finished and at the end of the video; their thumbnails go t
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 
 THUMB_HEIGHT = 128
 NEVER = -(10 ** 9)
+
+
+@dataclass(frozen=True)
+class FallbackCrop:
+    """The best crop of a track none of whose crops passed the embedding policy (crops.py)."""
+    track_id: int
+    quality: float
+    frame: int
+    image: np.ndarray            # BGR, owned (not a view of the frame)
 
 
 class _LiveTrack:
@@ -42,8 +52,10 @@ class _LiveTrack:
         self.attr_sum: Optional[np.ndarray] = None   # (A,) float64, quality-weighted
         self.attr_weight = 0.0
         self.thumbs: list[tuple[float, int, bytes]] = []   # (quality, frame, jpeg)
+        self.fallback: Optional[FallbackCrop] = None   # its best crop so far, while it has no feature
 
     def add_feature(self, feat: np.ndarray, weight: float) -> None:
+        self.fallback = None
         if len(self.features) < self.gallery_size:
             self.features.append(feat)
             self.weights.append(weight)
@@ -87,6 +99,7 @@ class TrackletStore:
         self.num_thumbs = int(thumbnails)
         self.attribute_names = tuple(attribute_names)
         self.live: dict[int, _LiveTrack] = {}
+        self.awaiting: dict[int, _LiveTrack] = {}       # ended tracks waiting for their fallback crop's feature
         self.finished: list[Tracklet] = []
         self.thumb_paths: dict[int, list[str]] = {}     # track id -> thumbnail files (relative to thumb_dir)
         self.thumb_dir = Path(thumb_dir) if thumb_dir is not None else None
@@ -118,12 +131,25 @@ class TrackletStore:
         return np.array([self.live[int(t)].last_embedded if int(t) in self.live else NEVER
                          for t in track_ids], np.int64)
 
+    def wants_fallback(self, track_id: int, quality: float) -> bool:
+        """Whether a crop of this quality would be the live track's fallback (it has no feature yet)."""
+        t = self.live.get(int(track_id))
+        return t is not None and not t.features and (t.fallback is None or quality > t.fallback.quality)
+
+    def offer_fallback(self, crop: FallbackCrop) -> None:
+        if self.wants_fallback(crop.track_id, crop.quality):
+            self.live[crop.track_id].fallback = crop
+
     def add_features(self, frame: int, step: int, track_ids: Sequence[int], feats: np.ndarray,
                      attrs: Optional[np.ndarray], quality: np.ndarray,
                      crops: Optional[Sequence[np.ndarray]] = None) -> None:
-        """Add embeddings (K, D), attribute probs (K, A) or None, quality (K,) of live tracks."""
+        """Add embeddings (K, D), attribute probs (K, A) or None, quality (K,) of live tracks; a track
+        awaiting its fallback crop's feature (:meth:`close_with_fallback`) is closed with it."""
         for k, tid in enumerate(track_ids):
             t = self.live.get(int(tid))
+            ended = t is None
+            if ended:
+                t = self.awaiting.pop(int(tid), None)
             if t is None:
                 continue
             t.last_embedded = step
@@ -132,6 +158,8 @@ class TrackletStore:
                 t.add_attributes(attrs[k], float(quality[k]))
             if crops is not None:
                 t.add_thumb(crops[k], float(quality[k]), frame)
+            if ended:
+                self.finished.append(self._finish(t, fallback=True))
 
     # ---- closing ---------------------------------------------------------------------------
     def close(self, track_ids: Iterable[int]) -> list[Tracklet]:
@@ -144,14 +172,31 @@ class TrackletStore:
         self.finished.extend(out)
         return out
 
+    def close_with_fallback(self, track_ids: Iterable[int]) -> list[FallbackCrop]:
+        """Close the given tracks, except those without a feature that have a fallback crop: they wait
+        for its feature (:meth:`add_features` closes them); returns those crops, to be embedded."""
+        wait = []
+        for tid in track_ids:
+            t = self.live.get(int(tid))
+            if t is not None and not t.features and t.fallback is not None:
+                self.awaiting[int(tid)] = self.live.pop(int(tid))
+                wait.append(t.fallback)
+            else:
+                self.close([tid])
+        return wait
+
     def close_all(self) -> list[Tracklet]:
-        out = self.close(sorted(self.live))
+        """Close every track as it is (those still awaiting a feature without one)."""
+        waiting = [self._finish(t) for t in self.awaiting.values()]
+        self.awaiting = {}
+        self.finished.extend(waiting)
+        out = waiting + self.close(sorted(self.live))
         if self._box_file is not None:
             self._box_file.close()
             self._box_file = None
         return out
 
-    def _finish(self, t: _LiveTrack) -> Tracklet:
+    def _finish(self, t: _LiveTrack, fallback: bool = False) -> Tracklet:
         feats = np.stack(t.features).astype(np.float32) if t.features else np.zeros((0, 0), np.float32)
         attrs = (t.attr_sum / max(t.attr_weight, 1e-9)).astype(np.float32) if t.attr_sum is not None else None
         self.thumb_paths[t.track_id] = self._write_thumbs(t)
@@ -160,7 +205,7 @@ class TrackletStore:
                         end_time=self.offset + t.end_frame / self.fps, n_boxes=t.n_boxes, features=feats,
                         weights=np.asarray(t.weights, np.float32), attributes=attrs,
                         attribute_names=self.attribute_names if attrs is not None else (),
-                        first_box=t.first_box, last_box=t.last_box)
+                        first_box=t.first_box, last_box=t.last_box, fallback=fallback and bool(t.features))
 
     def _write_thumbs(self, t: _LiveTrack) -> list[str]:
         if self.thumb_dir is None or not t.thumbs:

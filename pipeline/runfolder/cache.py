@@ -288,6 +288,7 @@ def save_tracklets(folder: Path, tracklets: Sequence[Tracklet], thumbs: dict[int
     meta = [{"camera": t.camera, "track_id": t.track_id, "start_frame": t.start_frame,
              "end_frame": t.end_frame, "start_time": t.start_time, "end_time": t.end_time,
              "n_boxes": t.n_boxes, "attribute_names": list(t.attribute_names), "flagged": t.flagged,
+             "fallback": t.fallback,
              "thumbnails": thumbs.get(t.track_id, []),
              "first_box": _box_list(t.first_box), "last_box": _box_list(t.last_box)} for t in tracklets]
     dims = {t.features.shape[1] for t in tracklets if t.has_features}
@@ -349,7 +350,7 @@ def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict
                             start_time=float(m["start_time"]), end_time=float(m["end_time"]),
                             n_boxes=int(m["n_boxes"]), features=f, weights=w,
                             attributes=a, attribute_names=tuple(m["attribute_names"]),
-                            flagged=bool(m["flagged"]), first_box=_box_array(m.get("first_box")),
+                            flagged=bool(m["flagged"]), fallback=bool(m.get("fallback", False)), first_box=_box_array(m.get("first_box")),
                             last_box=_box_array(m.get("last_box"))))
         thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
     return out, thumbs
