@@ -15,6 +15,8 @@ Footages:
   epfl~KIND-S   EPFL terrace with its second camera altered the same way: two real, different cameras, one
                 of them also degraded (not in ``all``: ``epfl-variants``, ``epfl-strong``; a check that the
                 defaults chosen on the sample's variants hold on other footage)
+  BASE~noise-strong, ~dark-strong, ~motion-strong  sensor noise, low light, horizontal motion blur: a check
+                set of other ways a camera differs (not in ``all``: ``check``, ``epfl-check``)
   epfl~jitter-a / -b  EPFL terrace with its second camera's gamma at 0.97 / 1.03: invisible to the eye, but
                 the crossings of that camera are on a knife's edge (one id switch more or less moves the
                 footage's cross-camera IDF1 by up to 14 points), so a change is judged on the three renditions
@@ -28,6 +30,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,13 @@ VARIANTS = {
     "lowres": {"mild": 0.5, "strong": 0.33},                     # scale of the analysed detail
     "jpeg": {"mild": 25, "strong": 8},                           # JPEG quality
 }
+# more ways a real camera differs, a check set (not in ``all``; groups ``check``, ``epfl-check``): what the
+# defaults were not chosen on
+CHECK_VARIANTS = {
+    "noise": {"strong": 12.0},                                   # sensor noise: Gaussian sigma (grey levels)
+    "dark": {"strong": 0.35},                                    # low light: gain, then sensor noise sigma 3
+    "motion": {"strong": 9},                                     # horizontal motion blur: kernel length (px)
+}
 JITTER = {"a": 0.97, "b": 1.03}    # EPFL renditions: gamma of the second camera, an invisible change
 
 
@@ -79,7 +89,15 @@ def alter(frame: np.ndarray, kind: str, param) -> np.ndarray:
     if kind == "jpeg":
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, int(param)])
         return cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    raise ValueError(f"unknown variant kind {kind!r}: one of {', '.join(VARIANTS)}")
+    if kind in ("noise", "dark"):
+        gain, sigma = (1.0, float(param)) if kind == "noise" else (float(param), 3.0)
+        rng = np.random.default_rng(zlib.crc32(frame[::16, ::16].tobytes()))   # the same noise on every rerun
+        noisy = frame.astype(np.float32) * gain + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
+        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    if kind == "motion":
+        kernel = np.full((1, int(param)), 1.0 / int(param), np.float32)
+        return cv2.filter2D(frame, -1, kernel)
+    raise ValueError(f"unknown variant kind {kind!r}: one of {', '.join({**VARIANTS, **CHECK_VARIANTS})}")
 
 
 def write_altered(src: Path, dst: Path, kind: str, param) -> None:
@@ -104,6 +122,10 @@ BASES = ("sample", "epfl")                          # footages whose second came
 
 def variant_names(base: str = "sample") -> list[str]:
     return [f"{base}~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
+
+
+def check_names(base: str = "sample") -> list[str]:
+    return [f"{base}~{k}-{s}" for k, strengths in CHECK_VARIANTS.items() for s in strengths]
 
 
 def jitter_names() -> list[str]:
@@ -146,10 +168,11 @@ def variant(name: str, folder: Path) -> Footage:
     altered video made under ``folder`` with the original's file name (the ground truth names cameras so)."""
     base_name, rest = name.split("~", 1)
     kind, strength = rest.rsplit("-", 1)
-    choices = {**VARIANTS, **({"jitter": JITTER} if base_name == "epfl" else {})}
+    choices = {**VARIANTS, **CHECK_VARIANTS, **({"jitter": JITTER} if base_name == "epfl" else {})}
     if base_name not in BASES or kind not in choices or strength not in choices[kind]:
         raise ValueError(f"unknown variant {name!r}: BASE~KIND-STRENGTH with BASE in {BASES}, KIND in "
-                         f"{list(VARIANTS)}, STRENGTH in mild / strong (or epfl~jitter-a / -b)")
+                         f"{list(VARIANTS) + list(CHECK_VARIANTS)}, STRENGTH in mild / strong (the check kinds: "
+                         f"strong; or epfl~jitter-a / -b)")
     param = choices[kind][strength]
     base = sample() if base_name == "sample" else epfl()
     src = Path(base.videos[1])
@@ -183,6 +206,8 @@ def expand(names: list[str]) -> list[str]:
             out += ["sample", "three-views", "epfl", *jitter_names(), "pets09", *variant_names()]
         elif n == "variants":
             out += variant_names()
+        elif n == "check" or n == "epfl-check":
+            out += check_names("epfl" if n == "epfl-check" else "sample")
         elif n == "epfl-jitter":
             out += jitter_names()
         elif n == "epfl-variants":

@@ -164,7 +164,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--footages", nargs="+", default=["all"],
                    help="names (sample, three-views, epfl, pets09, sample~KIND-STRENGTH, epfl~KIND-STRENGTH) or groups: "
-                        "all, variants, mild, strong, epfl-jitter, epfl-variants, epfl-mild, epfl-strong")
+                        "all, variants, mild, strong, epfl-jitter, epfl-variants, epfl-mild, epfl-strong, check (sensor "
+                        "noise, low light, motion blur on the sample), epfl-check")
     p.add_argument("--detector", default="default")
     p.add_argument("--reid", default="default")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

@@ -55,6 +55,23 @@ def test_a_jitter_rendition_is_the_second_camera_at_a_slight_gamma(tmp_path, mon
     assert bf.alter(grey, "gamma", 0.97)[0, 0, 0] == 130 and bf.alter(grey, "gamma", 1.03)[0, 0, 0] == 125
 
 
+def test_the_check_kinds_are_a_group_of_their_own_and_alter_as_named():
+    assert bf.expand(["check"]) == ["sample~noise-strong", "sample~dark-strong", "sample~motion-strong"]
+    assert bf.expand(["epfl-check"]) == ["epfl~noise-strong", "epfl~dark-strong", "epfl~motion-strong"]
+    assert not set(bf.expand(["check", "epfl-check"])) & set(bf.expand(["all", "epfl-variants"]))
+    rng = np.random.default_rng(1)
+    frame = rng.integers(40, 200, (64, 96, 3), dtype=np.uint8)
+    noisy = bf.alter(frame, "noise", 12.0)
+    assert np.array_equal(noisy, bf.alter(frame, "noise", 12.0))          # the same noise on every rerun
+    assert 10 < np.std(noisy.astype(float) - frame) < 14
+    dark = bf.alter(frame, "dark", 0.35).astype(float)
+    assert abs(dark.mean() - 0.35 * frame.mean()) < 1.0
+    stripes = np.zeros((8, 36, 3), np.uint8)
+    stripes[:, ::2] = 255                                                 # vertical stripes vanish, rows stay
+    moved = bf.alter(stripes, "motion", 9)
+    assert np.ptp(moved[4, 8:28, 0]) < 40 and bf.alter(stripes.transpose(1, 0, 2), "motion", 9).std() > 100
+
+
 @pytest.mark.parametrize("name", ["epfl~fog-strong", "epfl~blur-huge", "pets09~blur-strong", "sample~jitter-a"])
 def test_unknown_variants_are_refused_with_the_choices(tmp_path, name):
     with pytest.raises(ValueError, match="BASE~KIND-STRENGTH"):
