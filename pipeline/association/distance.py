@@ -268,7 +268,7 @@ def tracklet_attributes(tracklets: Sequence[Tracklet]) -> tuple[np.ndarray | Non
     return probs, has, names
 
 
-PAIR_SCALE_POWER = 2.0   # camera_pair_scale: a block above the negatives' level by r is divided by r ** this
+PAIR_SCALE_POWER = 2.5   # camera_pair_scale: a block above the negatives' level by r is divided by r ** this
 PAIR_SCALE_MAX = 1.2     # ... r counted up to this (bench: 1.11 at most; further is another population, not a view)
 PAIR_SCALE_Z = 2.0       # ... only where r lies this many standard errors above 1 (the two medians' sampling error)
 
@@ -289,10 +289,13 @@ def camera_pair_scale(dist: np.ndarray, cam: np.ndarray, negatives: np.ndarray) 
     against 0.20 unaltered). Thresholds calibrated on within-camera negatives then miss every handoff.
     Most pairs of tracklets across two cameras are different people, so the median of their block is
     that pair's level of "different people"; a block whose median lies above the median of the free
-    negatives (``negatives``: their distances) by a ratio r is divided by r ** PAIR_SCALE_POWER. The
-    square, because a degraded camera moves one person's two views much further than it moves the level
-    of different people (low resolution: r = 1.11, one person's median x 1.9); over the 16 footages of
-    bench/mtmc.py the power 1 / 1.5 / 2 gave a mean of +0.6 / +1.0 / +1.4, every footage within -0.3.
+    negatives (``negatives``: their distances) by a ratio r is divided by r ** PAIR_SCALE_POWER. A power
+    above 1, because a degraded camera moves one person's two views much further than it moves the level
+    of different people (low resolution: r = 1.11, one person's median x 1.9; horizontal motion blur: r =
+    1.14, x 2.7); over the 16 footages of bench/mtmc.py the power 1 / 1.5 / 2 gave a mean of +0.6 / +1.0 /
+    +1.4, every footage within -0.3; 2.5 then added blur strong +2.2 and motion blur +4.0 with no footage
+    of the bench or its check sets lower (30 footages), while 3 cost EPFL with motion blur 1.3 and 3.5
+    EPFL with JPEG 5.
     Blocks at or below the level are left as they are, within-camera blocks too, and so are blocks whose r
     lies within ``PAIR_SCALE_Z`` standard errors of 1 (the sampling error of the two medians, from their
     interquartile ranges and sizes): two real cameras of a scene differ a little anyway, and a rescale
