@@ -289,6 +289,8 @@ def test_attach_to_clusters_hand_computed():
     assert attach_to_clusters(d, no, labels, 0.45, "complete").tolist() == [0, 0, 1, 1, 2]
     assert attach_to_clusters(d, no, labels, 0.45, "single").tolist() == [0, 0, 1, 0, 2]
     assert attach_to_clusters(d, no, labels, 0.55, "single").tolist() == [0, 0, 1, 0, 0]
+    # only item 4 may attach (item 3 is not among ``items``): 4 goes to cluster 0 at 0.5, 3 stays alone
+    assert attach_to_clusters(d, no, labels, 0.55, "single", items=np.array([4])).tolist() == [0, 0, 1, 2, 0]
     cannot = no.copy()
     cannot[3, 1] = cannot[1, 3] = True                   # 3 may not join cluster 0 -> cluster 1
     assert attach_to_clusters(d, cannot, labels, 0.45, "average").tolist() == [0, 0, 1, 1, 2]

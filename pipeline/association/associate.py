@@ -139,13 +139,10 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
     if same is not None:
         groups, stats["overlap_joined"] = _join_groups(groups, *same, cannot, core)
     labels = _merge_groups(dist, cannot, cam, groups, core, calib, cfg, validator, stats)
-    if cfg.short_tracklets == "merge" or weak.any():
-        pool = np.flatnonzero(has_feat if cfg.short_tracklets == "merge" else core | (weak & has_feat))
-        #                                                        core ones labelled, short and weak ones -1
-        labels[pool] = attach_to_clusters(dist[np.ix_(pool, pool)], cannot[np.ix_(pool, pool)],
-                                          labels[pool], calib.threshold, cfg.linkage,
-                                          None if validator is None else
-                                          (lambda a, b: validator(pool[a], pool[b])))
+    attach = has_feat & ~core & (weak | (cfg.short_tracklets == "merge"))   # labelled -1 so far
+    if attach.any():
+        labels = attach_to_clusters(dist, cannot, labels, calib.threshold, cfg.linkage, validator,
+                                    items=np.flatnonzero(attach))
     rest = np.flatnonzero(labels < 0)                            # no features (or dropped)
     labels[rest] = labels.max(initial=-1) + 1 + np.arange(len(rest))
     return labels

@@ -151,12 +151,14 @@ def _cluster_distance(dist: np.ndarray, labels: np.ndarray, n_clusters: int, lin
 
 def attach_to_clusters(dist: np.ndarray, cannot_link: np.ndarray, labels: np.ndarray,
                        threshold: float, linkage: str = "average",
-                       validate: Optional[Validator] = None) -> np.ndarray:
-    """Attach each unlabelled item (label -1) to its nearest admissible cluster within
-    ``threshold``, closest pairs first, never to another unlabelled item's cluster alone;
-    the rest become new singleton clusters. Returns new (T,) labels 0..C'-1."""
+                       validate: Optional[Validator] = None, items: Optional[np.ndarray] = None) -> np.ndarray:
+    """Attach each unlabelled item (label -1; only those in ``items`` when given) to its nearest
+    admissible cluster within ``threshold``, closest pairs first, never to another unlabelled item's
+    cluster alone; the rest become new singleton clusters. Returns new (T,) labels 0..C'-1."""
     labels = labels.copy()
     todo = np.flatnonzero(labels < 0)                            # (S,)
+    if items is not None:
+        todo = np.intersect1d(todo, np.asarray(items, np.int64))
     n_clusters = int(labels.max()) + 1 if (labels >= 0).any() else 0
     if len(todo) and n_clusters:
         onehot = np.zeros((len(labels), n_clusters), bool)
