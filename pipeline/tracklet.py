@@ -26,7 +26,7 @@ class Tracklet:
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))      # (K,) quality
     attributes: np.ndarray | None = None       # (A,) mean attribute probabilities, None if the model has none
     attribute_names: tuple[str, ...] = ()
-    flagged: bool = False            # short / low quality (see association.short_tracklets)
+    flagged: bool = False            # short / low quality / fallback feature (see association.short_tracklets)
     fallback: bool = False           # its one feature is from its best crop, none of which passed the embedding
     #                                  policy (overlapped, low score): attached to an identity, never a bridge
     first_box: np.ndarray | None = None        # (4,) x1, y1, x2, y2 at start_frame (pixels); None if unknown

@@ -42,8 +42,10 @@ def scene(fallback: bool, seed: int = 0) -> list[Tracklet]:
 def test_a_fallback_tracklet_joins_its_nearest_identity_without_bridging(seed):
     plain = associate_detailed(scene(False, seed), CFG).global_ids
     assert plain[0] == plain[1] == plain[2]                # a real feature between two people chains them
-    ids = associate_detailed(scene(True, seed), CFG).global_ids
+    res = associate_detailed(scene(True, seed), CFG)
+    ids = res.global_ids
     assert ids[0] == ids[1] != ids[2]                      # the fallback one goes with P; Q stays apart
+    assert res.flagged.tolist()[:3] == [False, True, False] and res.stats["fallback_features"] == 1
 
 
 def test_a_fallback_tracklet_far_from_everyone_stays_alone():

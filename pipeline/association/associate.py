@@ -90,16 +90,18 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     has_feat = np.array([t.has_features for t in tracklets], bool)
     short = (tracklet_lengths(tracklets) < cfg.min_tracklet_length) | ~has_feat
     policy = cfg.short_tracklets
-    flagged = ~has_feat | (short if policy != "keep" else False)
+    weak = np.array([t.fallback for t in tracklets], bool)     # one feature from a crop that failed the policy
+    flagged = ~has_feat | weak | (short if policy != "keep" else False)
     dropped = short if policy == "drop" else np.zeros(n, bool)
     cam, start, end = tracklet_times(tracklets, topology)
     stats = {"tracklets": n, "short": int(short.sum()), "without_features": int((~has_feat).sum()),
+             "fallback_features": int(weak.sum()),
              "dropped": int(dropped.sum()), "linkage": cfg.linkage,
              "topology": topology is not None, "cannot_link_pairs": 0, "topology_rejections": 0}
     if not cfg.enabled or n == 0:
         labels = np.arange(n)
     else:
-        labels = _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, ground)
+        labels = _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, weak, stats, ground)
     ids = _number_by_first_appearance(labels, dropped, start, tracklets)
     stats["identities"] = int(ids.max()) if n else 0
     stats["seconds"] = round(time.perf_counter() - t0, 4)
@@ -108,7 +110,7 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     return AssociationResult(ids, flagged, stats)
 
 
-def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, ground=None) -> np.ndarray:
+def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, weak, stats, ground=None) -> np.ndarray:
     """(T,) cluster labels (any integers); tracklets without features stay alone, tracklets whose feature
     is a fallback crop's (and short ones under ``short_tracklets: merge``) join an identity after the
     clustering, so that they never bridge two."""
@@ -132,7 +134,6 @@ def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, stats, 
         other = _apply_overlap(tracklets, cam, start, end, dist, cannot, calib, stats, ground, cfg)
         same = other if same is None else tuple(np.concatenate(p) for p in zip(same, other))
     validator = _counting_validator(cam, start, end, mats, stats)
-    weak = np.array([t.fallback for t in tracklets], bool)     # one feature from a crop that failed the policy
     core = (has_feat & ~short if cfg.short_tracklets in ("merge", "drop") else has_feat) & ~weak
     first, last = box_ends(tracklets)
     groups = _link(dist, cannot, cam, start, end, core, first, last, calib, cfg, mats, stats)
