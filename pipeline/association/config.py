@@ -45,7 +45,9 @@ are handled per ``short_tracklets``:
 - ``drop``:  flagged and given global id 0 (no identity; writers skip them).
 
 A tracklet with no appearance features can never be matched: it is flagged and gets its own identity
-(or id 0 with ``drop``).
+(or id 0 with ``drop``). A tracklet whose one feature is its fallback crop's (``reid.every_track``: none of
+its crops passed the embedding policy) is flagged and, under every policy, handled like ``merge``: attached
+to the nearest identity after the clustering, never a bridge between two.
 """
 from __future__ import annotations
 
