@@ -311,3 +311,21 @@ def test_cluster_scores_hand_computed():
     assert s["clusters"] == 3
     assert s["identities"] == 3
     assert cluster_scores(true, true)["pair_f1"] == 1.0
+
+
+@pytest.mark.parametrize("linkage", ["average", "single", "complete"])
+def test_group_matrices_of_a_subset_equal_those_of_its_copy(linkage):
+    from pipeline.association.clustering import group_matrices
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0, 1, (40, 40)).astype(np.float32)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0)
+    cannot = rng.uniform(size=(40, 40)) < 0.05
+    cannot |= cannot.T
+    items = np.sort(rng.choice(40, 25, replace=False))
+    labels = rng.integers(0, 7, 25)
+    labels = np.unique(labels, return_inverse=True)[1]                # 0..G-1
+    want = group_matrices(d[np.ix_(items, items)], cannot[np.ix_(items, items)], labels, linkage, block=8)
+    got = group_matrices(d, cannot, labels, linkage, block=8, items=items)
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(a, b)

@@ -240,20 +240,17 @@ def _merge_groups(dist, cannot, cam, groups, core, calib: Calibration, cfg, vali
     labels = np.full(len(cam), -1, np.int64)
     if not len(idx):
         return labels
-    full = len(idx) == len(cam)
-    sub_dist = dist if full else dist[np.ix_(idx, idx)]
-    sub_cannot = cannot if full else cannot[np.ix_(idx, idx)]
     g, c = groups[idx], cam[idx]
+    full = len(idx) == len(cam)
     blocked = 0
-    for r0 in range(0, len(idx), block):
+    for r0 in range(0, len(idx), block):                        # the core's rows, a block at a time (no copy)
         r = slice(r0, min(len(idx), r0 + block))
-        strict = (c[r, None] == c[None, :]) & ~(sub_dist[r] <= calib.same_camera_threshold) & (g[r, None] != g[None, :])
-        blocked += int((strict & ~sub_cannot[r]).sum())
-        sub_cannot[r] |= strict
+        at = r if full else np.ix_(idx[r], idx)
+        strict = (c[r, None] == c[None, :]) & ~(dist[at] <= calib.same_camera_threshold) & (g[r, None] != g[None, :])
+        blocked += int((strict & ~cannot[at]).sum())
+        cannot[at] |= strict
     stats["same_camera_blocked"] = blocked // 2
-    if not full:
-        cannot[np.ix_(idx, idx)] = sub_cannot
-    gd, gc, sizes = group_matrices(sub_dist, sub_cannot, g, cfg.linkage)
+    gd, gc, sizes = group_matrices(dist, cannot, g, cfg.linkage, items=idx)
     order = np.argsort(g, kind="stable")
     members = np.split(idx[order], np.cumsum(sizes.astype(np.int64))[:-1])
     gv = None if validator is None else (

@@ -185,11 +185,15 @@ def attach_to_clusters(dist: np.ndarray, cannot_link: np.ndarray, labels: np.nda
 
 
 def group_matrices(dist: np.ndarray, cannot: np.ndarray, labels: np.ndarray, linkage: str = "average",
-                   block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   block: int = 1024, items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Groups given by ``labels`` (T,) 0..G-1 as items: (G, G) linkage distance, (G, G) cannot-link
-    (any member pair) and (G,) sizes. Built through (G, T) arrays, column / row blocks at a time."""
-    order = np.argsort(labels, kind="stable")
-    lab = labels[order]
+    (any member pair) and (G,) sizes. Built through (G, T) arrays, column / row blocks at a time.
+    ``items``: the rows / columns of ``dist`` and ``cannot`` that ``labels`` label (default: all), so
+    that a subset is grouped without copying the matrices."""
+    items = np.arange(len(labels)) if items is None else np.asarray(items, np.int64)
+    perm = np.argsort(labels, kind="stable")
+    order = items[perm]                                          # matrix rows in group order
+    lab = labels[perm]
     starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
     sizes = np.diff(np.r_[starts, len(lab)]).astype(np.float64)
     red = {"average": np.add, "single": np.minimum, "complete": np.maximum}[linkage]
@@ -198,14 +202,14 @@ def group_matrices(dist: np.ndarray, cannot: np.ndarray, labels: np.ndarray, lin
     rows_blk = np.empty((g, t), bool)
     for c0 in range(0, t, block):
         cols = np.arange(c0, min(t, c0 + block))
-        rows[:, cols] = red.reduceat(dist[np.ix_(order, cols)], starts, axis=0)
-        rows_blk[:, cols] = np.logical_or.reduceat(cannot[np.ix_(order, cols)], starts, axis=0)
+        rows[:, cols] = red.reduceat(dist[np.ix_(order, items[cols])], starts, axis=0)
+        rows_blk[:, cols] = np.logical_or.reduceat(cannot[np.ix_(order, items[cols])], starts, axis=0)
     d = np.empty((g, g), np.float32)
     blk = np.empty((g, g), bool)
     for r0 in range(0, g, block):
         r = slice(r0, min(g, r0 + block))
-        d[r] = red.reduceat(rows[r][:, order], starts, axis=1)
-        blk[r] = np.logical_or.reduceat(rows_blk[r][:, order], starts, axis=1)
+        d[r] = red.reduceat(rows[r][:, perm], starts, axis=1)
+        blk[r] = np.logical_or.reduceat(rows_blk[r][:, perm], starts, axis=1)
     del rows, rows_blk
     if linkage == "average":
         d /= (sizes[:, None] * sizes[None, :]).astype(np.float32)
