@@ -271,3 +271,22 @@ def test_run_yaml_mirrors_the_defaults():
     path = REPO / "configs" / "run.yaml"
     assert read_yaml(path) == to_dict(RunConfig())      # every key present with the default value
     assert load_config(RunConfig, path) == RunConfig()
+
+
+def test_stitched_chunks_keep_a_fallback_feature_only_when_no_piece_has_a_real_one():
+    from types import SimpleNamespace
+
+    from pipeline.run.chunks import _merge
+
+    def piece(tid, feat, fallback):
+        return (Tracklet("c", tid, 0, 9, 0.0, 0.9, 10, np.asarray([feat], np.float32), np.ones(1, np.float32),
+                         fallback=fallback), Path("."), [])
+
+    rows = np.array([[f, 0, 0, 10, 20] for f in range(20)], float)
+    src = SimpleNamespace(time_of=lambda i: i / 10.0)
+    real, weak = piece(1, [1.0, 0.0], False), piece(2, [0.0, 1.0], True)
+    one = _merge("c", 5, [weak, real], rows, src, gallery_size=10)
+    np.testing.assert_array_equal(one.features, [[1.0, 0.0]])            # the real piece's feature only
+    assert not one.fallback
+    only = _merge("c", 6, [weak, piece(3, [0.6, 0.8], True)], rows, src, gallery_size=10)
+    assert only.fallback and len(only.features) == 2
