@@ -120,12 +120,9 @@ def write_altered(src: Path, dst: Path, kind: str, param) -> None:
 BASES = ("sample", "epfl")                          # footages whose second camera the variants alter
 
 
-def variant_names(base: str = "sample") -> list[str]:
-    return [f"{base}~{k}-{s}" for k, strengths in VARIANTS.items() for s in strengths]
-
-
-def check_names(base: str = "sample") -> list[str]:
-    return [f"{base}~{k}-{s}" for k, strengths in CHECK_VARIANTS.items() for s in strengths]
+def variant_names(base: str = "sample", kinds: dict = VARIANTS) -> list[str]:
+    """``BASE~KIND-STRENGTH`` of every kind and strength in ``kinds`` (VARIANTS or CHECK_VARIANTS)."""
+    return [f"{base}~{k}-{s}" for k, strengths in kinds.items() for s in strengths]
 
 
 def jitter_names() -> list[str]:
@@ -195,7 +192,7 @@ def footage(name: str, folder: Path) -> Footage:
     if "~" in name:
         return variant(name, folder / "variants")
     raise ValueError(f"unknown footage {name!r}: sample, three-views, epfl, pets09, variants, epfl-variants, "
-                     f"or one of {variant_names()} / {variant_names('epfl')}")
+                     f"check, epfl-check, or one of {variant_names()} / {variant_names('epfl')}")
 
 
 def expand(names: list[str]) -> list[str]:
@@ -207,7 +204,7 @@ def expand(names: list[str]) -> list[str]:
         elif n == "variants":
             out += variant_names()
         elif n == "check" or n == "epfl-check":
-            out += check_names("epfl" if n == "epfl-check" else "sample")
+            out += variant_names("epfl" if n == "epfl-check" else "sample", CHECK_VARIANTS)
         elif n == "epfl-jitter":
             out += jitter_names()
         elif n == "epfl-variants":

@@ -205,7 +205,7 @@ class TrackletStore:
                         end_time=self.offset + t.end_frame / self.fps, n_boxes=t.n_boxes, features=feats,
                         weights=np.asarray(t.weights, np.float32), attributes=attrs,
                         attribute_names=self.attribute_names if attrs is not None else (),
-                        first_box=t.first_box, last_box=t.last_box, fallback=fallback and bool(t.features))
+                        first_box=t.first_box, last_box=t.last_box, fallback=fallback)
 
     def _write_thumbs(self, t: _LiveTrack) -> list[str]:
         if self.thumb_dir is None or not t.thumbs:

@@ -350,8 +350,8 @@ def load_tracklets(folder: Path, camera: str = "") -> tuple[list[Tracklet], dict
                             start_time=float(m["start_time"]), end_time=float(m["end_time"]),
                             n_boxes=int(m["n_boxes"]), features=f, weights=w,
                             attributes=a, attribute_names=tuple(m["attribute_names"]),
-                            flagged=bool(m["flagged"]), fallback=bool(m.get("fallback", False)), first_box=_box_array(m.get("first_box")),
-                            last_box=_box_array(m.get("last_box"))))
+                            flagged=bool(m["flagged"]), fallback=bool(m.get("fallback", False)),
+                            first_box=_box_array(m.get("first_box")), last_box=_box_array(m.get("last_box"))))
         thumbs[int(m["track_id"])] = list(m.get("thumbnails", []))
     return out, thumbs
 
