@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": ("pipeline.commands.eval", "score tracking output against ground truth (HOTA, MOTA, IDF1)"),
     "train-reid": ("pipeline.commands.train_reid", "train the multi-task ReID network"),
     "eval-reid": ("pipeline.commands.eval_reid", "evaluate a ReID model: CMC, mAP, attribute accuracy"),
+    "tune-trunk": ("pipeline.commands.tune_trunk", "tune an OpenVINO ReID trunk's last block for worse cameras"),
     "export-reid": ("pipeline.commands.export_reid", "export a ReID checkpoint to ONNX"),
     "calibrate-attributes": ("pipeline.commands.calibrate_attributes",
                              "fit a ReID checkpoint's attribute thresholds on its training images"),

@@ -61,3 +61,13 @@ def test_topology_example_loads():
     assert topo.views_overlap("entrance", "hall")
     assert topo.transitions[("entrance", "hall")] == (0.0, 30.0)
     assert topo.transitions[("hall", "entrance")] == (0.0, 30.0)  # bidirectional
+
+
+def test_trunk_tuning_config_loads():
+    from reid.trunk_tune import TuneConfig
+
+    cfg = load_config(TuneConfig, CONFIGS / "reid" / "tune" / "trunk_robust.yaml")
+    assert cfg.epochs >= 1 and cfg.data[0].name == "combined"
+    sources = cfg.data[0].options["sources"]
+    assert {"VIPeR"} <= set(next(s for s in sources if s["name"] == "peta")["exclude"])   # never VIPeR
+    assert not any(s["name"] in ("viper", "epfl", "pets09") for s in sources)
