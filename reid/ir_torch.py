@@ -114,7 +114,7 @@ def _reduce(fn):
 def _gather(x, idx, axis, attrs):
     if int(attrs.get("batch_dims", 0)):
         raise UserError("IR conversion: Gather with batch_dims is not supported")
-    return torch.index_select(x, int(axis.flatten()[0]) % x.dim(), idx.flatten().long()).reshape(
+    return torch.index_select(x, int(axis.flatten()[0]) % x.dim(), idx.flatten().long().to(x.device)).reshape(
         *x.shape[:int(axis.flatten()[0]) % x.dim()], *idx.shape, *x.shape[int(axis.flatten()[0]) % x.dim() + 1:])
 
 
@@ -213,11 +213,18 @@ class IRGraph(nn.Module):
         return self.params[key] if key.startswith("p") else self.consts[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x, [self.stop])[0]
+
+    def run(self, x: torch.Tensor, names: Sequence[str]) -> list[torch.Tensor]:
+        """The outputs of the nodes ``names`` (ops of this graph) for input ``x``."""
         values = {self.start: x}
         for name, kind, srcs, attrs in self.plan:
             args = [self._value(values, s) for s in srcs]
             values[name] = _OPS[kind](*args, attrs)
-        return values[self.stop]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise UserError(f"IR conversion: {missing[0]!r} is not computed by this graph")
+        return [values[n] for n in names]
 
     def train_from(self, node: str) -> list[nn.Parameter]:
         """Make trainable the weights of every op from ``node`` on (in the graph's order); returns them."""
@@ -259,3 +266,33 @@ class IRGraph(nn.Module):
         if n:
             model.validate_nodes_and_infer_types()
         return n
+
+
+class TorchIRTrunk:
+    """:class:`reid.ir_trunk.IRTrunk`'s interface run by torch on any device (an NVIDIA GPU: OpenVINO
+    runs on CPUs and Intel GPUs only): ``(N, h, w, 3)`` BGR uint8 crops -> (IR embedding (N, D), last
+    feature map (N, C, h', w')), both float32 numpy. Float IRs only (an int8 IR's FakeQuantize ops are
+    not converted)."""
+
+    def __init__(self, xml, device: str = "cuda"):
+        from reid.ir_trunk import find_feature_map
+        from reid.preprocess import OMZ_BGR_255, Preprocess
+
+        model = read_ir(xml)
+        self.path = Path(xml["name"]) if isinstance(xml, Mapping) else Path(xml)
+        fmap = find_feature_map(model)
+        self.map_name = fmap.get_node().get_friendly_name()
+        shape = model.inputs[0].get_partial_shape()
+        self.preprocess = Preprocess((shape[2].get_length(), shape[3].get_length()), **OMZ_BGR_255)
+        self.channels = int(fmap.get_partial_shape()[1].get_length())
+        self.graph = IRGraph(model).to(device).eval()
+        self.device = torch.device(device)
+        self.dim = int(model.outputs[0].get_partial_shape()[1].get_length())
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from reid.ir_trunk import normalize_numpy
+
+        x = torch.from_numpy(normalize_numpy(batch, self.preprocess)).to(self.device)
+        with torch.inference_mode():
+            emb, fmap = self.graph.run(x, [self.graph.stop, self.map_name])
+        return (emb.float().cpu().numpy().reshape(len(batch), -1), fmap.float().cpu().numpy())

@@ -17,6 +17,7 @@ import torch
 
 from core.errors import UserError
 from reid.colour import colour_halves
+from reid.ir_torch import TorchIRTrunk
 from reid.ir_trunk import IRTrunk, pick_trunk_files, reduce_map, resolve_ir_path
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ def combine(ir: np.ndarray, heads: np.ndarray, mode: str) -> np.ndarray:
     raise UserError(f"trunk embedding must be one of {', '.join(EMBEDDINGS)}, got {mode!r}")
 
 
+def trunk_engine(device) -> str:
+    """``torch`` on a CUDA device that torch sees (OpenVINO does not run on NVIDIA GPUs), else ``openvino``."""
+    return "torch" if str(device).startswith("cuda") and torch.cuda.is_available() else "openvino"
+
+
 class TrunkHeadsBackend:
     """Callable ``(N, h, w, 3) uint8 BGR batch -> (features (N, D), attributes (N, A))``.
 
@@ -54,8 +60,15 @@ class TrunkHeadsBackend:
         ext = model.config.get("external_trunk")
         if not ext:
             raise UserError("this model has no external trunk (model.config['external_trunk'])")
-        files, self.precision = pick_trunk_files(files, files_int8, precision)
-        self.trunk = IRTrunk(files or resolve_ir_path(ext["ir"], near), num_threads, device)
+        self.engine = trunk_engine(device)
+        if self.engine == "torch":                       # an NVIDIA GPU: the float IR converted (reid/ir_torch.py)
+            if precision == "int8":
+                raise UserError("the int8 trunk runs on the CPU (OpenVINO); on a CUDA device use --precision fp32 or auto")
+            files, self.precision = pick_trunk_files(files, None, "fp32")
+            self.trunk = TorchIRTrunk(files or resolve_ir_path(ext["ir"], near), str(device))
+        else:
+            files, self.precision = pick_trunk_files(files, files_int8, precision)
+            self.trunk = IRTrunk(files or resolve_ir_path(ext["ir"], near), num_threads, device)
         self.model = model
         self.mode = embedding or ext.get("embedding", "concat")
         if self.mode not in EMBEDDINGS:

@@ -75,3 +75,33 @@ def test_tuned_weights_written_back_run_in_openvino(tmp_path):
     assert _cos(new, ref).min() >= 0.999                                    # the saved IR is the torch graph
     old, _ = IRTrunk(xml, num_threads=1)(crops)
     assert _cos(new, old).min() < 0.999                                     # ... and not the original
+
+
+def test_the_torch_trunk_gives_the_openvino_trunks_embedding_and_map():
+    from reid.ir_torch import TorchIRTrunk
+
+    xml, crops = shared_path(*IR_PARTS), _crops(6)
+    ref_emb, ref_map = IRTrunk(xml, num_threads=1)(crops)
+    emb, fmap = TorchIRTrunk(xml, device="cpu")(crops)
+    assert emb.shape == ref_emb.shape and fmap.shape == ref_map.shape == (6, 512, 16, 8)
+    assert _cos(emb, ref_emb).min() >= 0.999
+    np.testing.assert_allclose(fmap, ref_map, atol=2e-3 * float(np.abs(ref_map).max()))
+
+
+def test_a_cuda_device_runs_the_trunk_in_torch_and_the_cpu_in_openvino():
+    from reid.trunk_backend import trunk_engine
+
+    assert trunk_engine("cpu") == "openvino"
+    assert trunk_engine("cuda") == ("torch" if torch.cuda.is_available() else "openvino")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_default_on_a_gpu_gives_the_cpus_float_features():
+    from reid import ReIDEncoder
+
+    crops = list(_crops(8))
+    cpu, cpu_attrs = ReIDEncoder.from_checkpoint("default", precision="fp32", num_threads=1).embed(crops)
+    gpu_enc = ReIDEncoder.from_checkpoint("default", device="cuda")
+    gpu, gpu_attrs = gpu_enc.embed(crops)
+    assert gpu_enc.backend.engine == "torch" and gpu_enc.backend.precision == "fp32"
+    assert _cos(gpu, cpu).min() >= 0.999 and np.abs(gpu_attrs - cpu_attrs).max() < 0.02
