@@ -85,7 +85,7 @@ def _reshape(x, shape, attrs):
     dims = [int(s) for s in shape.flatten().tolist()]
     if attrs.get("special_zero"):
         dims = [x.shape[i] if s == 0 else s for i, s in enumerate(dims)]
-    if int(np.prod([d for d in dims if d != -1])) and -1 not in dims and int(np.prod(dims)) != x.numel():
+    if -1 not in dims and int(np.prod(dims)) != x.numel():
         dims[0] = -1                           # a batch of 1 written into the IR's constant
     return x.reshape(dims)
 
@@ -114,8 +114,9 @@ def _reduce(fn):
 def _gather(x, idx, axis, attrs):
     if int(attrs.get("batch_dims", 0)):
         raise UserError("IR conversion: Gather with batch_dims is not supported")
-    return torch.index_select(x, int(axis.flatten()[0]) % x.dim(), idx.flatten().long().to(x.device)).reshape(
-        *x.shape[:int(axis.flatten()[0]) % x.dim()], *idx.shape, *x.shape[int(axis.flatten()[0]) % x.dim() + 1:])
+    a = int(axis.flatten()[0]) % x.dim()
+    out = torch.index_select(x, a, idx.flatten().long().to(x.device))
+    return out.reshape(*x.shape[:a], *idx.shape, *x.shape[a + 1:])
 
 
 _OPS = {

@@ -66,6 +66,7 @@ class TrunkHeadsBackend:
                 raise UserError("the int8 trunk runs on the CPU (OpenVINO); on a CUDA device use --precision fp32 or auto")
             files, self.precision = pick_trunk_files(files, None, "fp32")
             self.trunk = TorchIRTrunk(files or resolve_ir_path(ext["ir"], near), str(device))
+            log.info("ReID trunk %s: float IR converted to torch, on %s", self.trunk.path.name, device)
         else:
             files, self.precision = pick_trunk_files(files, files_int8, precision)
             self.trunk = IRTrunk(files or resolve_ir_path(ext["ir"], near), num_threads, device)

@@ -25,8 +25,10 @@ def _cos(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def test_the_torch_graph_reproduces_the_ir_embedding_on_real_crops():
-    xml, crops = shared_path(*IR_PARTS), _crops()
+@pytest.mark.parametrize("name", ["0277", "0286", "0288"])
+def test_the_torch_graph_reproduces_the_ir_embedding_on_real_crops(name):
+    model = f"person-reidentification-retail-{name}"
+    xml, crops = shared_path("models", "openvino", model, "FP16", f"{model}.xml"), _crops()
     trunk = IRTrunk(xml, num_threads=1)
     ref, _ = trunk(crops)
     graph = IRGraph(xml).eval()
