@@ -169,11 +169,14 @@ def tune(cfg: TuneConfig, data_root: str | None = None, out_dir: str | None = No
     paths = [str(s.path) for s in samples]
     pids = torch.as_tensor([s.pid for s in samples])
     model = read_ir(xml)
+    if len(model.outputs) != 1 or model.outputs[0].get_partial_shape().rank.get_length() != 2:
+        raise UserError(f"{xml}: not a person ReID model (one (N, D) embedding output expected); give an Intel "
+                        "person-reidentification-retail IR such as 0277")
     cut = last_block_input(model)
+    tail = IRGraph(model, start=cut)                      # unsupported ops fail here, before any caching
     listing = f"{ir_fingerprint(xml)}-{len(paths)}-{hash_paths(paths)}-s{cfg.seed}"
     data = cached_pairs(CutTrunk(xml, cut, cfg.threads), paths, Path(cfg.cache) / f"{xml.stem}-{listing}", cfg.seed)
     teacher = F.normalize(torch.from_numpy(data["emb"]), dim=1)
-    tail = IRGraph(model, start=cut)
     params = tail.train_from(tail.plan[0][0])
     opt = torch.optim.Adam(params, lr=cfg.lr)
     per_epoch = len(paths) // cfg.batch

@@ -80,3 +80,17 @@ def test_a_small_tuning_run_brings_degraded_crops_to_their_clean_embedding(tmp_p
     hist2 = json.loads((tmp_path / "out" / "history.json").read_text())
     assert hist2["history"][:3] == hist["history"] and len(hist2["history"]) == 4
     assert "resuming after epoch 3" in caplog.text
+
+
+def test_a_detector_ir_is_refused_before_anything_is_cached(tmp_path):
+    import pytest
+
+    from core.errors import UserError
+
+    det = shared_path("models", "openvino", "person-detection-0202", "FP16", "person-detection-0202.xml")
+    market = shared_path("data", "market1501-mini")
+    cfg = TuneConfig(trunk=str(det), data=(DatasetSpec("market1501", root=str(market)),), cache=str(tmp_path / "c"),
+                     out=str(tmp_path / "o"))
+    with pytest.raises(UserError, match="not a person ReID model"):
+        tune(cfg)
+    assert not (tmp_path / "c").exists()
