@@ -63,7 +63,8 @@ class TrunkHeadsBackend:
         self.engine = trunk_engine(device)
         if self.engine == "torch":                       # an NVIDIA GPU: the float IR converted (reid/ir_torch.py)
             if precision == "int8":
-                raise UserError("the int8 trunk runs on the CPU (OpenVINO); on a CUDA device use --precision fp32 or auto")
+                raise UserError("the int8 trunk runs on the CPU (OpenVINO); on a CUDA device use "
+                                "--precision fp32 or auto")
             files, self.precision = pick_trunk_files(files, None, "fp32")
             self.trunk = TorchIRTrunk(files or resolve_ir_path(ext["ir"], near), str(device))
             log.info("ReID trunk %s: float IR converted to torch, on %s", self.trunk.path.name, device)

@@ -219,7 +219,8 @@ def tune(cfg: TuneConfig, data_root: str | None = None, out_dir: str | None = No
     ov.save_model(tuned, str(tmp_xml), compress_to_fp16=False)
     tmp_xml.with_suffix(".bin").replace(dst.with_suffix(".bin"))
     tmp_xml.replace(dst)
-    atomic_write_json(out / "history.json", {"trunk": str(xml), "cut": cut, "replaced_constants": n, "history": history})
+    atomic_write_json(out / "history.json",
+                      {"trunk": str(xml), "cut": cut, "replaced_constants": n, "history": history})
     log.info("tune: %d constants replaced; tuned IR -> %s", n, dst)
     return dst
 

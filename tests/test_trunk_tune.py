@@ -57,8 +57,8 @@ def test_tune_loss_is_zero_when_the_student_is_the_teacher_and_grows_when_it_dri
 def test_a_small_tuning_run_brings_degraded_crops_to_their_clean_embedding(tmp_path, caplog):
     xml = shared_path(*IR_PARTS)
     market = shared_path("data", "market1501-mini")
-    cfg = TuneConfig(trunk=str(xml), data=(DatasetSpec("market1501", root=str(market)),), cache=str(tmp_path / "cache"),
-                     epochs=3, lr=1e-3, batch=16, threads=2, out=str(tmp_path / "out"))
+    cfg = TuneConfig(trunk=str(xml), data=(DatasetSpec("market1501", root=str(market)),),
+                     cache=str(tmp_path / "cache"), epochs=3, lr=1e-3, batch=16, threads=2, out=str(tmp_path / "out"))
     tuned = tune(cfg)
     assert tuned.is_file() and tuned.with_suffix(".bin").is_file()
     hist = json.loads((tmp_path / "out" / "history.json").read_text())
