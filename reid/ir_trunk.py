@@ -135,12 +135,22 @@ def decompose_mvn(model) -> int:
     return n
 
 
+def _node_output(model, name: str):
+    for op in model.get_ordered_ops():
+        if op.get_friendly_name() == name:
+            return op.output(0)
+    raise UserError(f"no node named {name!r} in this OpenVINO model")
+
+
 class IRTrunk:
     """``(N, h, w, 3)`` BGR uint8 crops (already resized) -> (IR embedding (N, D), map (N, C, h', w'))."""
 
-    def __init__(self, xml: str | Path | Mapping, num_threads: int = 0, device: str = "cpu"):
+    def __init__(self, xml: str | Path | Mapping, num_threads: int = 0, device: str = "cpu",
+                 map_node: str | None = None):
         """``xml``: the IR's .xml path (its .bin beside it), or its files' contents
-        ``{"name", "xml": text, "bin": bytes}`` as a checkpoint carries them (reid/checkpoint.py)."""
+        ``{"name", "xml": text, "bin": bytes}`` as a checkpoint carries them (reid/checkpoint.py).
+        ``map_node``: the node (friendly name) whose output is returned as the map instead of the last
+        feature map (reid/trunk_tune.py: the input of the last block)."""
         try:
             import openvino as ov
         except ImportError:
@@ -155,7 +165,7 @@ class IRTrunk:
         if emulating_avx2() and decompose_mvn(model):
             log.info("%s: MVN decomposed (ONEDNN_MAX_CPU_ISA=%s emulation)", self.path.name,
                      os.environ.get("ONEDNN_MAX_CPU_ISA"))
-        fmap = find_feature_map(model)
+        fmap = find_feature_map(model) if map_node is None else _node_output(model, map_node)
         shape = model.inputs[0].get_partial_shape()
         h, w = shape[2].get_length(), shape[3].get_length()
         self.preprocess = Preprocess((h, w), **OMZ_BGR_255)

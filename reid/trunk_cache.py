@@ -30,13 +30,17 @@ COLOUR_CACHE = "colour-v2"    # sub-folder of a trunk cache folder: colour descr
 VIEWS = ("image", "flip")
 
 
+def listing_hash(paths: Sequence[str]) -> str:
+    """A short hash of an ordered list of image paths (cache keys)."""
+    return hashlib.sha1("\n".join(str(p) for p in paths).encode()).hexdigest()[:12]
+
+
 def cache_folder(root: str | Path, trunk: IRTrunk, paths: Sequence[str]) -> Path:
     """The cache folder of this trunk and this ordered list of images."""
-    listing = hashlib.sha1("\n".join(str(p) for p in paths).encode()).hexdigest()[:12]
-    return Path(root) / f"{trunk.path.stem}-{ir_fingerprint(trunk.path)}-{listing}"
+    return Path(root) / f"{trunk.path.stem}-{ir_fingerprint(trunk.path)}-{listing_hash(paths)}"
 
 
-def _read_crops(paths: Sequence[str], flip: bool) -> list[np.ndarray]:
+def read_crops(paths: Sequence[str], flip: bool) -> list[np.ndarray]:
     import cv2
 
     from core.errors import UserError
@@ -56,7 +60,7 @@ def embed_chunk(trunk: IRTrunk, paths: Sequence[str], flip: bool, batch: int = 3
 
     parts: dict[str, list] = {"emb": [], "avg": [], "max": []}
     for s in range(0, len(paths), batch):
-        crops = resize_crops(_read_crops(paths[s:s + batch], flip), trunk.preprocess.input_size, rgb=False)
+        crops = resize_crops(read_crops(paths[s:s + batch], flip), trunk.preprocess.input_size, rgb=False)
         emb, fmap = trunk(crops)
         parts["emb"].append(emb)
         parts["avg"].append(reduce_map(fmap, "avg"))
@@ -64,12 +68,13 @@ def embed_chunk(trunk: IRTrunk, paths: Sequence[str], flip: bool, batch: int = 3
     return {k: np.concatenate(v).astype(np.float16) for k, v in parts.items()}
 
 
-def _cached_chunks(folder: Path, paths: Sequence[str], views: Sequence[str], compute, what: str,
-                   progress: bool = False) -> dict[str, np.ndarray]:
+def cached_chunks(folder: Path, paths: Sequence[str], views: Sequence[str], compute, what: str,
+                  progress: bool = False, chunk: int = CHUNK) -> dict[str, np.ndarray]:
     """{key: (V, N, ...)} arrays of the images ``paths`` under each view, read from ``folder`` or computed
-    (``compute(chunk_paths, flip) -> {key: array}``) and stored atomically, CHUNK images at a time."""
+    (``compute(chunk_paths, flip, chunk_index) -> {key: array}``; ``flip``: the view is "flip") and stored
+    atomically, ``chunk`` images at a time."""
     out: dict[str, list] = {}
-    starts = range(0, len(paths), CHUNK)
+    starts = range(0, len(paths), chunk)
     for view in views:
         (folder / view).mkdir(parents=True, exist_ok=True)
         chunks = []
@@ -79,7 +84,7 @@ def _cached_chunks(folder: Path, paths: Sequence[str], views: Sequence[str], com
                 if progress or i % 10 == 0:
                     log.info("%s (%s): chunk %d/%d -> %s", what, view, i + 1, len(starts), folder)
                 tmp = f.with_name(f.stem + ".tmp.npz")
-                np.savez(tmp, **compute(paths[s:s + CHUNK], view == "flip"))
+                np.savez(tmp, **compute(paths[s:s + chunk], view == "flip", i))
                 tmp.replace(f)
             with np.load(f) as z:
                 chunks.append({k: z[k] for k in z.files})
@@ -92,8 +97,8 @@ def cached_features(trunk: IRTrunk, paths: Sequence[str], root: str | Path,
                     views: Sequence[str] = VIEWS, progress: bool = False) -> dict[str, np.ndarray]:
     """{"emb": (V, N, D), "avg": (V, N, C, 2, 1), "max": (V, N, C, 2, 1)} float16 for the images
     ``paths`` under each view, read from the cache or computed (and stored) chunk by chunk."""
-    return _cached_chunks(cache_folder(root, trunk, paths), paths, views,
-                          lambda chunk, flip: embed_chunk(trunk, chunk, flip), "trunk features", progress)
+    return cached_chunks(cache_folder(root, trunk, paths), paths, views,
+                         lambda chunk, flip, _: embed_chunk(trunk, chunk, flip), "trunk features", progress)
 
 
 class CachedMapDataset(Dataset):
@@ -156,7 +161,8 @@ def cached_colours(paths: Sequence[str], folder: Path, size, views: Sequence[str
     from reid.preprocess import resize_crops
 
     def compute(chunk: Sequence[str], flip: bool) -> dict[str, np.ndarray]:
-        batch = resize_crops(_read_crops(chunk, flip), size, rgb=False)
+        batch = resize_crops(read_crops(chunk, flip), size, rgb=False)
         return {"colour": colour_halves(torch.from_numpy(batch)).numpy()}
 
-    return _cached_chunks(folder, paths, views, compute, "colour descriptors", progress)["colour"]
+    return cached_chunks(folder, paths, views, lambda chunk, flip, _: compute(chunk, flip), "colour descriptors",
+                         progress)["colour"]

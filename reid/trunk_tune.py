@@ -34,8 +34,9 @@ from core.atomic import atomic_write_json
 from core.errors import UserError
 from reid.degrade import degrade
 from reid.ir_torch import IRGraph, read_ir
-from reid.ir_trunk import ir_fingerprint, resolve_ir_path
-from reid.preprocess import OMZ_BGR_255, Preprocess, normalize_numpy, resize_crops
+from reid.ir_trunk import IRTrunk, ir_fingerprint, resolve_ir_path
+from reid.preprocess import resize_crops
+from reid.trunk_cache import cached_chunks, listing_hash, read_crops
 from reid.train_config import DataSection, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -79,63 +80,23 @@ def last_block_input(model) -> str:
                     "person-reidentification-retail models can be tuned")
 
 
-class CutTrunk:
-    """The IR run by OpenVINO up to ``cut``: crops -> (IR embedding (N, D), cut features float16)."""
+def cached_pairs(trunk: IRTrunk, paths: Sequence[str], folder: Path, seed: int) -> dict[str, np.ndarray]:
+    """{"emb", "cut", "demb", "dcut"} of ``paths``: the IR's embedding and the input of its last block
+    (``trunk``'s map: float16) for each image and for one seeded degraded copy of it, cached in chunks of
+    CHUNK images (reid/trunk_cache.py)."""
+    def compute(chunk: Sequence[str], _flip: bool, index: int) -> dict[str, np.ndarray]:
+        imgs = read_crops(chunk, flip=False)
+        rng = np.random.default_rng(seed * 100_003 + 1000 + index)
+        out = {}
+        for prefix, crops in (("", imgs), ("d", [degrade(i, rng) for i in imgs])):
+            for s in range(0, len(crops), 32):
+                emb, cut = trunk(resize_crops(crops[s:s + 32], trunk.preprocess.input_size, rgb=False))
+                out.setdefault(prefix + "emb", []).append(emb)
+                out.setdefault(prefix + "cut", []).append(cut.astype(np.float16))
+        return {k: np.concatenate(v) for k, v in out.items()}
 
-    def __init__(self, xml: Path, cut: str, threads: int = 0):
-        import openvino as ov
-
-        core = ov.Core()
-        model = core.read_model(str(xml))
-        node = {op.get_friendly_name(): op for op in model.get_ordered_ops()}[cut]
-        model.add_outputs([node.output(0)])
-        shape = model.inputs[0].get_partial_shape()
-        self.size = (shape[2].get_length(), shape[3].get_length())
-        model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, 3, *self.size])})
-        self.preprocess = Preprocess(self.size, **OMZ_BGR_255)
-        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": int(threads)} if threads else {})
-
-    def __call__(self, crops: Sequence[np.ndarray], batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        embs, cuts = [], []
-        for s in range(0, len(crops), batch):
-            x = resize_crops(crops[s:s + batch], self.size, rgb=False)
-            res = self.compiled(normalize_numpy(x, self.preprocess))
-            embs.append(np.asarray(res[self.compiled.outputs[0]], np.float32))
-            cuts.append(np.asarray(res[self.compiled.outputs[-1]]).astype(np.float16))
-        return np.concatenate(embs), np.concatenate(cuts)
-
-
-def _read(path: str) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise UserError(f"cannot read image {path} (missing or not an image file)")
-    return img
-
-
-def cached_pairs(trunk: CutTrunk, paths: Sequence[str], folder: Path, seed: int) -> dict[str, np.ndarray]:
-    """{"emb", "cut", "demb", "dcut"} of ``paths``: clean and degraded (one seeded copy per image)
-    views, read from ``folder`` or computed and stored atomically, CHUNK images at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
-    parts: dict[str, list] = {}
-    starts = range(0, len(paths), CHUNK)
-    for k, s in enumerate(starts):
-        f = folder / f"{k:04d}.npz"
-        if not f.is_file():
-            t0 = time.time()
-            imgs = [_read(p) for p in paths[s:s + CHUNK]]
-            rng = np.random.default_rng(seed * 100_003 + 1000 + k)
-            emb, cut = trunk(imgs)
-            demb, dcut = trunk([degrade(i, rng) for i in imgs])
-            tmp = f.with_name(f.stem + ".tmp.npz")
-            np.savez(tmp, emb=emb, cut=cut, demb=demb, dcut=dcut)
-            tmp.replace(f)
-            log.info("tune cache: chunk %d/%d in %.0f s -> %s", k + 1, len(starts), time.time() - t0, folder)
-        with np.load(f) as z:
-            for key in z.files:
-                parts.setdefault(key, []).append(z[key])
-    return {key: np.concatenate(v) for key, v in parts.items()}
+    data = cached_chunks(folder, paths, ("pairs",), compute, "tune cache", progress=True, chunk=CHUNK)
+    return {k: v[0] for k, v in data.items()}
 
 
 def tune_loss(clean: torch.Tensor, degraded: torch.Tensor, teacher: torch.Tensor, pids: torch.Tensor,
@@ -174,8 +135,9 @@ def tune(cfg: TuneConfig, data_root: str | None = None, out_dir: str | None = No
                         "person-reidentification-retail IR such as 0277")
     cut = last_block_input(model)
     tail = IRGraph(model, start=cut)                      # unsupported ops fail here, before any caching
-    listing = f"{ir_fingerprint(xml)}-{len(paths)}-{hash_paths(paths)}-s{cfg.seed}"
-    data = cached_pairs(CutTrunk(xml, cut, cfg.threads), paths, Path(cfg.cache) / f"{xml.stem}-{listing}", cfg.seed)
+    listing = f"{ir_fingerprint(xml)}-{len(paths)}-{listing_hash(paths)}-s{cfg.seed}"
+    data = cached_pairs(IRTrunk(xml, cfg.threads, map_node=cut), paths, Path(cfg.cache) / f"{xml.stem}-{listing}",
+                        cfg.seed)
     teacher = F.normalize(torch.from_numpy(data["emb"]), dim=1)
     params = tail.train_from(tail.plan[0][0])
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -223,9 +185,3 @@ def tune(cfg: TuneConfig, data_root: str | None = None, out_dir: str | None = No
                       {"trunk": str(xml), "cut": cut, "replaced_constants": n, "history": history})
     log.info("tune: %d constants replaced; tuned IR -> %s", n, dst)
     return dst
-
-
-def hash_paths(paths: Sequence[str]) -> str:
-    import hashlib
-
-    return hashlib.sha1("\n".join(paths).encode()).hexdigest()[:12]

@@ -11,7 +11,7 @@ from conftest import shared_path
 from core.errors import UserError
 from reid.ir_torch import IRGraph, read_ir
 from reid.ir_trunk import IRTrunk, normalize_numpy
-from reid.trunk_tune import CutTrunk, last_block_input
+from reid.trunk_tune import last_block_input
 
 IR_PARTS = ("models", "openvino", "person-reidentification-retail-0277", "FP16", "person-reidentification-retail-0277.xml")
 
@@ -42,7 +42,7 @@ def test_the_torch_graph_reproduces_the_ir_embedding_on_real_crops(name):
 def test_a_graph_cut_at_the_last_block_continues_from_openvino_features():
     xml, crops = shared_path(*IR_PARTS), _crops(6)
     cut = last_block_input(read_ir(xml))
-    emb, feats = CutTrunk(xml, cut, threads=1)(list(crops))
+    emb, feats = IRTrunk(xml, num_threads=1, map_node=cut)(crops)
     assert feats.shape == (6, 512, 16, 8)
     tail = IRGraph(xml, start=cut).eval()
     with torch.no_grad():
