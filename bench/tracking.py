@@ -39,6 +39,7 @@ from bench.detectors import CANDIDATES, build, encoder_factory, tracker_params  
 # rule -> (setting when on, setting when off)
 RULES = {
     "appearance veto": ("appearance_veto", 0.1, 0.0),
+    "identity-switch split": ("switch_thresh", 0.25, 0.0),
     "gallery re-find": ("gallery_size", 30, 0),
     "OC-SORT re-update": ("observation_update", True, False),
     "OC-SORT recovery": ("recover_thresh", 0.5, 0.0),

@@ -46,3 +46,30 @@ def test_run_stage_takes_each_unit_s_keys_from_the_plan(tmp_path, monkeypatch):
         assert (det_key, track_key) == real(u, cfg, None) and keys.track == track_key
     plain = backend.plan(sources, load_config(RunConfig, None, []))[0]     # not chunked: one unit, its track key
     assert plain.units == sources and plain.key == plain.unit_keys[0].track == real(sources[0], RunConfig(), None)[1]
+
+
+def test_the_identity_switch_split_keys_the_track_stage_only_when_on(tmp_path):
+    """tracker.switch_thresh 0 (off) leaves the track key as it was before the setting existed, so runs
+    cached before with it off keep their caches; on (the default), the track stage is keyed by it and the
+    detection stage is not."""
+    import json
+
+    from core.config import load_config
+    from pipeline.config import RunConfig
+    from pipeline.run import runner
+    from pipeline.runfolder.cache import stage_key
+    from pipeline.run.video import open_sources
+
+    src = open_sources([str(_video(tmp_path / "cam.avi"))])[0]
+    off = load_config(RunConfig, None, ["tracker.switch_thresh=0"])
+    on = load_config(RunConfig, None, [])
+    assert on.tracker.switch_thresh > 0
+    det, track = runner.stage_keys(src, off, None)
+    keys_on = runner.stage_keys(src, on, None)
+    assert keys_on.det == det and keys_on.track != track
+    older = {k: v for k, v in json.loads(json.dumps(runner.to_dict(off.tracker))).items()
+             if k not in ("switch_thresh", "switch_count", "switch_scale")}
+    reid = {k: v for k, v in runner.to_dict(off.reid).items() if k not in runner.NOT_KEYED["reid"]}
+    reid["model_file"] = runner.model_fingerprint(off.reid.checkpoint)
+    assert track == stage_key({"det": det, "tracker": older, "reid": reid, "max_frames": src.max_frames,
+                               "offset": src.offset, "fps": src.fps})

@@ -166,3 +166,82 @@ def test_appearance_veto_leaves_one_person_alone():
         out = t.update(np.array([box(100.0 + 4 * f), box(150.0 + 4 * f)]), np.array([look, other]))
         ids |= set(out[out[:, 0] < 100.0 + 4 * f + 25, 4].astype(int).tolist())
     assert len(ids) == 1
+
+
+def _walk_with_looks(tracker, looks):
+    """One box walking right (2 px per frame) whose embedding in frame f is looks[f]; returns the id per
+    frame and every id the tracker reported finished."""
+    ids, finished = [], []
+    for f, look in enumerate(looks):
+        out = tracker.update(np.array([box(100.0 + 2 * f)]), np.array([look]))
+        ids.append(int(out[0, 4]))
+        finished += tracker.pop_finished()
+    return ids, finished
+
+
+def test_switch_split_gives_a_new_id_when_the_box_starts_following_someone_else():
+    """The box goes on smoothly but shows b instead of a from frame 110 (a swap that motion cannot see):
+    without the split one id covers both people; with it the id ends within ``switch_count`` embedded
+    frames of the change, is reported finished, and the rest goes on under a new id whose feature is b."""
+    a, b = unit(1, 0.2, 0, 0), unit(0, 0.2, 1, 0)
+    looks = [a] * 110 + [b] * 20
+    plain, _ = _walk_with_looks(build_tracker("botsort", appearance_every=1), looks)
+    assert len(set(plain)) == 1
+    t = build_tracker("botsort", appearance_every=1, switch_thresh=0.3, switch_count=4)
+    ids, finished = _walk_with_looks(t, looks)
+    assert ids[:113] == [ids[0]] * 113 and ids[113:] == [ids[113]] * 17 and ids[113] != ids[0]
+    assert finished == [ids[0]] and t.switches == 1
+    assert float(t.tracks.features[0] @ b) > 0.99
+
+
+def test_switch_split_waits_out_a_short_occlusion_and_changes_nothing_until_it_splits():
+    """The person's crops show someone in front of them for 3 frames (fewer than switch_count): one id, the
+    watch is reset, and the tracker's ids and feature are exactly those of a tracker without the watch."""
+    a, b = unit(1, 0.2, 0, 0), unit(0, 0.2, 1, 0)
+    looks = [a] * 110 + [b] * 3 + [a] * 10
+    t = build_tracker("botsort", appearance_every=1, switch_thresh=0.3, switch_count=4)
+    ids, finished = _walk_with_looks(t, looks)
+    assert len(set(ids)) == 1 and finished == [] and t.switches == 0
+    assert int(t.tracks.drift_n[0]) == 0
+    plain = build_tracker("botsort", appearance_every=1)
+    assert _walk_with_looks(plain, looks)[0] == ids
+    np.testing.assert_array_equal(plain.tracks.features, t.tracks.features)
+
+
+def _at_cosine(a, c, rng):
+    """A unit vector at cosine c to the unit vector a, in a random direction."""
+    n = rng.standard_normal(len(a)).astype(np.float32)
+    n -= (n @ a) * a
+    return unit(*(c * a + np.sqrt(1 - c * c) * n / np.linalg.norm(n)))
+
+
+def test_switch_split_is_relative_to_the_camera_s_noise_and_waits_to_know_it():
+    """The same change of look (half cosine distance 0.3 from the track) splits the track on a
+    clean camera and not on a camera whose crops always lie 0.15 from their track (3 x that median is
+    0.45); and nothing is split before the camera has shown SWITCH_MIN_SEEN matches."""
+    from trackers.appearance_tracker import SWITCH_MIN_SEEN
+
+    rng = np.random.default_rng(0)
+    a = unit(1, 0, 0, 0, 0, 0, 0, 0)
+    other = [_at_cosine(a, 0.4, rng)] * 16
+    clean = [a] * 110 + other
+    noisy = [_at_cosine(a, 0.7, rng) for _ in range(110)] + other
+    splits = {}
+    for name, looks in (("clean", clean), ("noisy", noisy), ("early", [a] * 20 + other)):
+        t = build_tracker("botsort", appearance_every=1, switch_thresh=0.25, switch_count=4)
+        _walk_with_looks(t, looks)
+        splits[name] = t.switches
+    assert splits == {"clean": 1, "noisy": 0, "early": 0}
+    t = build_tracker("botsort", switch_thresh=0.25)
+    assert t.switch_threshold() == np.inf and SWITCH_MIN_SEEN >= 50
+
+
+def test_switch_settings_are_checked():
+    from trackers.config import TrackerConfig
+
+    with pytest.raises(ValueError, match="switch_thresh"):
+        TrackerConfig(switch_thresh=1.5)
+    with pytest.raises(ValueError, match="switch_count"):
+        TrackerConfig(switch_count=0)
+    with pytest.raises(ValueError, match="switch_scale"):
+        TrackerConfig(switch_scale=-1)

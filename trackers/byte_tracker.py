@@ -304,7 +304,11 @@ class ByteTracker:
         ts = self.tracks
         ids = ts.ids[rows]
         ts.state[rows] = REMOVED
-        self._finished.extend(ids[ids > 0].tolist())
+        self._end_ids(ids[ids > 0])
+
+    def _end_ids(self, ids: np.ndarray) -> None:
+        """Queue confirmed track ids that ended for ``pop_finished``."""
+        self._finished.extend(ids.tolist())
         if len(self._finished) > MAX_FINISHED:
             if not self._warned_finished:
                 log.warning("pop_finished() not called for %d finished tracks: dropping the oldest ids",

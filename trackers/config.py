@@ -32,6 +32,14 @@ class TrackerConfig:
     appearance_veto: float = 0.1       # a track is never matched to a detection that another track looks closer
                                        # to by more than this (cosine distance / 2; people crossing; bench/mtmc.py,
                                        # 6 Dec: EPFL 70.9 -> 84.1, no footage lower); 0: off
+    switch_thresh: float = 0.25        # identity-switch split: a track whose ``switch_count`` embedded matches in
+                                       # a row all lie farther than this (cosine distance / 2) from its feature
+                                       # before them is following someone else: it goes on under a new id
+                                       # (bench/mtmc.py, 7 Dec: EPFL jitter a 68.3 -> 83.4, none below -0.2); 0: off
+    switch_count: int = 5              # ... that many embedded matches in a row (one per appearance_every frames at
+                                       # least: 5 is at most 0.6 s at 25 frames/s)
+    switch_scale: float = 3.0          # ... and farther than this x the camera's median match distance (noisy
+                                       # cameras: compression, blur)
     reacquire_thresh: float = 0.2      # max cosine distance / 2 to re-find a lost track by appearance
                                        # alone (Kalman-gated); 0 disables that stage
     ema_alpha: float = 0.9             # feature EMA momentum
@@ -50,11 +58,13 @@ class TrackerConfig:
     def __post_init__(self):
         unit = ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "low_match_thresh",
                 "unconfirmed_match_thresh", "duplicate_iou", "appearance_thresh", "proximity_thresh", "appearance_veto",
+                "switch_thresh",
                 "reacquire_thresh", "ema_alpha", "recover_thresh", "birth_iou", "score_reference")
         for name in unit:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"tracker.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name, low in (("track_buffer", 0), ("min_box_area", 0), ("gallery_size", 0), ("appearance_every", 1)):
+        for name, low in (("track_buffer", 0), ("min_box_area", 0), ("gallery_size", 0), ("appearance_every", 1),
+                          ("switch_count", 1), ("switch_scale", 0)):
             if not getattr(self, name) >= low:
                 raise ValueError(f"tracker.{name} must be >= {low}, got {getattr(self, name)}")
         if not self.frame_rate >= 0:

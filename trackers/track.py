@@ -18,7 +18,8 @@ class TrackState(IntEnum):
 
 
 _ROW_ARRAYS = ("ids", "means", "covs", "state", "score", "cls", "det_idx", "start", "last", "hits",
-               "features", "has_feat", "obs_z", "obs_means", "obs_covs", "gallery", "gallery_n")
+               "features", "has_feat", "obs_z", "obs_means", "obs_covs", "gallery", "gallery_n",
+               "drift_n", "drift_sum", "drift_ref")
 
 
 class TrackSet:
@@ -46,6 +47,9 @@ class TrackSet:
         self.obs_covs = np.zeros((0, 8, 8))             # (T, 8, 8)
         self.gallery = np.zeros((0, gallery_size, 0), dtype=np.float32)  # (T, G, D) recent features (ring)
         self.gallery_n = np.zeros(0, dtype=np.int64)    # (T,) features written to the ring so far
+        self.drift_n = np.zeros(0, dtype=np.int64)      # (T,) consecutive embedded matches unlike drift_ref
+        self.drift_sum = np.zeros((0, 0), dtype=np.float32)  # (T, D) sum of those embeddings (identity switch)
+        self.drift_ref = np.zeros((0, 0), dtype=np.float32)  # (T, D) the feature when the first of them came
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -72,6 +76,8 @@ class TrackSet:
         if have and self.has_feat.any():
             raise ValueError(f"embedding size changed from {have} to {dim}: use one ReID model per tracker")
         self.features = np.zeros((len(self), dim), dtype=np.float32)
+        self.drift_sum = np.zeros((len(self), dim), dtype=np.float32)
+        self.drift_ref = np.zeros((len(self), dim), dtype=np.float32)
         self.gallery = np.zeros((len(self), self.gallery.shape[1], dim), dtype=np.float32)
 
     def new_rows(self, n: int) -> "TrackSet":

@@ -217,7 +217,8 @@ def _run(args, cfg: RunConfig, out: Path, t0: float, inputs: _Inputs, cams: list
                 "analysed_frames": int(stats.per_camera[s.name].get("analysed_frames", 0)),
                 "corrupt_frames": int(stats.per_camera[s.name].get("corrupt", 0)),
                 "offset": s.offset, "stride": s.stride, "width": s.width, "height": s.height,
-                "sharpen": float(stats.per_camera[s.name].get("sharpen", 0.0))} for s in sources]
+                "sharpen": float(stats.per_camera[s.name].get("sharpen", 0.0)),
+                "identity_splits": int(stats.per_camera[s.name].get("identity_splits", 0))} for s in sources]
     run_stats = {"frames": stats.frames, "corrupt_frames": stats.corrupt,
                  "stage_seconds": round(stats.seconds, 3), "detect_seconds": round(stats.detect_seconds, 3),
                  "reid_seconds": round(stats.reid_seconds, 3), "detected_frames": stats.detected_frames,

@@ -117,7 +117,7 @@ def stitch_camera(run_dir: Path, chunks: Sequence[VideoSource], key: str, *, gal
     prev_boxes, prev_feats, prev_map = None, None, {}
     next_id = 1
     info = {"camera": cam, "analysed_frames": 0, "frames": 0, "corrupt": 0, "fps": chunks[0].fps,
-            "chunks": len(chunks), "stitched_tracks": 0}
+            "chunks": len(chunks), "stitched_tracks": 0, "identity_splits": 0}
     for k, src in enumerate(chunks):
         cache = CameraCache(run_dir, cam, src.chunk)
         boxes = read_boxes(cache)
@@ -145,6 +145,7 @@ def stitch_camera(run_dir: Path, chunks: Sequence[VideoSource], key: str, *, gal
                 pieces.setdefault(mapping[t.track_id], []).append((t, cache.thumbs, thumbs.get(t.track_id, [])))
         t_info = cache.track_info()
         info["corrupt"] += int(t_info.get("corrupt", 0))
+        info["identity_splits"] += int(t_info.get("identity_splits", 0))
         info["frames"] = max(info["frames"], int(t_info.get("frames", 0)))
         info["sharpen"] = float(t_info.get("sharpen", 0.0))     # one amount per camera (its whole video)
         # frames of the overlap were analysed by both chunks: counted once

@@ -82,7 +82,11 @@ def stage_keys(src: VideoSource, cfg: RunConfig, det_file: Optional[Path]) -> St
     det_key = stage_key(det_part)
     reid = {k: v for k, v in to_dict(cfg.reid).items() if k not in NOT_KEYED["reid"]}
     reid["model_file"] = model_fingerprint(cfg.reid.checkpoint)
-    track_key = stage_key({"det": det_key, "tracker": to_dict(cfg.tracker), "reid": reid,
+    tracker = to_dict(cfg.tracker)
+    if not cfg.tracker.switch_thresh:           # the identity-switch split off: keys as before it existed
+        for key in ("switch_thresh", "switch_count", "switch_scale"):
+            tracker.pop(key)
+    track_key = stage_key({"det": det_key, "tracker": tracker, "reid": reid,
                            "max_frames": src.max_frames, "offset": src.offset, "fps": src.fps})
     return StageKeys(det_key, track_key)
 
@@ -206,7 +210,8 @@ class _Camera:
         self.det_writer.close(complete=True)
         info = {"camera": self.name, "analysed_frames": self.step, "frames": self.last_index + 1,
                 "corrupt": self.src.corrupt, "fps": self.src.fps, "tracklets": len(self.store.finished),
-                "boxes": self.store.n_boxes, "sharpen": self.sharpen}
+                "boxes": self.store.n_boxes, "sharpen": self.sharpen,
+                "identity_splits": int(getattr(self.tracker, "switches", 0))}   # tracker.switch_thresh
         self.cache.finish_track_stage(self.track_key, self.src.retime(self.store.finished), self.store.thumb_paths,
                                       info)
 
