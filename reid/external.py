@@ -93,7 +93,7 @@ class OpenVINOBackend:
         except Exception as exc:
             raise UserError(f"{path}: OpenVINO cannot read this model ({exc}); give the .xml file with its .bin "
                             "next to it") from None
-        from reid.ir_trunk import decompose_mvn, emulating_avx2
+        from reid.ir_trunk import decompose_mvn, emulating_avx2, openvino_config
 
         if emulating_avx2():
             decompose_mvn(model)      # OpenVINO's MVN kernel crashes in that emulation (reid/ir_trunk.py)
@@ -110,8 +110,7 @@ class OpenVINOBackend:
             log.debug("OpenVINO model %s keeps its static batch (%s)", path, exc)
             self.batch_size = max(dims[0], 1)
         ov_device = "GPU" if str(device).startswith("cuda") and "GPU" in core.available_devices else "CPU"
-        config = {"INFERENCE_NUM_THREADS": num_threads} if num_threads and ov_device == "CPU" else {}
-        self.compiled = core.compile_model(model, ov_device, config)
+        self.compiled = core.compile_model(model, ov_device, openvino_config(ov_device, num_threads))
         self.output = self.compiled.outputs[0]
         self.attribute_names = ()
         self.dim = int(self(np.zeros((1, h, w, 3), np.uint8))[0].shape[1])

@@ -101,6 +101,18 @@ def emulating_avx2() -> bool:
     return os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _AVX2_LIMITS
 
 
+def openvino_config(ov_device: str, num_threads: int | None) -> dict:
+    """``compile_model`` settings of a ReID IR: on the CPU float32 inference (OpenVINO's default on CPUs with
+    bfloat16 units, such as AMD Zen 4, is bfloat16, whose rounding moves the embedding by up to 0.05 and
+    so the run's tracks and identities against other CPUs) and the thread count when given."""
+    if ov_device != "CPU":
+        return {}
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    if num_threads:
+        config["INFERENCE_NUM_THREADS"] = int(num_threads)
+    return config
+
+
 def decompose_mvn(model) -> int:
     """Replace every MVN node by reductions and element-wise ops (the same function); returns how many.
 
@@ -173,8 +185,7 @@ class IRTrunk:
         model.reshape({model.inputs[0].get_any_name(): ov.PartialShape([-1, 3, h, w])})
         self.channels = int(fmap.get_partial_shape()[1].get_length())
         ov_device = "GPU" if str(device).startswith("cuda") and "GPU" in core.available_devices else "CPU"
-        config = {"INFERENCE_NUM_THREADS": int(num_threads)} if num_threads and ov_device == "CPU" else {}
-        self.compiled = core.compile_model(model, ov_device, config)
+        self.compiled = core.compile_model(model, ov_device, openvino_config(ov_device, num_threads))
         self.emb_out, self.map_out = self.compiled.outputs[0], self.compiled.outputs[-1]
         self.dim = int(self.emb_out.get_partial_shape()[1].get_length())
 

@@ -79,6 +79,8 @@ def test_checkpoint_carries_the_int8_trunk_and_the_encoder_runs_it(tmp_path):
 def test_mvn_rewrite_computes_the_same_embedding():
     import openvino as ov
 
+    from reid.ir_trunk import openvino_config
+
     xml = shared_path(*IR_PARTS)
     core = ov.Core()
     plain, rewritten = core.read_model(str(xml)), core.read_model(str(xml))
@@ -88,7 +90,7 @@ def test_mvn_rewrite_computes_the_same_embedding():
     outs = []
     for m in (plain, rewritten):
         m.reshape([2, 3, 256, 128])
-        outs.append(core.compile_model(m, "CPU", {"INFERENCE_NUM_THREADS": 1})(x)[0])
+        outs.append(core.compile_model(m, "CPU", openvino_config("CPU", 1))(x)[0])
     np.testing.assert_allclose(outs[1], outs[0], atol=1e-4 * np.abs(outs[0]).max())
 
 
