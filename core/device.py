@@ -28,3 +28,16 @@ def resolve_device(name: str) -> str:
                             "use --device cpu (or auto)")
         return "cuda:0" if name == "cuda" else name
     raise UserError(f"unknown device {name!r}; valid: {VALID}")
+
+
+def openvino_config(ov_device: str, num_threads: int | None) -> dict:
+    """``compile_model`` settings of every OpenVINO network we run (detector, ReID trunk, external IRs): on
+    the CPU float32 inference, since OpenVINO's default on CPUs with bfloat16 units (AMD Zen 4, recent
+    Xeons) is bfloat16, whose rounding moved the ReID embedding by up to 0.05 and so a run's boxes, tracks
+    and identities against other CPUs; and the thread count when given. Nothing for another device."""
+    if ov_device != "CPU":
+        return {}
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    if num_threads:
+        config["INFERENCE_NUM_THREADS"] = int(num_threads)
+    return config

@@ -93,7 +93,8 @@ class OpenVINOBackend:
         except Exception as exc:
             raise UserError(f"{path}: OpenVINO cannot read this model ({exc}); give the .xml file with its .bin "
                             "next to it") from None
-        from reid.ir_trunk import decompose_mvn, emulating_avx2, openvino_config
+        from core.device import openvino_config
+        from reid.ir_trunk import decompose_mvn, emulating_avx2
 
         if emulating_avx2():
             decompose_mvn(model)      # OpenVINO's MVN kernel crashes in that emulation (reid/ir_trunk.py)

@@ -25,6 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
+from core.device import openvino_config
 from core.errors import UserError
 from reid.preprocess import OMZ_BGR_255, Preprocess, normalize_numpy
 
@@ -99,18 +100,6 @@ _AVX2_LIMITS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"}
 def emulating_avx2() -> bool:
     """Whether oneDNN is limited below AVX-512 on this process (``ONEDNN_MAX_CPU_ISA``)."""
     return os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _AVX2_LIMITS
-
-
-def openvino_config(ov_device: str, num_threads: int | None) -> dict:
-    """``compile_model`` settings of a ReID IR: on the CPU float32 inference (OpenVINO's default on CPUs with
-    bfloat16 units, such as AMD Zen 4, is bfloat16, whose rounding moves the embedding by up to 0.05 and
-    so the run's tracks and identities against other CPUs) and the thread count when given."""
-    if ov_device != "CPU":
-        return {}
-    config = {"INFERENCE_PRECISION_HINT": "f32"}
-    if num_threads:
-        config["INFERENCE_NUM_THREADS"] = int(num_threads)
-    return config
 
 
 def decompose_mvn(model) -> int:

@@ -79,7 +79,7 @@ def test_checkpoint_carries_the_int8_trunk_and_the_encoder_runs_it(tmp_path):
 def test_mvn_rewrite_computes_the_same_embedding():
     import openvino as ov
 
-    from reid.ir_trunk import openvino_config
+    from core.device import openvino_config
 
     xml = shared_path(*IR_PARTS)
     core = ov.Core()

@@ -49,27 +49,22 @@ def test_run_stage_takes_each_unit_s_keys_from_the_plan(tmp_path, monkeypatch):
 
 
 def test_the_identity_switch_split_keys_the_track_stage_only_when_on(tmp_path):
-    """tracker.switch_thresh 0 (off) leaves the track key as it was before the setting existed, so runs
-    cached before with it off keep their caches; on (the default), the track stage is keyed by it and the
-    detection stage is not."""
-    import json
-
+    """tracker.switch_thresh 0 (off): none of the split's settings is in the track key (the key is the one runs
+    cached before the setting existed had), so changing the others changes nothing; on (the default), the track
+    stage is keyed by them and the detection stage is not."""
     from core.config import load_config
     from pipeline.config import RunConfig
     from pipeline.run import runner
-    from pipeline.runfolder.cache import stage_key
     from pipeline.run.video import open_sources
 
     src = open_sources([str(_video(tmp_path / "cam.avi"))])[0]
-    off = load_config(RunConfig, None, ["tracker.switch_thresh=0"])
-    on = load_config(RunConfig, None, [])
-    assert on.tracker.switch_thresh > 0
-    det, track = runner.stage_keys(src, off, None)
-    keys_on = runner.stage_keys(src, on, None)
-    assert keys_on.det == det and keys_on.track != track
-    older = {k: v for k, v in json.loads(json.dumps(runner.to_dict(off.tracker))).items()
-             if k not in ("switch_thresh", "switch_count", "switch_scale")}
-    reid = {k: v for k, v in runner.to_dict(off.reid).items() if k not in runner.NOT_KEYED["reid"]}
-    reid["model_file"] = runner.model_fingerprint(off.reid.checkpoint)
-    assert track == stage_key({"det": det, "tracker": older, "reid": reid, "max_frames": src.max_frames,
-                               "offset": src.offset, "fps": src.fps})
+
+    def keys(*sets):
+        return runner.stage_keys(src, load_config(RunConfig, None, list(sets)), None)
+
+    on = keys()
+    assert load_config(RunConfig, None, []).tracker.switch_thresh > 0
+    off = keys("tracker.switch_thresh=0")
+    assert off == keys("tracker.switch_thresh=0", "tracker.switch_count=9", "tracker.switch_scale=1.5")
+    assert on.det == off.det and on.track != off.track
+    assert keys("tracker.switch_count=9").track != on.track

@@ -5,7 +5,7 @@ On the CPU the first installed runtime wins: OpenVINO (a dependency of mcmt), on
 the input size). On ``cuda`` devices an ONNX file runs on onnxruntime's CUDA execution provider when
 that is installed; otherwise on the CPU (logged, never an error).
 
-OpenVINO runs in float32 (``INFERENCE_PRECISION_HINT``): CPUs with bfloat16 units would otherwise
+OpenVINO runs in float32 (``core.device.openvino_config``): CPUs with bfloat16 units would otherwise
 round differently and give other boxes than CPUs without.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from core.device import openvino_config
 from core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,7 @@ class Engine:
 
         self._core = ov.Core()
         self._model = self._core.read_model(str(self.path))
-        self._config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32",
-                        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self._config = {**openvino_config("CPU", self.threads), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         self._compiled: dict[tuple, object] = {}   # (batch, input chw) -> compiled model, made on first use
         self._requests: dict[tuple, object] = {}
         shape = self._model.inputs[0].get_partial_shape()
