@@ -31,7 +31,8 @@ from pipeline.tracklet import Tracklet
 MIN_NEGATIVES = 20
 MAX_NEGATIVES = 200_000
 FALLBACK = {"link": 0.3, "merge": 0.2}
-QUANTILES = (0.01, 0.05, 0.10, 0.50)     # negative quantiles reported (and used by linking's mutual links)
+QUANTILES = (0.01, 0.05, 0.10, 0.50)     # negative quantiles reported (and used by linking's mutual links;
+#                                          the config's handoff_quantile is added)
 SOURCE_ALL = "all pairs (too few overlapping)"
 SOURCE_FALLBACK = "fixed fallback (too few tracklets to calibrate)"
 TAIL_QUANTILE, TAIL_RATIO = 0.10, 0.5     # auto clustering threshold <= TAIL_RATIO x this quantile
@@ -50,7 +51,7 @@ class Calibration:
     middle: float | None             # halfway between the positive and negative medians (caps every auto)
 
     def known_negative_quantile(self, q: float) -> float | None:
-        """The ``q`` quantile (one of QUANTILES) of the known different-people distances; None when the
+        """The ``q`` quantile (one of QUANTILES or the config's handoff_quantile) of the known different-people distances; None when the
         calibration had none (all pairs or the fixed fallback stood in for them)."""
         if self.source in (SOURCE_ALL, SOURCE_FALLBACK):
             return None
@@ -132,7 +133,8 @@ def calibrate(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], cfg: Assoc
         same = cfg.same_camera_ratio * merge                      # stronger evidence within one view
     else:
         same = float(cfg.same_camera_threshold)
-    quant = {quantile_key(q): round(float(np.quantile(neg, q)), 4) for q in QUANTILES} if len(neg) else {}
+    qs = sorted({*QUANTILES, cfg.handoff_quantile})
+    quant = {quantile_key(q): round(float(np.quantile(neg, q)), 4) for q in qs} if len(neg) else {}
     sep = float((neg < pos_med).mean()) if pos_med is not None and len(neg) else None
     return Calibration(link, merge, same, int(len(neg)), source, quant, pos_med, sep,
                        None if not np.isfinite(middle) else float(middle))

@@ -16,6 +16,13 @@ looser appearance threshold than the clustering's (pipeline/association/config.p
    leave and enter by a zone (within the wider ``ZONE_ACCEPT`` of its border), and step 2 is solved again. This learns the cameras' layout from the
    run itself (no topology file needed) and rejects handoffs no one could walk, such as leaving the
    first view on the side away from the second.
+4. handoffs that fit (``handoff_geometry``, handoffs.py): for each ordered pair of cameras, where and
+   when the links of steps 2-3 leave the first view and enter the second (the move from exit to entry
+   foot point and the gap, with their spreads); an end and a start both left free whose move and gap
+   fit are matched one to one up to a looser appearance limit (a quantile of the known
+   different-people distances), the closest first;
+5. mutual links (``mutual_links``): an end and a start of two cameras both left free that are each
+   other's nearest candidate, by a margin, below a low quantile of the known different-people distances.
 
 A chain must not hold two tracklets that can never be one person (one camera's tracklets before and
 after a visit to another camera may be too far apart to walk): the weakest link between such a pair
@@ -27,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+from pipeline.association.handoffs import fits, learn_models, selective
 
 MIN_ZONE_LINKS = 3
 ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
@@ -179,7 +188,7 @@ def _two_smallest(key: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray
 
 def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
                  cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """``nxt`` with links added between ends and starts it left free (module docstring, step 4):
+    """``nxt`` with links added between ends and starts it left free (module docstring, step 5):
     i -> j of two cameras, ``dist`` < ``cap``, each the other's nearest candidate among the free ones
     (any camera), ahead of both second nearest by ``MUTUAL_MARGIN``. ``ok`` (P,): candidates allowed
     (zones). Returns (next, links added)."""
@@ -205,9 +214,34 @@ def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray
     return nxt, added
 
 
+def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
+                  first: np.ndarray, last: np.ndarray, start: np.ndarray, end: np.ndarray, cap: float,
+                  ok: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """``nxt`` with links added (module docstring, step 4) between ends and starts it left free whose
+    move and gap fit the handoffs of ``nxt`` between their two cameras (handoffs.py), one to one up
+    to ``cap``, the closest first. ``ok`` (P,): candidates allowed (zones). Returns (next, camera
+    pairs with a model, links added)."""
+    entry, exit_ = foot_points(first, last, cam)
+    models = learn_models(nxt, cam, entry, exit_, start, end)
+    models = selective(models, i, j, nxt, cam, entry, exit_, start, end)
+    if not models:
+        return nxt, 0, 0
+    has_prev = np.zeros(len(nxt), bool)
+    has_prev[nxt[nxt >= 0]] = True
+    take = (nxt[i] < 0) & ~has_prev[j] & (dist < cap) & fits(i, j, models, cam, entry, exit_, start, end)
+    if ok is not None:
+        take &= ok
+    extra = match_pairs(i[take], j[take], cap - dist[take], len(nxt))
+    added = np.flatnonzero(extra >= 0)
+    nxt = nxt.copy()
+    nxt[added] = extra[added]
+    return nxt, len(models), len(added)
+
+
 def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
                    cam: np.ndarray, first: np.ndarray, last: np.ndarray, zones: bool = True,
-                   cannot: np.ndarray | None = None, mutual_cap: float | None = None) -> tuple[np.ndarray, dict]:
+                   cannot: np.ndarray | None = None, mutual_cap: float | None = None,
+                   handoff_cap: float | None = None, times: tuple | None = None) -> tuple[np.ndarray, dict]:
     """next (n,) from candidate pairs (i -> j) (already windowed and constraint-free), their
     distances ``dist`` (P,) and per-pair ``threshold`` (P,); see the module docstring. With
     ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`);
@@ -223,6 +257,9 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
         if models:
             stats["zone_rejected"] = int(((margin > 0) & ~ok).sum())
             nxt = match_pairs(i, j, np.where(ok, margin, -1.0), n)
+    if handoff_cap is not None and times is not None and len(i):
+        nxt, stats["handoff_models"], stats["links_handoff"] = handoff_links(
+            i, j, dist, nxt, cam, first, last, *times, handoff_cap, ok)
     if mutual_cap is not None and len(i):
         nxt, stats["links_mutual"] = mutual_links(i, j, dist, nxt, cam, mutual_cap, ok)   # the weakest
         #                                   links (margin < 0) are cut first by split_conflicts

@@ -1,0 +1,85 @@
+"""Handoffs that fit where and when the run's own handoffs happen (linking step 4, ``handoff_geometry``).
+
+A person who walks from one view into the next leaves the first by one place and enters the second by
+another, a few seconds later; every handoff between the same two cameras repeats that (the sample:
+out at the right border, in at the left one, at about the height they left, 1-5 s later). The
+confident links of step 2 (appearance within the link threshold) show it for each ordered pair of
+cameras with at least ``MIN_HANDOFFS`` of them: the median move from exit foot point to entry foot
+point and the median gap, each with a robust spread (1.4826 x MAD, at least ``POSITION_FLOOR`` of
+the view and ``GAP_FLOOR`` seconds). An end and a start left free whose move and gap lie within
+``GATE_Z`` spreads of that, each coordinate (x, y, gap), are a handoff that fits; such candidates
+are matched one to one up to a looser appearance limit than the link threshold (the ``quantile`` of
+the free negatives), the closest first. Where a camera blurs, compresses or recolours, one person's
+two views drift past the link threshold although where and when they cross says handoff; the gate
+keeps the strangers who happen to be close in appearance but left by another side, at another
+height or at another time out.
+
+Pairs of cameras with too few links, or whose links scatter (no fixed place to cross), get no model
+and nothing changes there; nor does it where people cross between views in all directions at random
+(the spreads grow and the floor of ``MIN_HANDOFFS`` links is not met by chance agreements).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MIN_HANDOFFS = 4          # confident links of one ordered camera pair needed to learn where it hands off
+POSITION_FLOOR = 0.1      # least spread of an exit -> entry move (fraction of the view)
+GAP_FLOOR = 1.5           # least spread of the gap (s)
+GATE_Z = 2.5              # a candidate fits when each coordinate lies within this many spreads
+MAX_FIT_SHARE = 0.5
+MIN_PAIR_SHARE = 0.1
+MAD_SCALE = 1.4826        # median absolute deviation -> standard deviation of a normal
+
+
+def _robust(values: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column median and spread (1.4826 x MAD, at least ``floor``) of (n, k) values."""
+    med = np.median(values, axis=0)
+    return med, np.maximum(MAD_SCALE * np.median(np.abs(values - med), axis=0), floor)
+
+
+def learn_models(nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray, exit_: np.ndarray, start: np.ndarray,
+                 end: np.ndarray) -> dict:
+    """{(camera a, camera b): (centre (3,), spread (3,))} of the move (dx, dy) and gap of the links
+    ``nxt`` from a to b, for pairs with at least MIN_HANDOFFS links with known foot points."""
+    src = np.flatnonzero(nxt >= 0)
+    dst = nxt[src]
+    cross = cam[src] != cam[dst]
+    src, dst = src[cross], dst[cross]
+    move = entry[dst] - exit_[src]
+    good = np.isfinite(move).all(1)
+    src, dst, move = src[good], dst[good], move[good]
+    models = {}
+    leaving = np.bincount(cam[src], minlength=int(cam.max(initial=0)) + 1)
+    for a, b in {(int(cam[s]), int(cam[d])) for s, d in zip(src, dst)}:
+        sel = (cam[src] == a) & (cam[dst] == b)
+        if sel.sum() < max(MIN_HANDOFFS, MIN_PAIR_SHARE * leaving[a]):
+            continue
+        m_med, m_spread = _robust(move[sel], POSITION_FLOOR)
+        g_med, g_spread = _robust((start[dst[sel]] - end[src[sel]])[:, None], GAP_FLOOR)
+        models[(a, b)] = (np.concatenate([m_med, g_med]), np.concatenate([m_spread, g_spread]))
+    return models
+
+
+def selective(models: dict, i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry, exit_,
+              start, end) -> dict:
+    """The models whose gate passes at most MAX_FIT_SHARE of their camera pair's candidates that are not links."""
+    out = {}
+    for key, model in models.items():
+        sel = (cam[i] == key[0]) & (cam[j] == key[1]) & (nxt[i] != j)
+        if not sel.any() or fits(i[sel], j[sel], {key: model}, cam, entry, exit_, start, end).mean() <= MAX_FIT_SHARE:
+            out[key] = model
+    return out
+
+
+def fits(i: np.ndarray, j: np.ndarray, models: dict, cam: np.ndarray, entry: np.ndarray, exit_: np.ndarray,
+         start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(P,) bool: candidate i -> j belongs to a camera pair with a model and fits it (module docstring)."""
+    ok = np.zeros(len(i), bool)
+    for (a, b), (centre, spread) in models.items():
+        sel = np.flatnonzero((cam[i] == a) & (cam[j] == b))
+        if not len(sel):
+            continue
+        obs = np.column_stack([entry[j[sel]] - exit_[i[sel]], start[j[sel]] - end[i[sel]]])
+        with np.errstate(invalid="ignore"):
+            ok[sel] = (np.abs(obs - centre) <= GATE_Z * spread).all(1)
+    return ok
