@@ -57,6 +57,7 @@ VARIANTS = {
     "+ camera normalise": {"camera_normalise": True},
     "- camera pair scale": {"camera_pair_scale": False},
     "+ mutual links": {"mutual_links": True},
+    "- handoff geometry": {"handoff_geometry": False},
     "+ camera centre": {"camera_centre": True},
     "+ rerank": {"rerank": True},
 }
