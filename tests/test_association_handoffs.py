@@ -99,6 +99,47 @@ def test_a_closer_stranger_who_leaves_elsewhere_is_not_linked():
     assert CFG.link_threshold < d[s, b3] < d[a3, b3] < cap
 
 
+def side_door(n=40, seed=0):
+    """People walk a -> b one a second as in :func:`walkers`, but half of them leave by a side door in
+    the blind strip and as many others come in by it: they enter b where and when a handoff would,
+    looking like nobody in a. Returns (tracklets, truth; newcomers 1000+)."""
+    rng = np.random.default_rng(seed)
+    out, truth = [], []
+    for p in range(n):
+        look = unit(rng.normal(size=16))
+        t0, y = 1.0 * p, rng.uniform(0.2, 0.8) * H
+        out.append(trk("a", p + 1, t0, t0 + 8, look, box(20, y), box(W - 20, y)))
+        t1 = t0 + 8 + rng.uniform(2, 3)
+        if p % 2:                                                        # a newcomer enters instead
+            y1 = rng.uniform(0.2, 0.8) * H
+            out.append(trk("b", p + 1, t1, t1 + 8, unit(rng.normal(size=16)), box(20, y1), box(W - 20, y1)))
+            truth += [p, 1000 + p]
+        else:
+            out.append(trk("b", p + 1, t1, t1 + 8, view_of(look, 0.97, rng), box(20 + rng.uniform(0, 30),
+                                                                                y + rng.normal(0, 10)), box(W - 20, y)))
+            truth += [p, p]
+    return out, np.array(truth)
+
+
+def test_where_strangers_leave_and_enter_by_the_handoff_places_nothing_is_added():
+    """Each leaver has fitting newcomers, a quarter of whom look as close as the cap: the camera pair is
+    refused (its fitting candidates above the cap say most below it are strangers)."""
+    import pipeline.association.handoffs as handoffs
+    for seed in range(3):
+        ts, truth = side_door(seed=seed)
+        res = associate_detailed(ts, CFG)
+        assert res.stats["handoff_models"] == 1 and res.stats["links_handoff"] == 0, seed
+        share = handoffs.MAX_STRANGER_SHARE
+        try:
+            handoffs.MAX_STRANGER_SHARE = 1e9                            # without the check: strangers join
+            wrong = associate_detailed(ts, CFG)
+        finally:
+            handoffs.MAX_STRANGER_SHARE = share
+        assert wrong.stats["links_handoff"] >= 3
+        ids = wrong.global_ids
+        assert sum(len(set(truth[ids == g].tolist())) > 1 for g in np.unique(ids)) >= 3
+
+
 def test_no_model_where_people_enter_anywhere():
     for seed in range(3):
         ts, truth = walkers(n=16, degraded=(3, 7, 11), anywhere=True, seed=seed)
@@ -132,7 +173,7 @@ def test_handoff_quantile_is_checked():
     with pytest.raises(ValueError, match="handoff_quantile"):
         AssociationConfig(handoff_quantile=0.0)
     with pytest.raises(ValueError, match="handoff_quantile"):
-        AssociationConfig(handoff_quantile=1.5)
+        AssociationConfig(handoff_quantile=1.0)
 
 
 def sample_visits(degraded_every=3, seed=0):

@@ -215,7 +215,8 @@ def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, 
     if cfg.same_camera_threshold not in (AUTO, None):             # a number caps one camera's links too
         thr[cam[i] == cam[j]] = min(calib.link_threshold, calib.same_camera_threshold)
     cap = calib.known_negative_quantile(MUTUAL_QUANTILE) if cfg.mutual_links else None
-    hcap = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.handoff_geometry else None
+    hq = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.handoff_geometry else None
+    hcap = None if hq is None else (hq, cfg.handoff_quantile)
     nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot, cap,
                                      hcap, (start, end))
     stats.update(link_stats)

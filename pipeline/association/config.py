@@ -138,8 +138,8 @@ class AssociationConfig:
         _check_threshold("threshold", self.threshold)
         _check_threshold("same_camera_threshold", self.same_camera_threshold, nullable=True)
         _check_threshold("link_threshold", self.link_threshold)
-        if not 0.0 < self.handoff_quantile <= 1.0:
-            raise ValueError(f"association.handoff_quantile must be in (0, 1], got {self.handoff_quantile}")
+        if not 0.0 < self.handoff_quantile < 1.0:
+            raise ValueError(f"association.handoff_quantile must be in (0, 1), got {self.handoff_quantile}")
         for name in ("link_quantile", "merge_quantile", "same_camera_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"association.{name} must be in [0, 1], got {getattr(self, name)}")

@@ -14,9 +14,12 @@ two views drift past the link threshold although where and when they cross says 
 keeps the strangers who happen to be close in appearance but left by another side, at another
 height or at another time out.
 
-Pairs of cameras with too few links, or whose links scatter (no fixed place to cross), get no model
-and nothing changes there; nor does it where people cross between views in all directions at random
-(the spreads grow and the floor of ``MIN_HANDOFFS`` links is not met by chance agreements).
+No model, and nothing changes, for a pair of cameras with fewer than ``MIN_HANDOFFS`` links or fewer
+than ``MIN_PAIR_SHARE`` of the links leaving the first camera (a few chance links to a far camera are
+no route), nor where the handoffs keep to no place and time (the gate would pass more than
+``MAX_FIT_SHARE`` of the pair's other candidates: people enter anywhere). And where people also leave
+and enter by the places the handoffs use, the free ends and starts that fit are mostly strangers: a
+pair whose fitting candidates look like that (:func:`looks_like_strangers`) gets no links either.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ MIN_HANDOFFS = 4          # confident links of one ordered camera pair needed to
 POSITION_FLOOR = 0.1      # least spread of an exit -> entry move (fraction of the view)
 GAP_FLOOR = 1.5           # least spread of the gap (s)
 GATE_Z = 2.5              # a candidate fits when each coordinate lies within this many spreads
-MAX_FIT_SHARE = 0.5
-MIN_PAIR_SHARE = 0.1
+MAX_FIT_SHARE = 0.5       # a model whose gate passes more of its pair's other candidates says nothing
+MIN_PAIR_SHARE = 0.1      # a modelled pair holds at least this share of the links leaving its first camera
+MAX_STRANGER_SHARE = 0.5  # expected strangers among the links a camera pair would get: at most this share
 MAD_SCALE = 1.4826        # median absolute deviation -> standard deviation of a normal
 
 
@@ -83,3 +87,22 @@ def fits(i: np.ndarray, j: np.ndarray, models: dict, cam: np.ndarray, entry: np.
         with np.errstate(invalid="ignore"):
             ok[sel] = (np.abs(obs - centre) <= GATE_Z * spread).all(1)
     return ok
+
+
+def looks_like_strangers(fit: np.ndarray, below: np.ndarray, cam_i: np.ndarray, cam_j: np.ndarray,
+                         quantile: float) -> np.ndarray:
+    """(P,) bool: the candidate's camera pair is refused. Of its ``fit`` candidates (free ends and starts
+    that fit), strangers fall ``below`` the appearance cap (the ``quantile`` of the known different
+    people) at the rate ``quantile`` and above it at 1 - quantile; the ones above (assumed all
+    strangers: the pair's own handoffs lie below) thus tell how many strangers to expect below,
+    (above) x quantile / (1 - quantile). A pair where more than MAX_STRANGER_SHARE of the candidates
+    below would be strangers is refused: where people leave and enter by the places the handoffs use
+    (a side door between two views), the free ends and starts are mostly strangers, a quarter of whom
+    look as close as the cap."""
+    refused = np.zeros(len(fit), bool)
+    for a, b in {(int(x), int(y)) for x, y in zip(cam_i[fit], cam_j[fit])}:
+        sel = fit & (cam_i == a) & (cam_j == b)
+        k = int((sel & below).sum())
+        if (int(sel.sum()) - k) * quantile / (1.0 - quantile) > MAX_STRANGER_SHARE * k:
+            refused |= sel
+    return refused

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from pipeline.association.handoffs import fits, learn_models, selective
+from pipeline.association.handoffs import fits, learn_models, looks_like_strangers, selective
 
 MIN_ZONE_LINKS = 3
 ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
@@ -216,11 +216,12 @@ def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray
 
 def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
                   first: np.ndarray, last: np.ndarray, start: np.ndarray, end: np.ndarray, cap: float,
-                  ok: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+                  quantile: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """``nxt`` with links added (module docstring, step 4) between ends and starts it left free whose
     move and gap fit the handoffs of ``nxt`` between their two cameras (handoffs.py), one to one up
-    to ``cap``, the closest first. ``ok`` (P,): candidates allowed (zones). Returns (next, camera
-    pairs with a model, links added)."""
+    to ``cap`` (the ``quantile`` of the known different-people distances), the closest first, unless
+    that camera pair's fitting pairs look like strangers (:func:`handoffs.looks_like_strangers`).
+    ``ok`` (P,): candidates allowed (zones). Returns (next, camera pairs with a model, links added)."""
     entry, exit_ = foot_points(first, last, cam)
     models = learn_models(nxt, cam, entry, exit_, start, end)
     models = selective(models, i, j, nxt, cam, entry, exit_, start, end)
@@ -228,9 +229,10 @@ def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarra
         return nxt, 0, 0
     has_prev = np.zeros(len(nxt), bool)
     has_prev[nxt[nxt >= 0]] = True
-    take = (nxt[i] < 0) & ~has_prev[j] & (dist < cap) & fits(i, j, models, cam, entry, exit_, start, end)
+    fit = (nxt[i] < 0) & ~has_prev[j] & fits(i, j, models, cam, entry, exit_, start, end)
     if ok is not None:
-        take &= ok
+        fit &= ok
+    take = fit & (dist < cap) & ~looks_like_strangers(fit, dist < cap, cam[i], cam[j], quantile)
     extra = match_pairs(i[take], j[take], cap - dist[take], len(nxt))
     added = np.flatnonzero(extra >= 0)
     nxt = nxt.copy()
@@ -241,7 +243,7 @@ def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarra
 def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
                    cam: np.ndarray, first: np.ndarray, last: np.ndarray, zones: bool = True,
                    cannot: np.ndarray | None = None, mutual_cap: float | None = None,
-                   handoff_cap: float | None = None, times: tuple | None = None) -> tuple[np.ndarray, dict]:
+                   handoff_cap: tuple | None = None, times: tuple | None = None) -> tuple[np.ndarray, dict]:
     """next (n,) from candidate pairs (i -> j) (already windowed and constraint-free), their
     distances ``dist`` (P,) and per-pair ``threshold`` (P,); see the module docstring. With
     ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`);
@@ -259,7 +261,7 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
             nxt = match_pairs(i, j, np.where(ok, margin, -1.0), n)
     if handoff_cap is not None and times is not None and len(i):
         nxt, stats["handoff_models"], stats["links_handoff"] = handoff_links(
-            i, j, dist, nxt, cam, first, last, *times, handoff_cap, ok)
+            i, j, dist, nxt, cam, first, last, *times, *handoff_cap, ok)
     if mutual_cap is not None and len(i):
         nxt, stats["links_mutual"] = mutual_links(i, j, dist, nxt, cam, mutual_cap, ok)   # the weakest
         #                                   links (margin < 0) are cut first by split_conflicts
