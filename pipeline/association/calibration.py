@@ -51,8 +51,9 @@ class Calibration:
     middle: float | None             # halfway between the positive and negative medians (caps every auto)
 
     def known_negative_quantile(self, q: float) -> float | None:
-        """The ``q`` quantile (one of QUANTILES or the config's handoff_quantile) of the known different-people distances; None when the
-        calibration had none (all pairs or the fixed fallback stood in for them)."""
+        """The ``q`` quantile (one of QUANTILES or the config's handoff_quantile) of the known
+        different-people distances; None when the calibration had none (all pairs or the fixed fallback
+        stood in for them)."""
         if self.source in (SOURCE_ALL, SOURCE_FALLBACK):
             return None
         return self.negative_quantiles[quantile_key(q)]

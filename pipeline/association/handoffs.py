@@ -64,13 +64,15 @@ def learn_models(nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray, exit_: np.
     return models
 
 
-def selective(models: dict, i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry, exit_,
-              start, end) -> dict:
-    """The models whose gate passes at most MAX_FIT_SHARE of their camera pair's candidates that are not links."""
+def selective(models: dict, i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray,
+              exit_: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict:
+    """The ``models`` whose gate passes at most MAX_FIT_SHARE of their camera pair's candidates i -> j
+    that are not links of ``nxt`` (a gate that passes most of them tells nothing)."""
     out = {}
     for key, model in models.items():
         sel = (cam[i] == key[0]) & (cam[j] == key[1]) & (nxt[i] != j)
-        if not sel.any() or fits(i[sel], j[sel], {key: model}, cam, entry, exit_, start, end).mean() <= MAX_FIT_SHARE:
+        share = fits(i[sel], j[sel], {key: model}, cam, entry, exit_, start, end).mean() if sel.any() else 0.0
+        if share <= MAX_FIT_SHARE:
             out[key] = model
     return out
 

@@ -20,7 +20,8 @@ looser appearance threshold than the clustering's (pipeline/association/config.p
    when the links of steps 2-3 leave the first view and enter the second (the move from exit to entry
    foot point and the gap, with their spreads); an end and a start both left free whose move and gap
    fit are matched one to one up to a looser appearance limit (a quantile of the known
-   different-people distances), the closest first;
+   different-people distances), the closest first, unless the pair's fitting candidates beyond that
+   limit say most of those within it would be strangers;
 5. mutual links (``mutual_links``): an end and a start of two cameras both left free that are each
    other's nearest candidate, by a margin, below a low quantile of the known different-people distances.
 
