@@ -169,7 +169,12 @@ def test_learned_models_need_enough_of_the_cameras_links():
     assert fits(i, j, models, cam, entry, exit_, start, end).tolist() == [True, False]   # (0, 2): no model
 
 
-def test_handoff_quantile_is_checked():
+def test_handoff_quantile_is_checked_and_calibrated():
+    ts, _ = walkers(degraded=(3, 7))
+    for q in (0.2, 0.3):
+        res = associate_detailed(ts, replace(CFG, handoff_quantile=q))
+        assert f"q{int(q * 100)}" in res.stats["calibration"]["negative_quantiles"]
+        assert res.stats["links_handoff"] == 2
     with pytest.raises(ValueError, match="handoff_quantile"):
         AssociationConfig(handoff_quantile=0.0)
     with pytest.raises(ValueError, match="handoff_quantile"):
