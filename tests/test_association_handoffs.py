@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.association.associate import associate_detailed, fused_distance
 from pipeline.association.config import AssociationConfig
+from pipeline.association import handoffs
 from pipeline.association.handoffs import fits, learn_models
 from pipeline.tracklet import Tracklet
 
@@ -121,20 +122,16 @@ def side_door(n=40, seed=0):
     return out, np.array(truth)
 
 
-def test_where_strangers_leave_and_enter_by_the_handoff_places_nothing_is_added():
+def test_where_strangers_leave_and_enter_by_the_handoff_places_nothing_is_added(monkeypatch):
     """Each leaver has fitting newcomers, a quarter of whom look as close as the cap: the camera pair is
     refused (its fitting candidates above the cap say most below it are strangers)."""
-    import pipeline.association.handoffs as handoffs
     for seed in range(3):
         ts, truth = side_door(seed=seed)
         res = associate_detailed(ts, CFG)
         assert res.stats["handoff_models"] == 1 and res.stats["links_handoff"] == 0, seed
-        share = handoffs.MAX_STRANGER_SHARE
-        try:
-            handoffs.MAX_STRANGER_SHARE = 1e9                            # without the check: strangers join
+        with monkeypatch.context() as m:
+            m.setattr(handoffs, "MAX_STRANGER_SHARE", 1e9)               # without the check: strangers join
             wrong = associate_detailed(ts, CFG)
-        finally:
-            handoffs.MAX_STRANGER_SHARE = share
         assert wrong.stats["links_handoff"] >= 3
         ids = wrong.global_ids
         assert sum(len(set(truth[ids == g].tolist())) > 1 for g in np.unique(ids)) >= 3
@@ -159,8 +156,7 @@ def test_learned_models_need_enough_of_the_cameras_links():
     nxt[40:44] = 2 * n + np.arange(4)                                    # 4 links 0 -> 2 (9 %)
     entry = np.tile([0.05, 0.5], (3 * n, 1))
     exit_ = np.tile([0.95, 0.5], (3 * n, 1))
-    start, end = np.arange(3 * n) * 1.0, np.arange(3 * n) * 1.0 - 3.0
-    start[n:] = np.arange(2 * n) + end[:2 * n] + 3.0 - np.arange(2 * n)    # gaps of 3 s
+    start, end = np.full(3 * n, 3.0), np.zeros(3 * n)                    # every gap 3 s
     models = learn_models(nxt, cam, entry, exit_, start, end)
     assert set(models) == {(0, 1)}
     centre, spread = models[(0, 1)]

@@ -64,19 +64,6 @@ def learn_models(nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray, exit_: np.
     return models
 
 
-def selective(models: dict, i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray,
-              exit_: np.ndarray, start: np.ndarray, end: np.ndarray) -> dict:
-    """The ``models`` whose gate passes at most MAX_FIT_SHARE of their camera pair's candidates i -> j
-    that are not links of ``nxt`` (a gate that passes most of them tells nothing)."""
-    out = {}
-    for key, model in models.items():
-        sel = (cam[i] == key[0]) & (cam[j] == key[1]) & (nxt[i] != j)
-        share = fits(i[sel], j[sel], {key: model}, cam, entry, exit_, start, end).mean() if sel.any() else 0.0
-        if share <= MAX_FIT_SHARE:
-            out[key] = model
-    return out
-
-
 def fits(i: np.ndarray, j: np.ndarray, models: dict, cam: np.ndarray, entry: np.ndarray, exit_: np.ndarray,
          start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """(P,) bool: candidate i -> j belongs to a camera pair with a model and fits it (module docstring)."""
@@ -89,6 +76,25 @@ def fits(i: np.ndarray, j: np.ndarray, models: dict, cam: np.ndarray, entry: np.
         with np.errstate(invalid="ignore"):
             ok[sel] = (np.abs(obs - centre) <= GATE_Z * spread).all(1)
     return ok
+
+
+def gate(i: np.ndarray, j: np.ndarray, nxt: np.ndarray, cam: np.ndarray, entry: np.ndarray, exit_: np.ndarray,
+         start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, int]:
+    """(P,) bool: candidate i -> j fits its camera pair's handoffs as the links ``nxt`` show them
+    (:func:`learn_models`, :func:`fits`), and the number of camera pairs modelled. A model whose gate
+    passes more than MAX_FIT_SHARE of its pair's candidates that are not links tells nothing (people
+    enter anywhere): its candidates do not fit."""
+    models = learn_models(nxt, cam, entry, exit_, start, end)
+    ok = fits(i, j, models, cam, entry, exit_, start, end)
+    pairs = 0
+    for a, b in models:
+        pair = (cam[i] == a) & (cam[j] == b)
+        others = pair & (nxt[i] != j)
+        if others.any() and ok[others].mean() > MAX_FIT_SHARE:
+            ok[pair] = False
+        else:
+            pairs += 1
+    return ok, pairs
 
 
 def looks_like_strangers(fit: np.ndarray, below: np.ndarray, cam_i: np.ndarray, cam_j: np.ndarray,

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-from pipeline.association.handoffs import fits, learn_models, looks_like_strangers, selective
+from pipeline.association.handoffs import gate, looks_like_strangers
 
 MIN_ZONE_LINKS = 3
 ZONE_MARGIN = 0.15         # a foot point this close to a border (fraction of the view) is on that side
@@ -216,21 +216,20 @@ def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray
 
 
 def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
-                  first: np.ndarray, last: np.ndarray, start: np.ndarray, end: np.ndarray, cap: float,
+                  entry: np.ndarray, exit_: np.ndarray, start: np.ndarray, end: np.ndarray, cap: float,
                   quantile: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """``nxt`` with links added (module docstring, step 4) between ends and starts it left free whose
-    move and gap fit the handoffs of ``nxt`` between their two cameras (handoffs.py), one to one up
-    to ``cap`` (the ``quantile`` of the known different-people distances), the closest first, unless
-    that camera pair's fitting pairs look like strangers (:func:`handoffs.looks_like_strangers`).
-    ``ok`` (P,): candidates allowed (zones). Returns (next, camera pairs with a model, links added)."""
-    entry, exit_ = foot_points(first, last, cam)
-    models = learn_models(nxt, cam, entry, exit_, start, end)
-    models = selective(models, i, j, nxt, cam, entry, exit_, start, end)
+    move (``entry`` / ``exit_`` foot points, :func:`foot_points`) and gap fit the handoffs of ``nxt``
+    between their two cameras (:func:`handoffs.gate`), one to one up to ``cap`` (the ``quantile`` of
+    the known different-people distances), the closest first, unless that camera pair's fitting pairs
+    look like strangers (:func:`handoffs.looks_like_strangers`). ``ok`` (P,): candidates allowed
+    (zones). Returns (next, camera pairs with a model, links added)."""
+    fit, models = gate(i, j, nxt, cam, entry, exit_, start, end)
     if not models:
         return nxt, 0, 0
     has_prev = np.zeros(len(nxt), bool)
     has_prev[nxt[nxt >= 0]] = True
-    fit = (nxt[i] < 0) & ~has_prev[j] & fits(i, j, models, cam, entry, exit_, start, end)
+    fit &= (nxt[i] < 0) & ~has_prev[j]
     if ok is not None:
         fit &= ok
     take = fit & (dist < cap) & ~looks_like_strangers(fit, dist < cap, cam[i], cam[j], quantile)
@@ -238,7 +237,7 @@ def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarra
     added = np.flatnonzero(extra >= 0)
     nxt = nxt.copy()
     nxt[added] = extra[added]
-    return nxt, len(models), len(added)
+    return nxt, models, len(added)
 
 
 def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
@@ -253,16 +252,18 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
     nxt = match_pairs(i, j, margin, n)
     stats = {"link_candidates": int((margin > 0).sum()), "zone_models": 0, "zone_rejected": 0}
     ok = None
-    if zones and len(i):
+    use_handoffs = handoff_cap is not None and times is not None and len(i)
+    if (zones or use_handoffs) and len(i):
         entry, exit_ = foot_points(first, last, cam)
+    if zones and len(i):
         ok, models = zone_mask(i, j, nxt, cam, entry, exit_)
         stats["zone_models"] = models
         if models:
             stats["zone_rejected"] = int(((margin > 0) & ~ok).sum())
             nxt = match_pairs(i, j, np.where(ok, margin, -1.0), n)
-    if handoff_cap is not None and times is not None and len(i):
+    if use_handoffs:
         nxt, stats["handoff_models"], stats["links_handoff"] = handoff_links(
-            i, j, dist, nxt, cam, first, last, *times, *handoff_cap, ok)
+            i, j, dist, nxt, cam, entry, exit_, *times, *handoff_cap, ok)
     if mutual_cap is not None and len(i):
         nxt, stats["links_mutual"] = mutual_links(i, j, dist, nxt, cam, mutual_cap, ok)   # the weakest
         #                                   links (margin < 0) are cut first by split_conflicts
