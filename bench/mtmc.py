@@ -58,6 +58,7 @@ VARIANTS = {
     "- camera pair scale": {"camera_pair_scale": False},
     "+ mutual links": {"mutual_links": True},
     "- handoff geometry": {"handoff_geometry": False},
+    "- insert links": {"insert_links": False},
     "+ camera centre": {"camera_centre": True},
     "+ rerank": {"rerank": True},
 }

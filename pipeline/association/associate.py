@@ -217,8 +217,9 @@ def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, 
     cap = calib.known_negative_quantile(MUTUAL_QUANTILE) if cfg.mutual_links else None
     hq = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.handoff_geometry else None
     hcap = None if hq is None else (hq, cfg.handoff_quantile)
+    icap = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.insert_links else None
     nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot, cap,
-                                     hcap, (start, end))
+                                     hcap, (start, end), icap)
     stats.update(link_stats)
     labels = np.full(n, -1, np.int64)
     idx = np.flatnonzero(core)

@@ -11,10 +11,13 @@ Two stages turn tracklets into identities:
    accepts looser appearance than the next one. With ``mutual_links`` (off by default), an end and a
    start of two cameras left unlinked that are each other's nearest candidate are linked further out,
    up to the 5 % quantile of the free negatives (relative evidence: a degraded camera moves one
-   person's two views apart; linking.py step 5). With ``handoff_geometry``, an end and a start of two
+   person's two views apart; linking.py step 6). With ``handoff_geometry``, an end and a start of two
    cameras left unlinked whose move (exit to entry foot point) and gap fit where and when that camera
    pair's confident links hand off are linked up to ``handoff_quantile`` of the free negatives
    (pipeline/association/handoffs.py: only for camera pairs whose handoffs keep to one place and time).
+   With ``insert_links``, a tracklet left unlinked that a link skips (a -> c, where a -> b is within the
+   link threshold and b -> c within ``handoff_quantile``: the one-to-one matching prefers one strong link
+   to two where one is weak) goes back in between, a -> b -> c (linking.py step 5).
    Where two views overlap (``overlap_geometry``), tracklets seen at the same time whose foot points
    agree under a floor homography learned from the run join the same chain group, and those whose
    foot points disagree never share an identity (pipeline/association/overlap.py).
@@ -89,7 +92,7 @@ class AssociationConfig:
     same_camera_window: float = 3.0    # longest gap (s) linked within one camera
     mutual_links: bool = False         # also link unlinked ends and starts of two cameras that are each other's
     #                                    nearest candidate (margin 0.02), below the 5 % quantile of the free
-    #                                    negatives (linking.py step 4): for cameras that degrade images (bench/mtmc.py
+    #                                    negatives (linking.py step 6): for cameras that degrade images (bench/mtmc.py
     #                                    6 Dec: mean +1.4 over 16 footages), off by default: where people leave and
     #                                    enter often it links strangers (MARS timeline 6 of 7 wrong; README)
     zones: bool = False                # learn entry/exit zones per camera pair from the run's links (off:
@@ -98,6 +101,9 @@ class AssociationConfig:
     #                                    camera pair's confident handoffs (handoffs.py; bench/mtmc.py 7 Dec:
     #                                    mean +2.1 over 18 footages, none lower; 28 of 28 added links right)
     handoff_quantile: float = 0.25     # ... up to this quantile of the free negative distances
+    insert_links: bool = True          # a tracklet left free that a link skips goes back in between when it
+    #                                    follows the link's start within the link threshold and leads to its
+    #                                    end within the handoff_quantile limit (linking.py step 5)
     overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a
     #                                    floor homography learned from the run (overlap.py)
     overlap_motion: bool = True        # ... found from co-visibility and motion when appearance gives no seeds

@@ -22,7 +22,12 @@ looser appearance threshold than the clustering's (pipeline/association/config.p
    fit are matched one to one up to a looser appearance limit (a quantile of the known
    different-people distances), the closest first, unless the pair's fitting candidates beyond that
    limit say most of those within it would be strangers;
-5. mutual links (``mutual_links``): an end and a start of two cameras both left free that are each
+5. tracklets skipped by a link (``insert_links``): the matching of step 2 maximises summed margins, so
+   where a -> b -> c is one person but b -> c lies past the link threshold (a blurred piece between two
+   views), it links a -> c and leaves b alone. A tracklet b left free (no link in or out) with a -> b
+   within its threshold and b -> c within the looser limit of step 4 (``handoff_quantile``) goes back
+   in between: a -> b -> c, the closest first, one per link;
+6. mutual links (``mutual_links``): an end and a start of two cameras both left free that are each
    other's nearest candidate, by a margin, below a low quantile of the known different-people distances.
 
 A chain must not hold two tracklets that can never be one person (one camera's tracklets before and
@@ -187,9 +192,43 @@ def _two_smallest(key: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray
     return best, second
 
 
+def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, nxt: np.ndarray,
+                 cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """``nxt`` with tracklets it left free put inside the links that skip them (module docstring, step 5):
+    a link a -> c and a free b (no link in or out) with candidates a -> b (``dist`` < ``threshold``) and
+    b -> c (``dist`` < ``cap``) become a -> b -> c, the smallest summed distance first, one b per link
+    and one link per b. ``ok`` (P,): candidates allowed (zones). Returns (next, tracklets inserted)."""
+    n = len(nxt)
+    usable = np.isfinite(dist) if ok is None else np.isfinite(dist) & ok
+    has_prev = np.zeros(n, bool)
+    has_prev[nxt[nxt >= 0]] = True
+    free = (nxt < 0) & ~has_prev
+    first = np.flatnonzero(usable & (nxt[i] >= 0) & free[j] & (dist < threshold))    # a -> b
+    if not len(first):
+        return nxt, 0
+    key = i.astype(np.int64) * n + j
+    order = np.argsort(key, kind="stable")
+    want = j[first].astype(np.int64) * n + nxt[i[first]]                               # b -> c
+    pos = np.minimum(np.searchsorted(key, want, sorter=order), len(key) - 1)
+    second = order[pos]
+    hit = (key[second] == want) & usable[second] & (dist[second] < cap)
+    first, second = first[hit], second[hit]
+    nxt = nxt.copy()
+    used_link, used_b = np.zeros(n, bool), np.zeros(n, bool)
+    added = 0
+    for k in np.argsort(dist[first] + dist[second], kind="stable"):
+        a, b = int(i[first[k]]), int(j[first[k]])
+        if used_link[a] or used_b[b]:
+            continue
+        nxt[b], nxt[a] = nxt[a], b
+        used_link[a] = used_b[b] = True
+        added += 1
+    return nxt, added
+
+
 def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
                  cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """``nxt`` with links added between ends and starts it left free (module docstring, step 5):
+    """``nxt`` with links added between ends and starts it left free (module docstring, step 6):
     i -> j of two cameras, ``dist`` < ``cap``, each the other's nearest candidate among the free ones
     (any camera), ahead of both second nearest by ``MUTUAL_MARGIN``. ``ok`` (P,): candidates allowed
     (zones). Returns (next, links added)."""
@@ -243,11 +282,13 @@ def handoff_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarra
 def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, n: int,
                    cam: np.ndarray, first: np.ndarray, last: np.ndarray, zones: bool = True,
                    cannot: np.ndarray | None = None, mutual_cap: float | None = None,
-                   handoff_cap: tuple | None = None, times: tuple | None = None) -> tuple[np.ndarray, dict]:
+                   handoff_cap: tuple | None = None, times: tuple | None = None,
+                   insert_cap: float | None = None) -> tuple[np.ndarray, dict]:
     """next (n,) from candidate pairs (i -> j) (already windowed and constraint-free), their
     distances ``dist`` (P,) and per-pair ``threshold`` (P,); see the module docstring. With
     ``cannot`` (n, n), chains that would join two incompatible tracklets are cut (:func:`split_conflicts`);
-    with ``mutual_cap``, mutual nearest handoffs below it are linked too (:func:`mutual_links`)."""
+    with ``insert_cap``, tracklets skipped by a link go back in between (:func:`insert_links`); with
+    ``mutual_cap``, mutual nearest handoffs below it are linked too (:func:`mutual_links`)."""
     margin = np.where(np.isfinite(dist), threshold - dist, -1.0)
     nxt = match_pairs(i, j, margin, n)
     stats = {"link_candidates": int((margin > 0).sum()), "zone_models": 0, "zone_rejected": 0}
@@ -264,6 +305,8 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
     if use_handoffs:
         nxt, stats["handoff_models"], stats["links_handoff"] = handoff_links(
             i, j, dist, nxt, cam, entry, exit_, *times, *handoff_cap, ok)
+    if insert_cap is not None and len(i):
+        nxt, stats["links_inserted"] = insert_links(i, j, dist, threshold, nxt, insert_cap, ok)
     if mutual_cap is not None and len(i):
         nxt, stats["links_mutual"] = mutual_links(i, j, dist, nxt, cam, mutual_cap, ok)   # the weakest
         #                                   links (margin < 0) are cut first by split_conflicts
