@@ -215,9 +215,9 @@ def _link(dist, cannot, cam, start, end, core, first, last, calib: Calibration, 
     if cfg.same_camera_threshold not in (AUTO, None):             # a number caps one camera's links too
         thr[cam[i] == cam[j]] = min(calib.link_threshold, calib.same_camera_threshold)
     cap = calib.known_negative_quantile(MUTUAL_QUANTILE) if cfg.mutual_links else None
-    hq = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.handoff_geometry else None
-    hcap = None if hq is None else (hq, cfg.handoff_quantile)
-    icap = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.insert_links else None
+    loose = calib.known_negative_quantile(cfg.handoff_quantile) if cfg.handoff_geometry or cfg.insert_links else None
+    hcap = (loose, cfg.handoff_quantile) if cfg.handoff_geometry else None
+    icap = loose if cfg.insert_links else None
     nxt, link_stats = link_tracklets(i, j, dist[i, j], thr, n, cam, first, last, cfg.zones, cannot, cap,
                                      hcap, (start, end), icap)
     stats.update(link_stats)
