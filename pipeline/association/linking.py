@@ -192,6 +192,17 @@ def _two_smallest(key: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray
     return best, second
 
 
+def pair_positions(i: np.ndarray, j: np.ndarray, qi: np.ndarray, qj: np.ndarray, n: int) -> np.ndarray:
+    """(Q,) position of each pair (qi, qj) among the candidate pairs (i, j) of ``n`` items (-1: not a candidate)."""
+    key = i.astype(np.int64) * n + j
+    want = np.asarray(qi, np.int64) * n + qj
+    if not len(key):
+        return np.full(len(want), -1, np.int64)
+    order = np.argsort(key, kind="stable")
+    at = order[np.minimum(np.searchsorted(key, want, sorter=order), len(key) - 1)]
+    return np.where(key[at] == want, at, -1)
+
+
 def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, nxt: np.ndarray,
                  cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """``nxt`` with tracklets it left free put inside the links that skip them (module docstring, step 5):
@@ -206,12 +217,9 @@ def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.n
     first = np.flatnonzero(usable & (nxt[i] >= 0) & free[j] & (dist < threshold))    # a -> b
     if not len(first):
         return nxt, 0
-    key = i.astype(np.int64) * n + j
-    order = np.argsort(key, kind="stable")
-    want = j[first].astype(np.int64) * n + nxt[i[first]]                               # b -> c
-    pos = np.minimum(np.searchsorted(key, want, sorter=order), len(key) - 1)
-    second = order[pos]
-    hit = (key[second] == want) & usable[second] & (dist[second] < cap)
+    second = pair_positions(i, j, j[first], nxt[i[first]], n)                           # b -> c
+    hit = second >= 0
+    hit[hit] = usable[second[hit]] & (dist[second[hit]] < cap)
     first, second = first[hit], second[hit]
     nxt = nxt.copy()
     used_link, used_b = np.zeros(n, bool), np.zeros(n, bool)
@@ -313,8 +321,7 @@ def link_tracklets(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np
     if cannot is not None:
         strength = np.full(n, np.inf)
         linked = np.flatnonzero(nxt >= 0)
-        pos = {(a, b): k for k, (a, b) in enumerate(zip(i.tolist(), j.tolist()))}
-        strength[linked] = [margin[pos[(a, int(nxt[a]))]] for a in linked.tolist()]
+        strength[linked] = margin[pair_positions(i, j, linked, nxt[linked], n)]
         nxt, stats["links_cut"] = split_conflicts(nxt, cannot, strength)
     stats["links"] = int((nxt >= 0).sum())
     stats["links_same_camera"] = int(((nxt >= 0) & (cam == cam[np.maximum(nxt, 0)])).sum())
