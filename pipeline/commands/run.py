@@ -7,8 +7,8 @@ inputs or tracker, detector or ReID settings a rerun stops before touching anyth
 recompute in place; 'mcmt associate --run DIR' redoes only the association and outputs).
 
 The default detector (--detector default) is embedded in mcmt and works offline: Intel's
-pedestrian-detection-adas-0002 on OpenVINO (pipeline/run/detectors/weights/MODEL_NOTE.md);
---detector also takes a YOLOX or SSD .onnx/.xml file or anything ultralytics loads (e.g. yolo11n.pt,
+person-vehicle-bike-detection-2003 (int8) on OpenVINO (pipeline/run/detectors/weights/MODEL_NOTE.md);
+--detector also takes a YOLOX, SSD or boxes+labels .onnx/.xml file or anything ultralytics loads (e.g. yolo11n.pt,
 which it downloads on first use).
 The default ReID model is the checkpoint shipped in reid/weights/default.pt (appearance +
 attributes; its measured quality is in reid/MODEL_CARD.md). --reid takes another model file, e.g.
