@@ -34,10 +34,13 @@ def openvino_config(ov_device: str, num_threads: int | None) -> dict:
     """``compile_model`` settings of every OpenVINO network we run (detector, ReID trunk, external IRs): on
     the CPU float32 inference, since OpenVINO's default on CPUs with bfloat16 units (AMD Zen 4, recent
     Xeons) is bfloat16, whose rounding moved the ReID embedding by up to 0.05 and so a run's boxes, tracks
-    and identities against other CPUs; and the thread count when given. Nothing for another device."""
+    and identities against other CPUs; threads not pinned to cores, since each compiled network pins its
+    threads on its own and the detector (main thread) and the ReID (background thread), one thread each,
+    then share one core while the other idles (``python bench/ov_pinning.py``: the two-camera sample
+    1.3x faster unpinned, the same outputs); and the thread count when given. Nothing for another device."""
     if ov_device != "CPU":
         return {}
-    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    config = {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
     if num_threads:
         config["INFERENCE_NUM_THREADS"] = int(num_threads)
     return config

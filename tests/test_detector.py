@@ -216,6 +216,16 @@ def test_threads_reach_openvino_and_keep_the_boxes(sample_frames):
     np.testing.assert_allclose(boxes[1], boxes[2], atol=1e-3)
 
 
+def test_openvino_threads_are_not_pinned_to_cores():
+    """Each compiled OpenVINO network pins its threads on its own (OpenVINO's default): the detector's and the
+    ReID's one thread each then shared one core of two while the other idled (bench/ov_pinning.py: the sample
+    1.3x faster unpinned, the same outputs). The embedded detector is compiled unpinned."""
+    from pipeline.run.detectors import DEFAULT_MODEL, BoxesDetector
+
+    det = BoxesDetector(str(DEFAULT_MODEL), threads=1)
+    assert det.engine._compile(1).get_property("ENABLE_CPU_PINNING") is False
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "opencv"])
 def test_yolox_threads_reach_the_runtime_and_keep_the_boxes(backend, sample_frames):
     pytest.importorskip("onnxruntime" if backend == "onnxruntime" else "onnx")   # OpenCV: onnx reads the shape
