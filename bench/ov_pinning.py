@@ -9,15 +9,21 @@ the same job with it on (``pinned``: the config patched in the child) and off (`
 fastest run), CPU-seconds (user + system of the child), the ratio to ``pinned`` and whether the outputs
 (mot/*.txt, mtmc.txt) are byte-identical. The machine may be shared: compare the ratio, not the numbers.
 
+A second table: the embedded detector, one inference thread, 30 calls on one 480 x 864 input, in one
+process alone and in two processes at once (what two single-CPU Ray tasks on one node do, or two `mcmt run`
+jobs on one machine), pinned and not: pinned, each process pins its thread on its own and both may take the
+same core.
+
 --emulate-avx2: oneDNN limited to AVX2 (a CPU without VNNI, as in bench/pipeline.py).
 
-Usage: python bench/ov_pinning.py [--repeat 2] [--emulate-avx2] [--reid default|MODEL]
+Usage: python bench/ov_pinning.py [--repeat 2] [--emulate-avx2] [--reid default|MODEL] [--skip-run]
 """
 from __future__ import annotations
 
 import argparse
 import filecmp
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -61,15 +67,55 @@ def child(arm: str, reid: str, out: str) -> dict:
             "detect_s": stats["detect_seconds"], "reid_s": stats["reid_seconds"]}
 
 
+def detector_calls(pin: bool, calls: int = 30) -> float:
+    """Seconds of ``calls`` inferences of the embedded detector with one thread (after one warm-up call)."""
+    import numpy as np
+    import openvino as ov
+
+    from core.device import openvino_config
+    from pipeline.run.detectors import DEFAULT_MODEL
+
+    core = ov.Core()
+    model = core.read_model(str(DEFAULT_MODEL))
+    compiled = core.compile_model(model, "CPU", {**openvino_config("CPU", 1), "ENABLE_CPU_PINNING": pin})
+    x = np.zeros(tuple(d.get_length() for d in model.inputs[0].get_partial_shape()), np.float32)
+    compiled(x)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        compiled(x)
+    return time.perf_counter() - t0
+
+
+def processes_table() -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    print("\nthe embedded detector, one OpenVINO thread, 30 calls: seconds in one process alone and in each of two at once")
+    print("| OpenVINO threads | one process | two processes (each) | slowdown |")
+    print("|---|---|---|---|")
+    for pin in (True, False):
+        one = min(detector_calls(pin) for _ in range(2))
+        with ctx.Pool(2) as pool:
+            two = pool.map(detector_calls, [pin, pin])
+        label = "pinned (OpenVINO's default)" if pin else "not pinned (mcmt's default)"
+        print(f"| {label} | {one:.2f} | {two[0]:.2f} / {two[1]:.2f} | {max(two) / one:.2f}x |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=2, help="runs per arm, alternated; the fastest is reported")
     p.add_argument("--reid", default="default", help="ReID model of mcmt run (default: the shipped checkpoint)")
     p.add_argument("--emulate-avx2", action="store_true", help="oneDNN limited to AVX2 (a CPU without VNNI)")
+    p.add_argument("--skip-run", action="store_true", help="only the two-process table")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(*a.child)))
+        return 0
+    if a.emulate_avx2:                         # the two-process table in this process's children too
+        os.environ.update(EMULATE_AVX2)
+    if a.skip_run:
+        processes_table()
         return 0
     env = EMULATE_AVX2 if a.emulate_avx2 else None
     arms = ("pinned", "default")
@@ -97,6 +143,7 @@ def main() -> int:
             print(f"| {label} | {fps:.1f} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['detect_s']:.1f} | "
                   f"{r['reid_s']:.1f} | {fps / base:.2f} |")
         print(f"outputs identical: {'yes' if same else 'NO'}")
+    processes_table()
     return 0 if same else 1
 
 
