@@ -107,6 +107,13 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
     boxes: dict = {}
     made_from = fingerprints(run_dir, names)          # the tracklets this generation is made from
     tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
+    interpolated = 0
+    if cfg.output.interpolate:                         # the frames a stride skipped (boxes only, not tracklets)
+        from pipeline.outputs.interpolate import fill_stride
+
+        for c in cameras:
+            boxes[c["name"]], added = fill_stride(boxes[c["name"]], int(c.get("stride") or 1))
+            interpolated += added
     gids, assoc_stats = global_ids(tracklets, cfg, topology, ground)
     assoc_seconds = time.perf_counter() - t0
     gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
@@ -123,7 +130,8 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
                "identities": int(len(set(int(g) for g in gids if g > 0))),
                "multi_camera_identities": _multi_camera(tracklets, gids),
                "flagged_tracklets": int(sum(t.flagged for t in tracklets)),
-               "boxes": int(sum(len(m) for m in mot.values())), "association_seconds": round(assoc_seconds, 3),
+               "boxes": int(sum(len(m) for m in mot.values())), "interpolated_boxes": interpolated,
+               "association_seconds": round(assoc_seconds, 3),
                "association_thresholds": association_thresholds(assoc_stats, cfg.association),
                "association": to_dict(cfg.association), "association_stats": assoc_stats, **(stats or {})}
     summary["calibration"] = ground.record() if ground is not None else None

@@ -81,6 +81,8 @@ class ReIDRunConfig:
 class OutputConfig:
     save_video: bool = False           # videos/<camera>.mp4 with global ids drawn
     report: bool = True                # report.html
+    interpolate: bool = True           # with video.stride > 1: boxes of the skipped frames between two boxes of
+    #                                    one track, interpolated (pipeline/outputs/interpolate.py)
 
 
 @dataclass(frozen=True)
