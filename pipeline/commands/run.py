@@ -57,7 +57,9 @@ def add_arguments(p):
     p.add_argument("--reid", metavar="MODEL",
                    help="ReID model: our .pt, .onnx, OpenVINO .xml, 'default' or 'none' (sets reid.checkpoint)")
     p.add_argument("--device", metavar="DEV", help="auto | cpu | cuda | cuda:N for detector and ReID")
-    p.add_argument("--stride", type=int, metavar="K", help="analyse every K-th frame (sets video.stride)")
+    p.add_argument("--stride", type=int, metavar="K",
+                   help="analyse every K-th frame (sets video.stride); the output files fill the frames in "
+                        "between a track's boxes by interpolation (output.interpolate)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each camera after N analysed frames")
     p.add_argument("--topology", metavar="YAML", help="camera topology file (sets association.topology)")
     p.add_argument("--calibration", metavar="YAML",
