@@ -90,7 +90,8 @@ def processes_table() -> None:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    print("\nthe embedded detector, one OpenVINO thread, 30 calls: seconds in one process alone and in each of two at once")
+    print("\nthe embedded detector, one OpenVINO thread, 30 calls: seconds in one process alone and in each of "
+          "two at once")
     print("| OpenVINO threads | one process | two processes (each) | slowdown |")
     print("|---|---|---|---|")
     for pin in (True, False):

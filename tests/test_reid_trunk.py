@@ -57,7 +57,8 @@ def test_the_trunk_runs_in_float32_on_every_cpu():
     ext = OpenVINOBackend(shared_path(*IR_PARTS), num_threads=1)
     assert str(ext.compiled.get_property("INFERENCE_PRECISION_HINT")) in ("f32", "float32", "<Type: 'float32'>")
     # and unpinned, as the detector (tests/test_detector.py): pinned, the two shared one core
-    assert trunk.compiled.get_property("ENABLE_CPU_PINNING") is False and ext.compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert trunk.compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert ext.compiled.get_property("ENABLE_CPU_PINNING") is False
 
 
 def test_default_reproduces_the_ir_embedding_on_real_crops():
