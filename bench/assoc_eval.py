@@ -10,6 +10,10 @@ against the ground truth without writing files:
     run.score(ids)["cross"]["IDF1"]
     run.score(run.oracle_ids())          # the ceiling: the trackers' errors only
 
+The boxes scored are those the run writes: with ``output.interpolate`` (the default) a track's short gaps
+filled (pipeline/outputs/interpolate.py); ``RunData.load(..., interpolate_seconds=None)`` leaves them
+as tracked, and ``run.tracked()`` is the same run without the filled boxes.
+
 The ORACLE gives every predicted tracklet the ground-truth identity whose boxes it overlaps most
 (IoU >= 0.5, majority of its boxes); tracklets that match no true box keep an identity of their own.
 The gap run -> oracle is the association's error, the gap oracle -> 100 the per-camera trackers'.
@@ -29,7 +33,9 @@ sys.path.insert(0, str(REPO))                 # bench/pipeline.py must not hide 
 from pipeline.evaluation.layout import load_tracks, pair_sequences  # noqa: E402
 from pipeline.evaluation.mot import evaluate_mot, preprocess  # noqa: E402
 from pipeline.evaluation.mtmc import evaluate_multicam, match_boxes  # noqa: E402
+from pipeline.outputs.interpolate import fill_camera  # noqa: E402
 from pipeline.outputs.write import load_all_tracklets, read_run_file  # noqa: E402
+from pipeline.run.config import OutputConfig  # noqa: E402
 from pipeline.outputs.writers import local_to_mot  # noqa: E402
 
 
@@ -40,17 +46,32 @@ class RunData:
     gt: dict                   # gt camera -> (n, 10) MOT rows
     mapping: dict              # gt camera -> run camera
     cameras: list              # run camera names
+    tracked_boxes: dict | None = None    # the boxes before the output's interpolation (None: not interpolated)
 
     @classmethod
-    def load(cls, run_dir, gt_dir, max_frames: int | None = None) -> "RunData":
+    def load(cls, run_dir, gt_dir, max_frames: int | None = None,
+             interpolate_seconds: float | None = OutputConfig.interpolate_seconds) -> "RunData":
+        """``interpolate_seconds``: a track's gaps filled as the run's outputs fill them (the default's
+        ``output.interpolate_seconds``; None: the boxes as tracked)."""
         run_dir = Path(run_dir)
-        cams = [c["name"] for c in read_run_file(run_dir)["cameras"]]
+        records = read_run_file(run_dir)["cameras"]
+        cams = [c["name"] for c in records]
         boxes: dict = {}
         tracklets, _, _ = load_all_tracklets(run_dir, cams, boxes)
+        tracked = None
+        if interpolate_seconds is not None:
+            tracked = dict(boxes)
+            boxes = {c["name"]: fill_camera(boxes[c["name"]], c, interpolate_seconds)[0] for c in records}
         gt_names, gt = load_tracks(gt_dir)
         if max_frames:
             gt = {k: v[v[:, 0] <= max_frames] for k, v in gt.items()}
-        return cls(tracklets, boxes, gt, pair_sequences(gt_names, cams), cams)
+        return cls(tracklets, boxes, gt, pair_sequences(gt_names, cams), cams, tracked)
+
+    def tracked(self) -> "RunData":
+        """This run scored on the boxes as tracked (no interpolated boxes)."""
+        from dataclasses import replace
+
+        return replace(self, boxes=self.tracked_boxes or self.boxes, tracked_boxes=None)
 
     def mot(self, gids) -> dict:
         """Per-camera MOT rows (global ids) of one association; gids (T,) aligned with tracklets."""

@@ -59,6 +59,7 @@ VARIANTS = {
     "+ mutual links": {"mutual_links": True},
     "- handoff geometry": {"handoff_geometry": False},
     "- insert links": {"insert_links": False},
+    "- interpolation": None,            # not association: the output's filled gaps left out (output.interpolate)
     "+ camera centre": {"camera_centre": True},
     "+ rerank": {"rerank": True},
 }
@@ -116,6 +117,9 @@ def score_footage(fp: Footage, run_dir: Path, variants: dict) -> dict:
            "no association": run.score(np.arange(1, len(run.tracklets) + 1), per_camera=False),
            "tracklets": len(run.tracklets), "variants": {}}
     for name, kw in variants.items():
+        if kw is None:                  # "- interpolation": the default association on the boxes as tracked
+            out["variants"][name] = run.tracked().score(res.global_ids, per_camera=False)["cross"]
+            continue
         ids = associate_detailed(run.tracklets, replace(base, **kw)).global_ids
         out["variants"][name] = run.score(ids, per_camera=False)["cross"]
     return out

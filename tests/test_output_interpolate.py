@@ -1,5 +1,5 @@
-"""Boxes of the frames a stride skipped (``output.interpolate``): the rule on generated boxes, and a real
-``mcmt run --stride 2`` of the two-camera sample whose output then has a box on every frame of a track."""
+"""Boxes of the frames between two boxes of a track (``output.interpolate``): the rule on generated boxes, and a
+real ``mcmt run --stride 2`` of the two-camera sample whose output then has a box on every frame of a track."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,30 +8,39 @@ import numpy as np
 
 from pipeline.cli import main as mcmt
 from pipeline.formats.mot import read_mot
-from pipeline.outputs.interpolate import fill_stride
+from pipeline.outputs.interpolate import fill_camera, fill_gaps, gap_limit
 
 REPO = Path(__file__).resolve().parents[1]
 CAMS = ("pets_left", "pets_right")
 
 
-def test_fill_stride_fills_only_the_gaps_the_stride_made():
+def test_fill_gaps_fills_only_gaps_up_to_the_limit():
     # frame, local id, x1, y1, x2, y2, score: track 1 at 0, 2, 4, then lost until 10; track 2 at 2 and 4
     boxes = np.array([[0, 1, 0, 0, 10, 20, 0.9], [2, 1, 4, 0, 14, 20, 0.7], [4, 1, 8, 2, 18, 22, 0.8],
                       [10, 1, 20, 2, 30, 22, 0.9], [4, 2, 50, 50, 60, 70, 0.6], [2, 2, 40, 50, 50, 70, 0.5]])
-    out, added = fill_stride(boxes, 2)
+    out, added = fill_gaps(boxes, 2)
     assert added == 3 and len(out) == 9
     one = out[out[:, 1] == 1]
-    assert one[:, 0].tolist() == [0, 1, 2, 3, 4, 10]                  # 5..9: an occlusion, left as it was
+    assert one[:, 0].tolist() == [0, 1, 2, 3, 4, 10]                  # 5..9: longer than the limit, left
     np.testing.assert_allclose(one[1, 2:7], [2, 0, 12, 20, 0.7])      # halfway, the lower score
     np.testing.assert_allclose(one[3, 2:7], [6, 1, 16, 21, 0.7])
     two = out[out[:, 1] == 2]
-    np.testing.assert_allclose(two[:, 0], [2, 3, 4])
+    np.testing.assert_allclose(two[:, 0], [2, 3, 4])                  # tracks are never bridged to each other
     np.testing.assert_allclose(two[1, 2:7], [45, 50, 55, 70, 0.5])
-    # stride 3: two frames between 4 and ... none (gap 6 > 3); between 0 and 2 one frame
-    three, n3 = fill_stride(boxes[:4], 3)
-    assert n3 == 2 and three[:, 0].tolist() == [0, 1, 2, 3, 4, 10]
-    np.testing.assert_allclose(fill_stride(boxes, 1)[0], boxes)     # no stride: nothing changes
-    assert fill_stride(boxes[:1], 2)[1] == 0
+    six, n6 = fill_gaps(boxes[:4], 6)                                 # the 6-frame gap too, on a straight line
+    assert n6 == 2 + 5 and six[:, 0].tolist() == list(range(11))
+    np.testing.assert_allclose(six[7, 2:6], [8 + 12 * 3 / 6, 2, 18 + 12 * 3 / 6, 22])
+    np.testing.assert_allclose(fill_gaps(boxes, 1)[0], boxes)        # no gap allowed: nothing changes
+    assert fill_gaps(boxes[:1], 2)[1] == 0
+
+
+def test_the_gap_limit_is_the_stride_or_the_seconds_at_the_camera_fps():
+    assert gap_limit(1, 25.0, 0.0) == 1 and gap_limit(3, 25.0, 0.0) == 3          # the stride's gaps only
+    assert gap_limit(1, 25.0, 2.0) == 50 and gap_limit(3, 7.0, 2.0) == 14
+    assert gap_limit(100, 7.0, 2.0) == 100                                           # a stride longer than that
+    boxes = np.array([[0, 1, 0, 0, 10, 20, 0.9], [14, 1, 14, 0, 24, 20, 0.9], [40, 1, 40, 0, 50, 20, 0.9]])
+    out, added = fill_camera(boxes, {"name": "c", "fps": 7.0, "stride": 1}, 2.0)     # 13 frames at 7 fps: filled
+    assert added == 13 and out[:, 0].tolist() == list(range(15)) + [40]             # 26 frames (3.7 s): not
 
 
 def _gt(cam: str) -> np.ndarray:
@@ -68,9 +77,8 @@ def test_a_strided_run_gives_a_box_on_every_frame_of_a_track(tmp_path):
         kept = {tuple(r) for r in np.round(p[:, :6], 2).tolist()}
         assert kept <= {tuple(r) for r in np.round(f[:, :6], 2).tolist()}   # the analysed boxes unchanged
         for gid in np.unique(f[:, 1]):
-            frames = np.sort(f[f[:, 1] == gid, 0])
-            gaps = np.diff(frames)
-            assert gaps.min() >= 1 and (gaps == 2).sum() == 0           # no skipped frame left in a track
+            gaps = np.diff(np.sort(f[f[:, 1] == gid, 0]))
+            assert gaps.min() >= 1 and not ((gaps > 1) & (gaps <= 14)).any()   # no gap of up to 2 s at 7 fps
         # the filled boxes are where the people were: IoU with the ground truth box of that frame
         g = _gt(cam)
         added = np.array([r for r in f if tuple(np.round(r[:6], 2)) not in kept])

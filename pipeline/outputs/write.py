@@ -108,11 +108,11 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
     made_from = fingerprints(run_dir, names)          # the tracklets this generation is made from
     tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
     interpolated = 0
-    if cfg.output.interpolate:                         # the frames a stride skipped (boxes only, not tracklets)
-        from pipeline.outputs.interpolate import fill_stride
+    if cfg.output.interpolate:                         # short gaps of a track (boxes only, not tracklets)
+        from pipeline.outputs.interpolate import fill_camera
 
         for c in cameras:
-            boxes[c["name"]], added = fill_stride(boxes[c["name"]], int(c.get("stride") or 1))
+            boxes[c["name"]], added = fill_camera(boxes[c["name"]], c, cfg.output.interpolate_seconds)
             interpolated += added
     gids, assoc_stats = global_ids(tracklets, cfg, topology, ground)
     assoc_seconds = time.perf_counter() - t0
@@ -136,7 +136,10 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
                "association": to_dict(cfg.association), "association_stats": assoc_stats, **(stats or {})}
     summary["calibration"] = ground.record() if ground is not None else None
     summary["fields_of_view"] = fields_of_view(ground, cameras)
-    doc = build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary, trajectories(mot, cameras))
+    written = np.concatenate([m[:, 1] for m in mot.values()]).astype(np.int64) if mot else np.zeros(0, np.int64)
+    counts = dict(zip(*(v.tolist() for v in np.unique(written, return_counts=True))))
+    doc = build_identities(cameras, tracklets, gids, thumbnails, attr_names, summary, trajectories(mot, cameras),
+                           counts)
     summary["transitions"] = transitions(doc["identities"])
     write_identities(gen.dir, doc)
     if cfg.output.save_video and sources is not None:

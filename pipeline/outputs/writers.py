@@ -114,9 +114,11 @@ def copy_thumbnails(run_dir: Path, gid: int, members: Sequence[Tracklet], thumbs
 
 def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gids: np.ndarray,
                      thumbnails: Mapping[int, dict[str, list[str]]], attribute_names: Sequence[str],
-                     summary: dict, paths: Optional[Mapping[int, list]] = None) -> dict:
+                     summary: dict, paths: Optional[Mapping[int, list]] = None,
+                     box_counts: Optional[Mapping[int, int]] = None) -> dict:
     """The ``identities.json`` document (see the agreed run-folder layout); ``paths``: global id ->
-    ground trajectory [[t, X, Y], ...] of calibrated runs."""
+    ground trajectory [[t, X, Y], ...] of calibrated runs; ``box_counts``: global id -> boxes written for it
+    (with the interpolated ones; default: its tracklets' boxes)."""
     identities = []
     for gid in sorted(set(int(g) for g in gids if g > 0)):
         members = [t for t, g in zip(tracklets, gids) if int(g) == gid]
@@ -131,7 +133,7 @@ def build_identities(cameras: Sequence[dict], tracklets: Sequence[Tracklet], gid
                            "end_time": round(t.end_time, 3), "n_boxes": t.n_boxes, "flagged": t.flagged}
                           for t in sorted(members, key=lambda t: (t.start_time, t.camera))],
             "time_spans": {c: [round(a, 3), round(b, 3)] for c, (a, b) in spans.items()},
-            "box_count": int(sum(t.n_boxes for t in members)),
+            "box_count": int(box_counts.get(gid, 0) if box_counts is not None else sum(t.n_boxes for t in members)),
             "attributes": ({n: round(float(p), 4) for n, p in zip(attribute_names, attrs)}
                            if attrs is not None else {}),
             "attribute_summary": attribute_summary(attribute_names, attrs),

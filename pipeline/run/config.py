@@ -81,8 +81,13 @@ class ReIDRunConfig:
 class OutputConfig:
     save_video: bool = False           # videos/<camera>.mp4 with global ids drawn
     report: bool = True                # report.html
-    interpolate: bool = True           # with video.stride > 1: boxes of the skipped frames between two boxes of
-    #                                    one track, interpolated (pipeline/outputs/interpolate.py)
+    interpolate: bool = True           # boxes of the frames between two boxes of one track, interpolated: the
+    #                                    frames video.stride skipped, and a track lost for at most
+    interpolate_seconds: float = 2.0   # this long (pipeline/outputs/interpolate.py; 0: the stride's only)
+
+    def __post_init__(self):
+        if self.interpolate_seconds < 0:
+            raise ValueError(f"output.interpolate_seconds must be >= 0, got {self.interpolate_seconds}")
 
 
 @dataclass(frozen=True)
