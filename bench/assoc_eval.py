@@ -11,8 +11,9 @@ against the ground truth without writing files:
     run.score(run.oracle_ids())          # the ceiling: the trackers' errors only
 
 The boxes scored are those the run writes: with ``output.interpolate`` (the default) a track's short gaps
-filled (pipeline/outputs/interpolate.py); ``RunData.load(..., interpolate_seconds=None)`` leaves them
-as tracked, and ``run.tracked()`` is the same run without the filled boxes.
+filled (pipeline/outputs/interpolate.py; by identity, so after the association); ``RunData.load(...,
+interpolate_seconds=None)`` scores the boxes as tracked, and ``run.tracked()`` is the same run without the
+filled boxes.
 
 The ORACLE gives every predicted tracklet the ground-truth identity whose boxes it overlaps most
 (IoU >= 0.5, majority of its boxes); tracklets that match no true box keep an identity of their own.
@@ -46,39 +47,44 @@ class RunData:
     gt: dict                   # gt camera -> (n, 10) MOT rows
     mapping: dict              # gt camera -> run camera
     cameras: list              # run camera names
-    tracked_boxes: dict | None = None    # the boxes before the output's interpolation (None: not interpolated)
+    records: list | None = None          # run.json's camera records (fps, stride)
+    interpolate_seconds: float | None = None   # the output's filled gaps (None: the boxes as tracked)
 
     @classmethod
     def load(cls, run_dir, gt_dir, max_frames: int | None = None,
              interpolate_seconds: float | None = OutputConfig.interpolate_seconds) -> "RunData":
-        """``interpolate_seconds``: a track's gaps filled as the run's outputs fill them (the default's
+        """``interpolate_seconds``: an identity's gaps filled as the run's outputs fill them (the default's
         ``output.interpolate_seconds``; None: the boxes as tracked)."""
         run_dir = Path(run_dir)
         records = read_run_file(run_dir)["cameras"]
         cams = [c["name"] for c in records]
         boxes: dict = {}
         tracklets, _, _ = load_all_tracklets(run_dir, cams, boxes)
-        tracked = None
-        if interpolate_seconds is not None:
-            tracked = dict(boxes)
-            boxes = {c["name"]: fill_camera(boxes[c["name"]], c, interpolate_seconds)[0] for c in records}
         gt_names, gt = load_tracks(gt_dir)
         if max_frames:
             gt = {k: v[v[:, 0] <= max_frames] for k, v in gt.items()}
-        return cls(tracklets, boxes, gt, pair_sequences(gt_names, cams), cams, tracked)
+        return cls(tracklets, boxes, gt, pair_sequences(gt_names, cams), cams, records, interpolate_seconds)
 
     def tracked(self) -> "RunData":
         """This run scored on the boxes as tracked (no interpolated boxes)."""
         from dataclasses import replace
 
-        return replace(self, boxes=self.tracked_boxes or self.boxes, tracked_boxes=None)
+        return replace(self, interpolate_seconds=None)
 
     def mot(self, gids) -> dict:
-        """Per-camera MOT rows (global ids) of one association; gids (T,) aligned with tracklets."""
+        """Per-camera MOT rows (global ids) of one association; gids (T,) aligned with tracklets; with the
+        output's filled gaps when ``interpolate_seconds`` is set (pipeline/outputs/interpolate.py)."""
         maps: dict = {c: {} for c in self.cameras}
         for t, g in zip(self.tracklets, gids):
             maps[t.camera][t.track_id] = int(g)
-        return {c: local_to_mot(self.boxes[c], maps[c]) for c in self.cameras}
+        if self.interpolate_seconds is None or self.records is None:
+            return {c: local_to_mot(self.boxes[c], maps[c]) for c in self.cameras}
+        out = {}
+        for rec in self.records:
+            c = rec["name"]
+            filled = fill_camera(self.boxes[c], rec, self.interpolate_seconds, maps[c])[0]
+            out[c] = local_to_mot(filled, {g: g for g in set(maps[c].values()) if g > 0})
+        return out
 
     def score(self, gids, per_camera: bool = True) -> dict:
         """{"cross": multi-camera IDF1 + handoffs, "per_camera": {gt cam: HOTA/MOTA/IDF1...}}."""

@@ -43,6 +43,21 @@ def test_the_gap_limit_is_the_stride_or_the_seconds_at_the_camera_fps():
     assert added == 13 and out[:, 0].tolist() == list(range(15)) + [40]             # 26 frames (3.7 s): not
 
 
+def test_the_gap_between_two_tracklets_of_one_identity_is_filled_by_global_id():
+    # local tracks 1 (frames 0-3) and 2 (frames 6-8) that the association gave identity 5; track 3 dropped (0)
+    boxes = np.array([[f, 1, f, 0, f + 10, 20, 0.9] for f in range(4)] + [[f, 2, f, 0, f + 10, 20, 0.8] for f in
+                     range(6, 9)] + [[f, 3, 50, 50, 60, 70, 0.9] for f in (0, 2)], float)
+    cam = {"name": "c", "fps": 7.0, "stride": 1}
+    by_track, n_track = fill_camera(boxes, cam, 2.0)
+    assert n_track == 1 and 4 not in by_track[by_track[:, 1] <= 2, 0]         # tracks 1 and 2 are not bridged
+    out, added = fill_camera(boxes, cam, 2.0, {1: 5, 2: 5, 3: 0})
+    assert added == 2 and set(out[:, 1].tolist()) == {5}                     # global ids; track 3 left out
+    np.testing.assert_allclose(out[:, 0], np.arange(9))
+    np.testing.assert_allclose(out[4, 2:7], [4, 0, 14, 20, 0.8])
+    empty, none = fill_camera(np.zeros((0, 7)), cam, 2.0, {})
+    assert none == 0 and empty.shape == (0, 7)
+
+
 def _gt(cam: str) -> np.ndarray:
     return np.loadtxt(REPO / "samples" / "gt" / cam / "gt" / "gt.txt", delimiter=",")
 

@@ -107,18 +107,20 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
     boxes: dict = {}
     made_from = fingerprints(run_dir, names)          # the tracklets this generation is made from
     tracklets, thumbs, thumb_dirs = load_all_tracklets(run_dir, names, boxes)
-    interpolated = 0
-    if cfg.output.interpolate:                         # short gaps of a track (boxes only, not tracklets)
-        from pipeline.outputs.interpolate import fill_camera
-
-        for c in cameras:
-            boxes[c["name"]], added = fill_camera(boxes[c["name"]], c, cfg.output.interpolate_seconds)
-            interpolated += added
     gids, assoc_stats = global_ids(tracklets, cfg, topology, ground)
     assoc_seconds = time.perf_counter() - t0
     gid_maps: dict[str, dict[int, int]] = {n: {} for n in names}
     for t, g in zip(tracklets, gids):
         gid_maps[t.camera][t.track_id] = int(g)
+    interpolated = 0
+    if cfg.output.interpolate:                         # short gaps of an identity in a camera (boxes only)
+        from pipeline.outputs.interpolate import fill_camera
+
+        for c in cameras:                              # the boxes then carry global ids
+            n = c["name"]
+            boxes[n], added = fill_camera(boxes[n], c, cfg.output.interpolate_seconds, gid_maps[n])
+            gid_maps[n] = {g: g for g in set(gid_maps[n].values()) if g > 0}
+            interpolated += added
     gen = Generation(run_dir)                          # written aside, switched in once complete
     mot = write_tracks(gen.dir, names, boxes, gid_maps, {n: box_world(boxes[n], ground, n) for n in names})
     thumbnails = {}

@@ -81,8 +81,8 @@ class ReIDRunConfig:
 class OutputConfig:
     save_video: bool = False           # videos/<camera>.mp4 with global ids drawn
     report: bool = True                # report.html
-    interpolate: bool = True           # boxes of the frames between two boxes of one track, interpolated: the
-    #                                    frames video.stride skipped, and a track lost for at most
+    interpolate: bool = True           # boxes of the frames between two boxes of one identity in a camera,
+    #                                    interpolated: the frames video.stride skipped, and gaps of at most
     interpolate_seconds: float = 2.0   # this long (pipeline/outputs/interpolate.py; 0: the stride's only)
 
     def __post_init__(self):
