@@ -1,5 +1,6 @@
-"""Boxes of the frames between two boxes of a track (``output.interpolate``): the rule on generated boxes, and a
-real ``mcmt run --stride 2`` of the two-camera sample whose output then has a box on every frame of a track."""
+"""Boxes of the frames between two boxes of one identity in a camera (``output.interpolate``): the rule on
+generated boxes, a real ``mcmt run --stride 2`` of the two-camera sample whose output then has a box on every
+frame of a track, and a person whose detections are missing for five frames."""
 from __future__ import annotations
 
 from pathlib import Path
