@@ -35,9 +35,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(REPO))
 
 from bench.children import run_child  # noqa: E402
+from bench.detectors import EMULATE_AVX2  # noqa: E402
 
 SAMPLE = [str(REPO / "samples" / "pets_left.mp4"), str(REPO / "samples" / "pets_right.mp4")]
-EMULATE_AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 OUTPUTS = ("mot/pets_left.txt", "mot/pets_right.txt", "mtmc.txt")
 
 

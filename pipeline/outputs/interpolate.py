@@ -22,6 +22,8 @@ from typing import Mapping
 
 import numpy as np
 
+from pipeline.outputs.writers import map_ids
+
 
 def gap_limit(stride: int, fps: float, seconds: float) -> int:
     """The longest gap (frames of the video) to fill: the stride's, or ``seconds`` at ``fps`` when longer."""
@@ -60,7 +62,7 @@ def fill_camera(boxes: np.ndarray, camera: dict, seconds: float,
     association gave one identity (a track the tracker broke) is filled too; the result then carries
     global ids in its id column."""
     if gid_of is not None:
-        gids = np.array([gid_of.get(int(t), 0) for t in boxes[:, 1]], np.int64)
+        gids = map_ids(boxes[:, 1], gid_of)
         boxes = boxes[gids > 0].copy()
         boxes[:, 1] = gids[gids > 0]
     return fill_gaps(boxes, gap_limit(int(camera.get("stride") or 1), float(camera.get("fps") or 0.0), seconds))

@@ -24,6 +24,12 @@ from reid.schema import AttributeSchema
 log = logging.getLogger(__name__)
 
 
+def map_ids(ids: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
+    """(N,) track ids -> (N,) int64 ids of ``mapping`` (0 where it has none); one lookup per distinct id."""
+    uniq, inv = np.unique(np.asarray(ids).astype(np.int64), return_inverse=True)
+    return np.array([mapping.get(int(u), 0) for u in uniq], np.int64)[inv.reshape(-1)]
+
+
 def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int], world: Optional[np.ndarray] = None) -> np.ndarray:
     """(N, 7) frame0, local id, x1, y1, x2, y2, score -> (M, 10) MOT rows with global ids, 1-based frames;
     ``world`` (N, 2) ground positions go to columns 7-8 (MOT15's world x, y; -1 where unknown).
@@ -32,7 +38,7 @@ def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int], world: Optional[n
     """
     if len(boxes) == 0:
         return np.zeros((0, 10), np.float64)
-    gids = np.array([gid_of.get(int(t), 0) for t in boxes[:, 1]], np.int64)
+    gids = map_ids(boxes[:, 1], gid_of)
     keep = gids > 0
     b = boxes[keep]
     rows = np.full((len(b), 10), -1.0)
