@@ -17,6 +17,9 @@ Footages:
                 defaults chosen on the sample's variants hold on other footage)
   BASE~noise-strong, ~dark-strong, ~motion-strong  sensor noise, low light, horizontal motion blur: a check
                 set of other ways a camera differs (not in ``all``: ``check``, ``epfl-check``)
+  NAME@K        any footage above analysed at every K-th frame (``mcmt run --stride K``): low frame rates, where
+                people move far between two analysed frames; the group ``low-fps`` holds the PETS09 footages at
+                3.5 frames/s (@2) and EPFL terrace's three renditions at 3.1 frames/s (@8), not in ``all``
   epfl~jitter-a / -b  EPFL terrace with its second camera's gamma at 0.97 / 1.03: invisible to the eye, but
                 the crossings of that camera are on a knife's edge (one id switch more or less moves the
                 footage's cross-camera IDF1 by up to 14 points), so a change is judged on the three renditions
@@ -31,7 +34,7 @@ import os
 import subprocess
 import sys
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -51,6 +54,7 @@ class Footage:
     topology: str | None = None
     reuse: dict = field(default_factory=dict)    # camera -> footage whose cache of that camera is the same
     note: str = ""
+    stride: int = 1                              # analyse every stride-th frame (NAME@K)
 
 
 # kind -> {strength: parameter}; "mild" is what a second camera of the same make differs by, "strong" what
@@ -180,7 +184,17 @@ def variant(name: str, folder: Path) -> Footage:
                    note=f"second camera: {kind} {param}")
 
 
+LOW_FPS = ("sample@2", "three-views@2", "pets09@2", "sample~blur-mild@2", "sample~jpeg-strong@2", "epfl@8",
+           "epfl~jitter-a@8", "epfl~jitter-b@8")
+
+
 def footage(name: str, folder: Path) -> Footage:
+    if "@" in name:
+        base, _, k = name.rpartition("@")
+        if not k.isdigit() or int(k) < 1:
+            raise ValueError(f"footage {name!r}: after '@' give the stride, a whole number >= 1 (e.g. {base}@2)")
+        fp = footage(base, folder)
+        return replace(fp, name=name, reuse={}, stride=int(k), note=f"{fp.note}, one frame in {k}")
     if name == "sample":
         return sample()
     if name == "three-views":
@@ -205,6 +219,8 @@ def expand(names: list[str]) -> list[str]:
             out += variant_names()
         elif n == "check" or n == "epfl-check":
             out += variant_names("epfl" if n == "epfl-check" else "sample", CHECK_VARIANTS)
+        elif n == "low-fps":
+            out += LOW_FPS
         elif n == "epfl-jitter":
             out += jitter_names()
         elif n == "epfl-variants":

@@ -20,6 +20,7 @@ defaults: a default changes only when the mean rises and no footage loses more t
 
   python bench/mtmc.py                                   # all footages, defaults
   python bench/mtmc.py --footages sample epfl mild       # a subset ("variants", "mild", "strong", "all")
+  python bench/mtmc.py --footages low-fps                # every K-th frame: sample@2 ... epfl@8 (3.5 / 3.1 fps)
   python bench/mtmc.py --variants                        # + the association on/off table
   python bench/mtmc.py --reid PATH --detector PATH       # other models (runs under their own folder)
 """
@@ -92,6 +93,8 @@ def mcmt_run(fp: Footage, run_dir: Path, detector: str, reid: str, sets: list[st
     seed_cache copied with other keys) made."""
     args = [sys.executable, "-m", "pipeline.cli", "run", "--videos", *fp.videos, "--out", str(run_dir),
             "--detector", detector, "--reid", reid, "--no-progress", "--replace"]
+    if fp.stride > 1:
+        args += ["--stride", str(fp.stride)]
     for s in sets:
         args += ["--set", s]
     t0 = time.perf_counter()
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
     p.add_argument("--footages", nargs="+", default=["all"],
                    help="names (sample, three-views, epfl, pets09, sample~KIND-STRENGTH, epfl~KIND-STRENGTH) or groups: "
                         "all, variants, mild, strong, epfl-jitter, epfl-variants, epfl-mild, epfl-strong, check (sensor "
-                        "noise, low light, motion blur on the sample), epfl-check")
+                        "noise, low light, motion blur on the sample), epfl-check, low-fps (NAME@K: every K-th frame)")
     p.add_argument("--detector", default="default")
     p.add_argument("--reid", default="default")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

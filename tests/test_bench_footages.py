@@ -76,3 +76,14 @@ def test_the_check_kinds_are_a_group_of_their_own_and_alter_as_named():
 def test_unknown_variants_are_refused_with_the_choices(tmp_path, name):
     with pytest.raises(ValueError, match="BASE~KIND-STRENGTH"):
         bf.footage(name, tmp_path)
+
+
+def test_a_footage_at_every_kth_frame_has_that_stride_and_no_borrowed_cache():
+    low = bf.expand(["low-fps"])
+    assert "pets09@2" in low and "epfl@8" in low and not any("@" in n for n in bf.expand(["all"]))
+    base, strided = bf.footage("pets09", Path(".")), bf.footage("pets09@2", Path("."))
+    assert (strided.name, strided.stride, strided.videos, strided.gt) == ("pets09@2", 2, base.videos, base.gt)
+    assert base.stride == 1 and strided.reuse == {}      # a cache made at every frame is not this footage's
+    for name in ("pets09@0", "pets09@x"):
+        with pytest.raises(ValueError, match="stride"):
+            bf.footage(name, Path("."))
