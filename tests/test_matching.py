@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from core.boxes import iou_matrix
-from trackers.matching import (assignment_pairs, embedding_distance, fuse_score, gate, iou_distance,
-                               linear_assignment)
+from trackers.matching import (assignment_pairs, embedding_distance, expand_boxes, fuse_score, gate,
+                               iou_distance, linear_assignment)
 
 
 def test_iou_matrix_hand_computed():
@@ -18,6 +18,17 @@ def test_iou_matrix_hand_computed():
     assert iou[0, 2] == 0.0
     assert iou[1, 3] == pytest.approx(100 / 200)    # contained half-height box
     np.testing.assert_allclose(iou_distance(a, b), 1 - iou)
+
+
+def test_buffered_iou_widens_each_box_by_its_own_size():
+    a = np.array([[0, 0, 10, 20]], dtype=float)
+    b = np.array([[15, 0, 25, 20], [0, 0, 10, 20]], dtype=float)
+    assert iou_distance(a, b)[0, 0] == 1.0                       # 5 px apart: no overlap
+    np.testing.assert_allclose(expand_boxes(a, 0.5), [[-5, -10, 15, 30]])
+    # widened by half their size per side: [-5, -10, 15, 30] and [10, -10, 30, 30] share 5 x 40 of 800 + 800
+    assert iou_distance(a, b, 0.5)[0, 0] == pytest.approx(1 - 200 / 1400)
+    assert iou_distance(a, b, 0.5)[0, 1] == pytest.approx(0.0)   # the same box stays the same box
+    np.testing.assert_array_equal(iou_distance(a, b, 0.0), iou_distance(a, b))
 
 
 def test_iou_matrix_degenerate_and_empty():

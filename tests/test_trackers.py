@@ -78,6 +78,31 @@ def test_buffer_scales_with_frame_rate(name):
     assert build_tracker(name, track_buffer=30, frame_rate=60).max_lost == 60
 
 
+def _walk_off_ids(name, frame_rate, **params):
+    """Ids given to one person who stands for 4 frames, then walks off at 30 px a frame (3/4 of the box
+    width: 3 frames/s of someone crossing the view) -> the ids output, one per frame it is output."""
+    t = build_tracker(name, frame_rate=frame_rate, **params)
+    ids = []
+    for f in range(16):
+        out = t.update(dets(box(100 + 30 * max(0, f - 3))))
+        ids += out[:, 4].tolist()
+    return ids
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_motion_buffer_follows_a_person_between_far_apart_frames(name):
+    plain = _walk_off_ids(name, 3.0)
+    assert len(plain) == 4      # plain IoU: lost as they set off; each new track is too far off the next frame
+    buffered = _walk_off_ids(name, 3.0, motion_buffer=3.0)  # widened by 3 x (1/3 - 0.15) = 0.55 of their size
+    assert len(buffered) == 16 and set(buffered) == {1.0}
+    assert build_tracker(name, frame_rate=3.0, motion_buffer=3.0).iou_buffer == pytest.approx(0.55)
+    for fps in (25.0, 7.0):     # the Kalman prediction holds: plain IoU, the same tracks as without the setting
+        assert build_tracker(name, frame_rate=fps, motion_buffer=3.0).iou_buffer == 0.0
+    assert _walk_off_ids(name, 3.0, motion_buffer=3.0, motion_buffer_from=1.0) == plain
+    with pytest.raises(ValueError, match="motion_buffer"):
+        TrackerConfig(motion_buffer=-1.0)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_instances_have_independent_ids(name):
     a, b = build_tracker(name), build_tracker(name)
@@ -363,3 +388,32 @@ def test_pets09_public_detections_real_scores(shared_dir):
     u = evaluate_mot(gt, _to_mot([ultra.update(Boxes(d)).reshape(-1, 8) for d in frames]))
     assert m["IDF1"] >= u["IDF1"] - 1e-6
     assert m["HOTA"] >= u["HOTA"] - 1e-6
+
+
+def _tracks_of_people(name: str, stride: int, motion_buffer: float):
+    """The sample's right camera, its ground-truth boxes as detections (7 frames/s, every stride-th frame) ->
+    (tracks per person summed over people, tracks that hold two people or more, boxes output)."""
+    from pathlib import Path
+
+    g = np.loadtxt(Path(__file__).resolve().parents[1] / "samples/gt/pets_right/gt/gt.txt", delimiter=",")
+    t = build_tracker(name, frame_rate=7.0 / stride, track_buffer=108, motion_buffer=motion_buffer)
+    pairs = []
+    for f in range(1, int(g[:, 0].max()) + 1, stride):
+        rows = g[g[:, 0] == f]
+        xyxy = np.column_stack([rows[:, 2:4], rows[:, 2:4] + rows[:, 4:6]])
+        out = t.update(np.column_stack([xyxy, np.full(len(rows), 0.9), np.zeros(len(rows))]))
+        pairs += [(int(rows[int(o[7]), 1]), int(o[4])) for o in out]
+    pairs = np.array(pairs)
+    per_person = sum(len(set(pairs[pairs[:, 0] == p, 1])) for p in set(pairs[:, 0]))
+    mixed = sum(len(set(pairs[pairs[:, 1] == i, 0])) > 1 for i in set(pairs[:, 1]))
+    return per_person, mixed, len(pairs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_motion_buffer_on_real_boxes_at_low_frame_rates(name):
+    """PETS09 people at 3.5 and 2.3 analysed frames/s: the buffered IoU breaks fewer tracks, mixes no more
+    people and follows more boxes; at the camera's 7 frames/s it changes nothing."""
+    assert _tracks_of_people(name, 1, 3.0) == _tracks_of_people(name, 1, 0.0)
+    for stride in (2, 3):
+        (frag, mixed, boxes), (frag0, mixed0, boxes0) = (_tracks_of_people(name, stride, mb) for mb in (3.0, 0.0))
+        assert frag <= 0.8 * frag0 and mixed <= mixed0 and boxes > boxes0

@@ -41,7 +41,7 @@ from trackers import kalman
 from trackers.byte_tracker import LOST, ByteTracker, Frame, Stage
 from trackers.gmc import build_gmc, warp_states
 from core.boxes import iou_matrix
-from trackers.matching import embedding_distance, fuse_score, gate
+from trackers.matching import embedding_distance, expand_boxes, fuse_score, gate
 from trackers.occlusion import gallery_add, gallery_distance
 
 SWITCH_MIN_SEEN = 100      # embedded matches of a camera seen before its noise level (median distance) is trusted
@@ -60,7 +60,7 @@ class AppearanceTracker(ByteTracker):
                  appearance_every: int = 1, gallery_size: int = 0, observation_update: bool = False,
                  recover_thresh: float = 0.0, birth_iou: float = 1.0, score_reference: float = 0.0,
                  appearance_veto: float = 0.0, switch_thresh: float = 0.0, switch_count: int = 5,
-                 switch_scale: float = 3.0):
+                 switch_scale: float = 3.0, motion_buffer: float = 0.0, motion_buffer_from: float = 0.15):
         if not 0.0 <= ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in [0, 1], got {ema_alpha}")
         if appearance_every < 1:
@@ -85,7 +85,7 @@ class AppearanceTracker(ByteTracker):
         super().__init__(track_high_thresh, track_low_thresh, new_track_thresh, match_thresh,
                          low_match_thresh, unconfirmed_match_thresh, track_buffer, frame_rate,
                          fuse_score, min_box_area, duplicate_iou, observation_update, recover_thresh, birth_iou,
-                         score_reference)
+                         score_reference, motion_buffer, motion_buffer_from)
 
     def reset(self) -> None:
         super().reset()
@@ -113,7 +113,10 @@ class AppearanceTracker(ByteTracker):
         means[ts.state[pool] == LOST, 7] = 0.0
         means, _ = kalman.predict(means, ts.covs[pool])
         d_idx = high.nonzero()[0]
-        iou = iou_matrix(kalman.xyah_to_xyxy(means), dets[d_idx, :4])          # (T, M)
+        boxes, det_boxes = kalman.xyah_to_xyxy(means), dets[d_idx, :4]
+        if self.iou_buffer > 0:
+            boxes, det_boxes = expand_boxes(boxes, self.iou_buffer), expand_boxes(det_boxes, self.iou_buffer)
+        iou = iou_matrix(boxes, det_boxes)                                        # (T, M)
         cost = fuse_score(1.0 - iou, dets[d_idx, 4]) if self.fuse_score else 1.0 - iou
         cand = (cost <= self.stages[0].thresh) | (iou >= self.proximity_thresh)
         per_det, per_track = cand.sum(0), cand.sum(1)

@@ -67,12 +67,15 @@ class ByteTracker:
                  unconfirmed_match_thresh: float = 0.7, track_buffer: int = 30, frame_rate: float = 30.0,
                  fuse_score: bool = True, min_box_area: float = 10.0, duplicate_iou: float = 0.85,
                  observation_update: bool = False, recover_thresh: float = 0.0, birth_iou: float = 1.0,
-                 score_reference: float = 0.0):
+                 score_reference: float = 0.0, motion_buffer: float = 0.0, motion_buffer_from: float = 0.15):
         if not 0 <= track_low_thresh <= track_high_thresh:
             raise ValueError(f"need 0 <= track_low_thresh ({track_low_thresh}) <= track_high_thresh "
                              f"({track_high_thresh})")
         if frame_rate <= 0 or track_buffer < 0:
             raise ValueError(f"frame_rate must be > 0 and track_buffer >= 0, got {frame_rate}, {track_buffer}")
+        if not (motion_buffer >= 0 and motion_buffer_from >= 0):
+            raise ValueError(f"motion_buffer and motion_buffer_from must be >= 0, got {motion_buffer}, "
+                             f"{motion_buffer_from}")
         self.track_high_thresh = track_high_thresh
         self.track_low_thresh = track_low_thresh
         self.new_track_thresh = new_track_thresh
@@ -84,6 +87,10 @@ class ByteTracker:
         self.observation_update = bool(observation_update)  # OC-SORT re-update after a gap
         self.recover_thresh = float(recover_thresh)          # OC-SORT recovery stage (0: off)
         self.birth_iou = float(birth_iou)                    # no birth on a live track's box (1: off)
+        # boxes widened by this fraction of their size per side before IoU: motion_buffer box sizes per second of
+        # the time between two analysed frames beyond motion_buffer_from (0 at frame rates the Kalman filter
+        # follows people at; below, they move further between two frames than its prediction holds)
+        self.iou_buffer = float(motion_buffer) * max(0.0, 1.0 / float(frame_rate) - float(motion_buffer_from))
         # a lost track can be re-found after at most max_lost frames without a match
         self.max_lost = max(1, int(frame_rate / 30.0 * track_buffer))
         self.stages = self.build_stages(match_thresh, low_match_thresh, unconfirmed_match_thresh)
@@ -330,8 +337,8 @@ class ByteTracker:
         return iou_distance(kalman.xyah_to_xyxy(self.tracks.obs_z[t_idx]), frame.det_boxes[d_idx])
 
     def iou_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
-        """1 - IoU of predicted track boxes and detections -> (n, m)."""
-        return iou_distance(frame.boxes[t_idx], frame.det_boxes[d_idx])
+        """1 - IoU of predicted track boxes and detections, each widened by ``iou_buffer`` of its size -> (n, m)."""
+        return iou_distance(frame.boxes[t_idx], frame.det_boxes[d_idx], self.iou_buffer)
 
     def motion_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         """IoU cost, weighted by detection score when ``fuse_score`` -> (n, m)."""

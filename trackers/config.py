@@ -20,6 +20,13 @@ class TrackerConfig:
     unconfirmed_match_thresh: float = 0.7  # max cost for a one-frame-old track to match again
     track_buffer: int = 108            # frames a lost track is kept (scaled by frame_rate / 30: 3.6 s)
     frame_rate: float = 0.0            # 0: the video's analysed frame rate (mcmt run; trackers need > 0)
+    motion_buffer: float = 0.0         # low frame rates (or --stride): IoU of boxes widened per side by this x their
+                                       # size x the seconds between two analysed frames beyond motion_buffer_from
+                                       # (buffered IoU: people move further between two frames than the Kalman
+                                       # prediction holds). 3 for footage analysed below 6.7 frames/s: bench/mtmc.py
+                                       # --footages low-fps, 7 Dec: mean 74.4 -> 80.5, but PETS09 at 3.5 frames/s
+                                       # -3.1, so not a default; 0: plain IoU
+    motion_buffer_from: float = 0.15   # ... seconds: at 1 / this frames/s (6.7) and above, plain IoU in any case
     fuse_score: bool = True            # multiply IoU similarity by detection score
     min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)
     duplicate_iou: float = 0.85        # a tracked and a lost track overlapping more are duplicates
@@ -64,7 +71,7 @@ class TrackerConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"tracker.{name} must be in [0, 1], got {getattr(self, name)}")
         for name, low in (("track_buffer", 0), ("min_box_area", 0), ("gallery_size", 0), ("appearance_every", 1),
-                          ("switch_count", 1), ("switch_scale", 0)):
+                          ("switch_count", 1), ("switch_scale", 0), ("motion_buffer", 0), ("motion_buffer_from", 0)):
             if not getattr(self, name) >= low:
                 raise ValueError(f"tracker.{name} must be >= {low}, got {getattr(self, name)}")
         if not self.frame_rate >= 0:

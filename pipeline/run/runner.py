@@ -124,7 +124,16 @@ def build_tracker_for(cfg: RunConfig, fps: float | None = None):
     name = params.pop("name")
     if params["frame_rate"] <= 0:
         params["frame_rate"] = float(fps) if fps and fps > 0 else 30.0
+    rate = params["frame_rate"]
+    if not params["motion_buffer"] and 1.0 / rate > params["motion_buffer_from"] and rate not in _SLOW_RATES_TOLD:
+        _SLOW_RATES_TOLD.add(rate)
+        log.warning("tracking at %.1f analysed frames/s: people move further between two frames than the motion "
+                    "model follows and tracks break; --set tracker.motion_buffer=3 widens the boxes it matches "
+                    "(README, 'Every K-th frame')", rate)
     return build_tracker(name, **params)
+
+
+_SLOW_RATES_TOLD: set = set()      # analysed frame rates the low-rate advice was logged for (once each)
 
 
 def uses_appearance(tracker) -> bool:
