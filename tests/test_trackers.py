@@ -390,6 +390,18 @@ def test_pets09_public_detections_real_scores(shared_dir):
     assert m["HOTA"] >= u["HOTA"] - 1e-6
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_low_score_detections_are_matched_on_plain_iou_only(name):
+    """The buffer widens the high-score stages only: a low-score box (someone partly hidden) 25 px off a track's
+    box (plain IoU 0.23, widened 0.54) is not taken in ByteTrack's low-score stage, while a high-score one is."""
+    for score, taken in ((0.3, False), (0.9, True)):
+        t = build_tracker(name, frame_rate=3.0, motion_buffer=3.0, track_high_thresh=0.5)
+        for _ in range(3):
+            t.update(dets(box(100)))
+        out = t.update(dets(box(125, score=score)))
+        assert (out[:, 4].tolist() == [1.0]) is taken
+
+
 def _tracks_of_people(name: str, stride: int, motion_buffer: float):
     """The sample's right camera, its ground-truth boxes as detections (7 frames/s, every stride-th frame) ->
     (tracks per person summed over people, tracks that hold two people or more, boxes output)."""

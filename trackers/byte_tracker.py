@@ -105,7 +105,7 @@ class ByteTracker:
         """ByteTrack's association order (+ OC-SORT's recovery when ``recover_thresh`` > 0); subclasses
         may insert stages."""
         stages = [Stage("high", "pool", "high", "motion_cost", match_thresh),
-                  Stage("low", "tracked", "low", "iou_cost", low_match_thresh)]  # IoU only (paper 3.2)
+                  Stage("low", "tracked", "low", "plain_iou_cost", low_match_thresh)]  # IoU only (paper 3.2)
         if self.recover_thresh > 0:
             stages.append(Stage("recover", "pool", "high", "observation_cost", self.recover_thresh))
         return (*stages, Stage("unconfirmed", "unconfirmed", "high", "motion_cost", unconfirmed_match_thresh))
@@ -339,6 +339,11 @@ class ByteTracker:
     def iou_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         """1 - IoU of predicted track boxes and detections, each widened by ``iou_buffer`` of its size -> (n, m)."""
         return iou_distance(frame.boxes[t_idx], frame.det_boxes[d_idx], self.iou_buffer)
+
+    def plain_iou_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
+        """1 - IoU of predicted track boxes and detections, never widened: the low-score stage (mostly people
+        partly hidden by others, whom a widened box would reach from a neighbour's track) -> (n, m)."""
+        return iou_distance(frame.boxes[t_idx], frame.det_boxes[d_idx])
 
     def motion_cost(self, frame: Frame, t_idx: np.ndarray, d_idx: np.ndarray) -> np.ndarray:
         """IoU cost, weighted by detection score when ``fuse_score`` -> (n, m)."""
