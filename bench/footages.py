@@ -19,7 +19,8 @@ Footages:
                 set of other ways a camera differs (not in ``all``: ``check``, ``epfl-check``)
   NAME@K        any footage above analysed at every K-th frame (``mcmt run --stride K``): low frame rates, where
                 people move far between two analysed frames; the group ``low-fps`` holds the PETS09 footages at
-                3.5 frames/s (@2) and EPFL terrace's three renditions at 3.1 frames/s (@8), not in ``all``
+                3.5 frames/s (@2), PETS09 also in two renditions (``pets09~jitter-a / -b``: its camera's gamma at
+                0.97 / 1.03), and EPFL terrace's three renditions at 3.1 frames/s (@8), not in ``all``
   epfl~jitter-a / -b  EPFL terrace with its second camera's gamma at 0.97 / 1.03: invisible to the eye, but
                 the crossings of that camera are on a knife's edge (one id switch more or less moves the
                 footage's cross-camera IDF1 by up to 14 points), so a change is judged on the three renditions
@@ -170,22 +171,26 @@ def variant(name: str, folder: Path) -> Footage:
     base_name, rest = name.split("~", 1)
     kind, strength = rest.rsplit("-", 1)
     choices = {**VARIANTS, **CHECK_VARIANTS, **({"jitter": JITTER} if base_name == "epfl" else {})}
-    if base_name not in BASES or kind not in choices or strength not in choices[kind]:
+    if base_name == "pets09":                            # one camera: only its renditions (pets09~jitter-a / -b)
+        choices = {"jitter": JITTER}
+    if base_name not in (*BASES, "pets09") or kind not in choices or strength not in choices[kind]:
         raise ValueError(f"unknown variant {name!r}: BASE~KIND-STRENGTH with BASE in {BASES}, KIND in "
                          f"{list(VARIANTS) + list(CHECK_VARIANTS)}, STRENGTH in mild / strong (the check kinds: "
                          f"strong; or epfl~jitter-a / -b)")
     param = choices[kind][strength]
-    base = sample() if base_name == "sample" else epfl()
-    src = Path(base.videos[1])
+    base = {"sample": sample, "epfl": epfl, "pets09": pets09}[base_name]()
+    src = Path(base.videos[-1])                          # the second camera (PETS09: its one camera)
     dst = folder / name.replace("~", "_") / src.name
     if not dst.is_file():
         write_altered(src, dst, "gamma" if kind == "jitter" else kind, param)   # a jitter is a slight gamma
+    if len(base.videos) == 1:
+        return Footage(name, (str(dst),), base.gt, note=f"the camera: {kind} {param}")
     return Footage(name, (base.videos[0], str(dst)), base.gt, reuse={Path(base.videos[0]).stem: base_name},
                    note=f"second camera: {kind} {param}")
 
 
-LOW_FPS = ("sample@2", "three-views@2", "pets09@2", "sample~blur-mild@2", "sample~jpeg-strong@2", "epfl@8",
-           "epfl~jitter-a@8", "epfl~jitter-b@8")
+LOW_FPS = ("sample@2", "three-views@2", "pets09@2", "pets09~jitter-a@2", "pets09~jitter-b@2", "sample~blur-mild@2",
+           "sample~jpeg-strong@2", "epfl@8", "epfl~jitter-a@8", "epfl~jitter-b@8")
 
 
 def footage(name: str, folder: Path) -> Footage:

@@ -87,3 +87,18 @@ def test_a_footage_at_every_kth_frame_has_that_stride_and_no_borrowed_cache():
     for name in ("pets09@0", "pets09@x"):
         with pytest.raises(ValueError, match="stride"):
             bf.footage(name, Path("."))
+
+
+def test_pets09_renditions_alter_its_one_camera_and_nothing_else(tmp_path, monkeypatch):
+    cam = _video(tmp_path / "vtest.avi")
+    monkeypatch.setattr(bf, "pets09", lambda: bf.Footage("pets09", (cam,), str(tmp_path)))
+    fp = bf.footage("pets09~jitter-b@2", tmp_path / "bench")
+    altered = Path(fp.videos[0])
+    assert len(fp.videos) == 1 and altered.name == "vtest.avi" and altered.parent.name == "pets09_jitter-b"
+    assert fp.gt == str(tmp_path) and fp.stride == 2 and fp.reuse == {}
+    a, b = cv2.VideoCapture(cam), cv2.VideoCapture(str(altered))
+    ok_a, fa = a.read()
+    ok_b, fb = b.read()
+    assert ok_a and ok_b and fa.shape == fb.shape and fb.mean() < fa.mean()     # gamma 1.03: a touch darker
+    with pytest.raises(ValueError, match="BASE~KIND-STRENGTH"):
+        bf.footage("pets09~blur-strong", tmp_path / "bench")                  # one camera: no second to alter

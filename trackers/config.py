@@ -24,8 +24,8 @@ class TrackerConfig:
                                        # size x the seconds between two analysed frames beyond motion_buffer_from
                                        # (buffered IoU: people move further between two frames than the Kalman
                                        # prediction holds). 3 for footage analysed below 6.7 frames/s: bench/mtmc.py
-                                       # --footages low-fps, 7 Dec: mean 74.4 -> 80.9, but PETS09 at 3.5 frames/s
-                                       # -2.6, so not a default; 0: plain IoU (the low-score stage always)
+                                       # --footages low-fps, 7 Dec: mean of 10 77.3 -> 82.5, but PETS09 at 3.5
+                                       # frames/s -2.6, so not a default; 0: plain IoU (the low-score stage always)
     motion_buffer_from: float = 0.15   # ... seconds: at 1 / this frames/s (6.7) and above, plain IoU in any case
     fuse_score: bool = True            # multiply IoU similarity by detection score
     min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)
