@@ -323,7 +323,7 @@ def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path)
     detector = YoloDetector(str(det_path), device="cpu")
     embedded = high = 0
     for src in open_sources(videos, max_frames=40):
-        tracker, rows = build_tracker_for(cfg), []
+        tracker, rows = build_tracker_for(cfg, src.fps / max(1, src.stride)), []   # as the run: its frame rate
         for frame in src:
             d = detector([frame.image])[0]
             mask = tracker.embedding_mask(d)
