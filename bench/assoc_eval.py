@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))                 # bench/pipeline.py must not hide 
 from pipeline.evaluation.layout import load_tracks, pair_sequences  # noqa: E402
 from pipeline.evaluation.mot import evaluate_mot, preprocess  # noqa: E402
 from pipeline.evaluation.mtmc import evaluate_multicam, match_boxes  # noqa: E402
-from pipeline.outputs.interpolate import fill_camera  # noqa: E402
+from pipeline.outputs.interpolate import fill_cameras  # noqa: E402
 from pipeline.outputs.write import load_all_tracklets, read_run_file  # noqa: E402
 from pipeline.run.config import OutputConfig  # noqa: E402
 from pipeline.outputs.writers import local_to_mot  # noqa: E402
@@ -79,12 +79,8 @@ class RunData:
             maps[t.camera][t.track_id] = int(g)
         if self.interpolate_seconds is None or self.records is None:
             return {c: local_to_mot(self.boxes[c], maps[c]) for c in self.cameras}
-        out = {}
-        for rec in self.records:
-            c = rec["name"]
-            filled = fill_camera(self.boxes[c], rec, self.interpolate_seconds, maps[c])[0]
-            out[c] = local_to_mot(filled, {g: g for g in set(maps[c].values()) if g > 0})
-        return out
+        boxes, maps, _ = fill_cameras(self.boxes, self.records, self.interpolate_seconds, maps)
+        return {c: local_to_mot(boxes[c], maps[c]) for c in self.cameras}
 
     def score(self, gids, per_camera: bool = True) -> dict:
         """{"cross": multi-camera IDF1 + handoffs, "per_camera": {gt cam: HOTA/MOTA/IDF1...}}."""

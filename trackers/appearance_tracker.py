@@ -40,8 +40,7 @@ import numpy as np
 from trackers import kalman
 from trackers.byte_tracker import LOST, ByteTracker, Frame, Stage
 from trackers.gmc import build_gmc, warp_states
-from core.boxes import iou_matrix
-from trackers.matching import embedding_distance, expand_boxes, fuse_score, gate
+from trackers.matching import buffered_iou, embedding_distance, fuse_score, gate
 from trackers.occlusion import gallery_add, gallery_distance
 
 SWITCH_MIN_SEEN = 100      # embedded matches of a camera seen before its noise level (median distance) is trusted
@@ -113,10 +112,7 @@ class AppearanceTracker(ByteTracker):
         means[ts.state[pool] == LOST, 7] = 0.0
         means, _ = kalman.predict(means, ts.covs[pool])
         d_idx = high.nonzero()[0]
-        boxes, det_boxes = kalman.xyah_to_xyxy(means), dets[d_idx, :4]
-        if self.iou_buffer > 0:
-            boxes, det_boxes = expand_boxes(boxes, self.iou_buffer), expand_boxes(det_boxes, self.iou_buffer)
-        iou = iou_matrix(boxes, det_boxes)                                        # (T, M)
+        iou = buffered_iou(kalman.xyah_to_xyxy(means), dets[d_idx, :4], self.iou_buffer)   # (T, M), as the first stage
         cost = fuse_score(1.0 - iou, dets[d_idx, 4]) if self.fuse_score else 1.0 - iou
         cand = (cost <= self.stages[0].thresh) | (iou >= self.proximity_thresh)
         per_det, per_track = cand.sum(0), cand.sum(1)

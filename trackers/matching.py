@@ -16,12 +16,17 @@ _EMPTY_INDEX = np.zeros(0, dtype=np.int64)
 
 
 def iou_distance(a: np.ndarray, b: np.ndarray, buffer: float = 0.0) -> np.ndarray:
-    """1 - IoU of boxes a (N, 4) and b (M, 4) -> (N, M) in [0, 1]. With ``buffer`` > 0 each box is first
-    widened by that fraction of its own width and height on every side (buffered IoU, as C-BIoU): two
-    boxes of one person a few box widths apart still overlap when frames lie far apart in time."""
+    """1 - :func:`buffered_iou` of boxes a (N, 4) and b (M, 4) -> (N, M) in [0, 1]."""
+    return 1.0 - buffered_iou(a, b, buffer)
+
+
+def buffered_iou(a: np.ndarray, b: np.ndarray, buffer: float = 0.0) -> np.ndarray:
+    """IoU of boxes a (N, 4) and b (M, 4) -> (N, M). With ``buffer`` > 0 each box is first widened by that
+    fraction of its own width and height on every side (buffered IoU, as C-BIoU): two boxes of one person a
+    box width or so apart still overlap when frames lie far apart in time."""
     if buffer > 0:
         a, b = expand_boxes(a, buffer), expand_boxes(b, buffer)
-    return 1.0 - iou_matrix(a, b)
+    return iou_matrix(a, b)
 
 
 def expand_boxes(boxes: np.ndarray, buffer: float) -> np.ndarray:

@@ -66,3 +66,15 @@ def fill_camera(boxes: np.ndarray, camera: dict, seconds: float,
         boxes = boxes[gids > 0].copy()
         boxes[:, 1] = gids[gids > 0]
     return fill_gaps(boxes, gap_limit(int(camera.get("stride") or 1), float(camera.get("fps") or 0.0), seconds))
+
+
+def fill_cameras(boxes: dict, cameras, seconds: float, gid_maps: dict) -> tuple[dict, dict, int]:
+    """:func:`fill_camera` of every camera record in ``cameras`` -> (boxes, id maps, boxes added): each camera's
+    boxes with global ids in their id column, and the identity maps (global id -> itself) that go with them."""
+    boxes, gid_maps, added = dict(boxes), dict(gid_maps), 0
+    for c in cameras:
+        n = c["name"]
+        boxes[n], k = fill_camera(boxes[n], c, seconds, gid_maps[n])
+        gid_maps[n] = {g: g for g in set(gid_maps[n].values()) if g > 0}
+        added += k
+    return boxes, gid_maps, added

@@ -114,13 +114,9 @@ def associate_and_write(run_dir: Path, cfg: RunConfig, cameras: Sequence[dict], 
         gid_maps[t.camera][t.track_id] = int(g)
     interpolated = 0
     if cfg.output.interpolate:                         # short gaps of an identity in a camera (boxes only)
-        from pipeline.outputs.interpolate import fill_camera
+        from pipeline.outputs.interpolate import fill_cameras
 
-        for c in cameras:                              # the boxes then carry global ids
-            n = c["name"]
-            boxes[n], added = fill_camera(boxes[n], c, cfg.output.interpolate_seconds, gid_maps[n])
-            gid_maps[n] = {g: g for g in set(gid_maps[n].values()) if g > 0}
-            interpolated += added
+        boxes, gid_maps, interpolated = fill_cameras(boxes, cameras, cfg.output.interpolate_seconds, gid_maps)
     gen = Generation(run_dir)                          # written aside, switched in once complete
     mot = write_tracks(gen.dir, names, boxes, gid_maps, {n: box_world(boxes[n], ground, n) for n in names})
     thumbnails = {}
