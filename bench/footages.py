@@ -15,8 +15,9 @@ Footages:
   epfl~KIND-S   EPFL terrace with its second camera altered the same way: two real, different cameras, one
                 of them also degraded (not in ``all``: ``epfl-variants``, ``epfl-strong``; a check that the
                 defaults chosen on the sample's variants hold on other footage)
-  BASE~noise-strong, ~dark-strong, ~motion-strong  sensor noise, low light, horizontal motion blur: a check
-                set of other ways a camera differs (not in ``all``: ``check``, ``epfl-check``)
+  BASE~noise-strong, ~dark-strong, ~motion-strong, ~mono-strong  sensor noise, low light, horizontal motion
+                blur, a monochrome camera (night / infrared mode: grey): a check set of other ways a camera
+                differs (not in ``all``: ``check``, ``epfl-check``)
   NAME@K        any footage above analysed at every K-th frame (``mcmt run --stride K``): low frame rates, where
                 people move far between two analysed frames; the group ``low-fps`` holds the PETS09 footages at
                 3.5 frames/s (@2), PETS09 also in two renditions (``pets09~jitter-a / -b``: its camera's gamma at
@@ -74,6 +75,7 @@ CHECK_VARIANTS = {
     "noise": {"strong": 12.0},                                   # sensor noise: Gaussian sigma (grey levels)
     "dark": {"strong": 0.35},                                    # low light: gain, then sensor noise sigma 3
     "motion": {"strong": 9},                                     # horizontal motion blur: kernel length (px)
+    "mono": {"strong": 1.0},                                     # a monochrome (night / IR mode) camera: grey
 }
 JITTER = {"a": 0.97, "b": 1.03}    # EPFL renditions: gamma of the second camera, an invisible change
 
@@ -99,6 +101,9 @@ def alter(frame: np.ndarray, kind: str, param) -> np.ndarray:
         rng = np.random.default_rng(zlib.crc32(frame[::16, ::16].tobytes()))   # the same noise on every rerun
         noisy = frame.astype(np.float32) * gain + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
         return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    if kind == "mono":
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     if kind == "motion":
         kernel = np.full((1, int(param)), 1.0 / int(param), np.float32)
         return cv2.filter2D(frame, -1, kernel)

@@ -56,8 +56,10 @@ def test_a_jitter_rendition_is_the_second_camera_at_a_slight_gamma(tmp_path, mon
 
 
 def test_the_check_kinds_are_a_group_of_their_own_and_alter_as_named():
-    assert bf.expand(["check"]) == ["sample~noise-strong", "sample~dark-strong", "sample~motion-strong"]
-    assert bf.expand(["epfl-check"]) == ["epfl~noise-strong", "epfl~dark-strong", "epfl~motion-strong"]
+    assert bf.expand(["check"]) == ["sample~noise-strong", "sample~dark-strong", "sample~motion-strong",
+                                    "sample~mono-strong"]
+    assert bf.expand(["epfl-check"]) == ["epfl~noise-strong", "epfl~dark-strong", "epfl~motion-strong",
+                                         "epfl~mono-strong"]
     assert not set(bf.expand(["check", "epfl-check"])) & set(bf.expand(["all", "epfl-variants"]))
     rng = np.random.default_rng(1)
     frame = rng.integers(40, 200, (64, 96, 3), dtype=np.uint8)
@@ -70,6 +72,9 @@ def test_the_check_kinds_are_a_group_of_their_own_and_alter_as_named():
     stripes[:, ::2] = 255                                                 # vertical stripes vanish, rows stay
     moved = bf.alter(stripes, "motion", 9)
     assert np.ptp(moved[4, 8:28, 0]) < 40 and bf.alter(stripes.transpose(1, 0, 2), "motion", 9).std() > 100
+    mono = bf.alter(frame, "mono", 1.0)                                   # three equal channels: the frame's grey
+    assert mono.shape == frame.shape and (mono == mono[..., :1]).all()
+    assert np.array_equal(mono[..., 0], cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
 
 
 @pytest.mark.parametrize("name", ["epfl~fog-strong", "epfl~blur-huge", "pets09~blur-strong", "sample~jitter-a"])
