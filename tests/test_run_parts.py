@@ -50,6 +50,15 @@ def test_select_for_embedding_rules():
     overlap = np.array([0, 0, 0, 0.5, 0, 0, 0])
     mask = select_for_embedding(tracks, hits, last, 10, overlap, policy)
     assert mask.tolist() == [True, False, False, False, False, False, True]
+    # a track with fewer features than few_features is embedded from few_score up: the low-score one (0.4)
+    # when it has 2 features, not when it has 3; without counts (None) the one bar as before
+    few = CropPolicy(every_k=5, min_height=40, min_score=0.5, max_overlap=0.3, min_hits=2, few_features=3,
+                     few_score=0.35)
+    for counts, low in (([2] * 7, True), ([3] * 7, False), (None, False)):
+        m = select_for_embedding(tracks, hits, last, 10, overlap, few, None if counts is None else np.array(counts))
+        assert m.tolist() == [True, False, low, False, False, False, True]
+    off = CropPolicy(every_k=5, min_height=40, min_score=0.5, max_overlap=0.3, min_hits=2, few_features=0)
+    assert not select_for_embedding(tracks, hits, last, 10, overlap, off, np.zeros(7, np.int64))[2]
     q = crop_quality(tracks[:2], np.array([0.0, 0.5]), policy)
     # quality = score * min(1, h / 80) * (1 - overlap): 0.9 * 1 * 1, 0.9 * 30/80 * 0.5
     np.testing.assert_allclose(q, [0.9, 0.9 * 30 / 80 * 0.5], rtol=1e-6)

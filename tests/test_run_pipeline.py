@@ -343,8 +343,9 @@ def test_appearance_tracker_in_the_run_equals_a_direct_loop(two_views, tmp_path)
 
 @pytest.mark.parametrize("every_track", [True, False])
 def test_every_confirmed_track_gets_an_appearance(two_views, tmp_path, every_track):
-    """No box passes ``reid.min_score=0.99``: with ``reid.every_track`` each tracklet is still embedded
-    once, on its best crop (a real feature and thumbnail) once confirmed; without it none has a feature."""
+    """No box passes ``reid.min_score=0.99`` (and no lower bar for tracks with few features): with
+    ``reid.every_track`` each tracklet is still embedded once, on its best crop (a real feature and
+    thumbnail) once confirmed; without it none has a feature."""
     from core.config import load_config
     from pipeline.run.detectors import YoloDetector
     from pipeline.config import RunConfig
@@ -354,7 +355,7 @@ def test_every_confirmed_track_gets_an_appearance(two_views, tmp_path, every_tra
     from reid.encoder import ReIDEncoder
 
     det_path, _ = _models()
-    cfg = load_config(RunConfig, None, ["video.max_frames=30", "reid.min_score=0.99",
+    cfg = load_config(RunConfig, None, ["video.max_frames=30", "reid.min_score=0.99", "reid.few_features=0",
                                         f"reid.every_track={str(every_track).lower()}"])
     encoder = ReIDEncoder.from_checkpoint("default", device="cpu")
     videos = [str(two_views["left"]), str(two_views["right"])]

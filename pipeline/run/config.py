@@ -63,6 +63,8 @@ class ReIDRunConfig:
     min_box_height: int = 40
     min_score: float = 0.5
     max_overlap: float = 0.1           # skip crops overlapped by another box more than this (IoA)
+    few_features: int = 3              # a track with fewer features than this so far is embedded from ...
+    few_score: float = 0.45            # ... this score up (cameras that score people low; 0 features: off)
     every_track: bool = True           # a confirmed track none of whose crops passed the three above is
     #                                    embedded once, on its best crop, when it ends
     gallery_size: int = 10             # best features kept per tracklet
@@ -72,9 +74,9 @@ class ReIDRunConfig:
     def __post_init__(self):
         if self.threads < 0:
             raise ValueError(f"reid.threads must be >= 0 (0: auto), got {self.threads}")
-        _check_ranges("reid", self, unit=("min_score", "max_overlap"),
+        _check_ranges("reid", self, unit=("min_score", "max_overlap", "few_score"),
                       positive=("batch_size", "every_k_frames", "gallery_size"),
-                      non_negative=("min_hits", "min_box_height", "thumbnails"))
+                      non_negative=("min_hits", "min_box_height", "thumbnails", "few_features"))
 
 
 @dataclass(frozen=True)

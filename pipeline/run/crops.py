@@ -3,7 +3,9 @@
 ReID cost must not scale with every box of every frame: a box is embedded only when its track is
 confirmed (seen in ``min_hits`` frames), the box is tall enough, its score is high enough, it is not
 overlapped by another box (intersection over the box's own area), and the track was not embedded in
-the last ``every_k`` frames. Quality in [0, 1] weights the feature in the tracklet gallery. A track none
+the last ``every_k`` frames. Quality in [0, 1] weights the feature in the tracklet gallery. A track that
+has fewer than ``few_features`` features so far is embedded from the lower score ``few_score`` up (a
+blurred or compressed camera scores its people lower: its tracks would keep one or two crops). A track none
 of whose boxes passed (overlapped all along, low scores on a blurred camera) keeps its best crop and
 is embedded on it when it ends, so that no confirmed track is left without an appearance.
 """
@@ -22,6 +24,8 @@ class CropPolicy:
     min_height: float = 40.0    # pixels
     min_score: float = 0.5
     max_overlap: float = 0.1    # IoA with any other box in the frame
+    few_features: int = 3       # a track with fewer features than this so far is embedded from ...
+    few_score: float = 0.45     # ... this score up (0 features: off)
     min_hits: int = 2           # boxes a track must have before it is embedded (confirmed)
     every_track: bool = True    # a confirmed track never selected is embedded once, on its best crop
 
@@ -51,16 +55,20 @@ def crop_quality(tracks: np.ndarray, overlap: np.ndarray, policy: CropPolicy) ->
 
 
 def select_for_embedding(tracks: np.ndarray, hits: np.ndarray, last_embedded: np.ndarray, frame: int,
-                         overlap: np.ndarray, policy: CropPolicy) -> np.ndarray:
+                         overlap: np.ndarray, policy: CropPolicy, features: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask (M,) of tracks to embed now.
 
     tracks (M, 8) x1,y1,x2,y2,id,score,cls,det_idx; hits (M,) boxes seen so far per track;
     last_embedded (M,) analysed-frame number of the last embedding (-inf/very negative if never);
-    frame: the current analysed-frame number; overlap (M,) max IoA with other boxes.
+    frame: the current analysed-frame number; overlap (M,) max IoA with other boxes; features (M,) features
+    each track has so far (None: as many as ``few_features``).
     """
     h = tracks[:, 3] - tracks[:, 1]
     due = (frame - last_embedded) >= policy.every_k
-    return ((hits >= policy.min_hits) & (h >= policy.min_height) & (tracks[:, 5] >= policy.min_score)
+    bar = np.full(len(tracks), policy.min_score)
+    if features is not None and policy.few_features > 0:
+        bar[np.asarray(features) < policy.few_features] = min(policy.min_score, policy.few_score)
+    return ((hits >= policy.min_hits) & (h >= policy.min_height) & (tracks[:, 5] >= bar)
             & (overlap <= policy.max_overlap) & due)
 
 

@@ -275,11 +275,13 @@ def _select(cam: _Camera, frame: Frame, dets: np.ndarray, tracks: np.ndarray, hi
     if len(tracks) == 0:
         return np.zeros((0,), np.int64), np.zeros((0,), np.float32)
     overlap = track_overlap(tracks, dets)
-    last = cam.store.last_embedded(tracks[:, 4].astype(np.int64))
+    ids = tracks[:, 4].astype(np.int64)
+    last = cam.store.last_embedded(ids)
     factor = getattr(getattr(cam.tracker, "score_scale", None), "factor", 1.0)
     if factor != 1.0:                   # the camera's scores sit low: its crops' score bar follows the tracker's
-        policy = dataclasses.replace(policy, min_score=policy.min_score * factor)
-    mask = select_for_embedding(tracks, hits, last, cam.step, overlap, policy)
+        policy = dataclasses.replace(policy, min_score=policy.min_score * factor,
+                                     few_score=policy.few_score * factor)
+    mask = select_for_embedding(tracks, hits, last, cam.step, overlap, policy, cam.store.feature_counts(ids))
     return np.nonzero(mask)[0], crop_quality(tracks, overlap, policy)
 
 
@@ -423,7 +425,8 @@ def _loop(todo, cfg: RunConfig, detector_factory, files, encoder, progress: bool
     embed = Embedder(encoder, cfg.reid.batch_size) if encoder is not None else None
     policy = CropPolicy(every_k=cfg.reid.every_k_frames, min_height=cfg.reid.min_box_height,
                         min_score=cfg.reid.min_score, max_overlap=cfg.reid.max_overlap,
-                        min_hits=cfg.reid.min_hits, every_track=cfg.reid.every_track)
+                        min_hits=cfg.reid.min_hits, every_track=cfg.reid.every_track,
+                        few_features=cfg.reid.few_features, few_score=cfg.reid.few_score)
 
     def apply(batch: CropBatch, feats: np.ndarray, attrs: np.ndarray) -> None:
         cams[batch.camera].store.add_features(batch.frame_index, batch.step, batch.track_ids, feats, attrs,
