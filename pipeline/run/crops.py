@@ -61,7 +61,7 @@ def select_for_embedding(tracks: np.ndarray, hits: np.ndarray, last_embedded: np
     tracks (M, 8) x1,y1,x2,y2,id,score,cls,det_idx; hits (M,) boxes seen so far per track;
     last_embedded (M,) analysed-frame number of the last embedding (-inf/very negative if never);
     frame: the current analysed-frame number; overlap (M,) max IoA with other boxes; features (M,) features
-    each track has so far (None: as many as ``few_features``).
+    each track has so far (None: one bar, ``min_score``, for every track).
     """
     h = tracks[:, 3] - tracks[:, 1]
     due = (frame - last_embedded) >= policy.every_k
