@@ -16,6 +16,7 @@ import pytest
 
 from core.config import load_config
 from pipeline.config import RunConfig
+from pipeline.run.config import ReIDRunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, SIGMA, LONG = 150, 2.5, 20          # frames of the clip, blur, boxes of a track worth an appearance
@@ -24,6 +25,8 @@ FRAMES, SIGMA, LONG = 150, 2.5, 20          # frames of the clip, blur, boxes of
 def test_a_feature_poor_track_is_embedded_from_a_lower_bar_the_tracker_trusts():
     cfg = RunConfig()
     assert cfg.reid.few_features >= 2 and cfg.tracker.track_high_thresh <= cfg.reid.few_score < cfg.reid.min_score
+    with pytest.raises(ValueError, match="gallery_size"):           # counted in the gallery, so at most its size
+        ReIDRunConfig(few_features=11, gallery_size=10)
 
 
 @pytest.fixture(scope="module")

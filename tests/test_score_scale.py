@@ -88,8 +88,7 @@ def test_the_crops_of_a_low_score_camera_are_embedded_with_its_scaled_score_bar(
         for d in frames:
             tracks = t.update(d)
         cam = SimpleNamespace(tracker=t, step=100, store=SimpleNamespace(
-            last_embedded=lambda ids: np.full(len(ids), -1000, np.int64),
-            feature_counts=lambda ids: np.zeros(len(ids), np.int64)))
+            embedding_state=lambda ids: (np.full(len(ids), -1000, np.int64), np.zeros(len(ids), np.int64))))
         idx, _ = _select(cam, None, frames[-1], tracks, np.full(len(tracks), 10), CropPolicy(min_score=0.5))
         picked[ref] = len(idx)
     assert picked == {0.0: 0, 0.85: 4}

@@ -77,6 +77,9 @@ class ReIDRunConfig:
         _check_ranges("reid", self, unit=("min_score", "max_overlap", "few_score"),
                       positive=("batch_size", "every_k_frames", "gallery_size"),
                       non_negative=("min_hits", "min_box_height", "thumbnails", "few_features"))
+        if self.few_features > self.gallery_size:
+            raise ValueError(f"reid.few_features ({self.few_features}) must be at most reid.gallery_size "
+                             f"({self.gallery_size}): a track's features are counted in its gallery")
 
 
 @dataclass(frozen=True)

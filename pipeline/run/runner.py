@@ -275,13 +275,12 @@ def _select(cam: _Camera, frame: Frame, dets: np.ndarray, tracks: np.ndarray, hi
     if len(tracks) == 0:
         return np.zeros((0,), np.int64), np.zeros((0,), np.float32)
     overlap = track_overlap(tracks, dets)
-    ids = tracks[:, 4].astype(np.int64)
-    last = cam.store.last_embedded(ids)
+    last, features = cam.store.embedding_state(tracks[:, 4].astype(np.int64))
     factor = getattr(getattr(cam.tracker, "score_scale", None), "factor", 1.0)
     if factor != 1.0:                   # the camera's scores sit low: its crops' score bar follows the tracker's
         policy = dataclasses.replace(policy, min_score=policy.min_score * factor,
                                      few_score=policy.few_score * factor)
-    mask = select_for_embedding(tracks, hits, last, cam.step, overlap, policy, cam.store.feature_counts(ids))
+    mask = select_for_embedding(tracks, hits, last, cam.step, overlap, policy, features)
     return np.nonzero(mask)[0], crop_quality(tracks, overlap, policy)
 
 

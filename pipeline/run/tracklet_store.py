@@ -53,11 +53,9 @@ class _LiveTrack:
         self.attr_weight = 0.0
         self.thumbs: list[tuple[float, int, bytes]] = []   # (quality, frame, jpeg)
         self.fallback: Optional[FallbackCrop] = None   # its best crop so far, while it has no feature
-        self.n_features = 0                 # features received, the gallery's replaced ones included
 
     def add_feature(self, feat: np.ndarray, weight: float) -> None:
         self.fallback = None
-        self.n_features += 1
         if len(self.features) < self.gallery_size:
             self.features.append(feat)
             self.weights.append(weight)
@@ -129,13 +127,12 @@ class TrackletStore:
         self.n_boxes += len(tracks)
         return hits
 
-    def last_embedded(self, track_ids: Iterable[int]) -> np.ndarray:
-        return np.array([self.live[int(t)].last_embedded if int(t) in self.live else NEVER
-                         for t in track_ids], np.int64)
-
-    def feature_counts(self, track_ids: Iterable[int]) -> np.ndarray:
-        """(K,) features each live track has received so far (0 for a track not live)."""
-        return np.array([self.live[int(t)].n_features if int(t) in self.live else 0 for t in track_ids], np.int64)
+    def embedding_state(self, track_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(K,) analysed-frame number of each track's last embedding (NEVER if none) and (K,) features in its
+        gallery (0 for a track not live), in one pass."""
+        live = [self.live.get(int(t)) for t in track_ids]
+        return (np.array([NEVER if t is None else t.last_embedded for t in live], np.int64),
+                np.array([0 if t is None else len(t.features) for t in live], np.int64))
 
     def wants_fallback(self, track_id: int, quality: float) -> bool:
         """Whether a crop of this quality would be the live track's fallback (it has no feature yet)."""
