@@ -1,6 +1,7 @@
 """Hard constraints of cross-camera association: who can never be the same person.
 
-- Two tracklets of one camera that overlap in time (always).
+- Two tracklets of one camera that overlap in time (always; a handover in one frame, where a track starts on
+  part of the person whose track ends there, does not count as an overlap: :func:`handover_starts`).
 - Two tracklets of one camera where the person would have had to move faster than
   ``max_speed`` box heights per second (plus ``slack`` heights) from the end of the earlier one to
   the start of the later one (:func:`motion_blocked_pairs`; needs the tracklets' boxes). Only pairs
@@ -26,15 +27,20 @@ from pipeline.association.topology import CameraTopology
 from pipeline.tracklet import Tracklet
 
 
+HANDOVER_NESTING = 0.9     # share of the smaller box inside the larger one for a handover (see handover_starts)
+HANDOVER_GAP = 1e-6        # seconds: the gap a handover's later tracklet is given after the earlier one
+
+
 def tracklet_times(tracklets: Sequence[Tracklet], topology: CameraTopology | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(T,) camera index, start and end time in seconds (topology time offsets applied).
 
     The camera index is into ``topology.cameras`` when a topology is given, else into the
-    sorted set of camera names.
+    sorted set of camera names. A tracklet that took over from another in the frame where that one
+    ended (:func:`handover_starts`) starts just after it, so the two are not "seen at the same time".
     """
     names = [t.camera for t in tracklets]
-    start = np.array([t.start_time for t in tracklets], np.float64)
+    start = handover_starts(tracklets)
     end = np.array([t.end_time for t in tracklets], np.float64)
     if topology is None:
         _, cam = np.unique(np.array(names, dtype=object), return_inverse=True)
@@ -42,6 +48,42 @@ def tracklet_times(tracklets: Sequence[Tracklet], topology: CameraTopology | Non
     cam = topology.index(names)
     off = np.array([topology.offset(c) for c in topology.cameras])[cam]
     return cam, start + off, end + off
+
+
+def handover_starts(tracklets: Sequence[Tracklet]) -> np.ndarray:
+    """(T,) start times, those of handovers moved to just after the tracklet they took over from.
+
+    A handover: tracklet b of one camera starts in the very frame where tracklet a of that camera ends (a
+    began earlier, b goes on later), and one of their boxes in that frame lies inside the other
+    (``HANDOVER_NESTING``). The tracker started a track on part of a person (their legs under an
+    occluder, a blurred half) while the person's own track took a weak box there for the last time:
+    one person, two boxes for one frame. Counted as overlapping in time, the two tracklets would be
+    two different people (a cannot-link, and a "known negative" for the calibration); moved, b is a
+    candidate to link after a like any track the tracker broke (PETS09 blurred: one such pair in 27
+    bench footages, each of its 85 and 198 boxes the same person). Tracklets without boxes keep their times.
+    """
+    start = np.array([t.start_time for t in tracklets], np.float64)
+    ending: dict[tuple[str, int], list[int]] = {}
+    for k, t in enumerate(tracklets):
+        if t.last_box is not None:
+            ending.setdefault((t.camera, t.end_frame), []).append(k)
+    for b, t in enumerate(tracklets):
+        if t.first_box is None or t.end_frame <= t.start_frame:
+            continue
+        for a in ending.get((t.camera, t.start_frame), ()):
+            prev = tracklets[a]
+            if prev.start_frame < t.start_frame and _nesting(prev.last_box, t.first_box) >= HANDOVER_NESTING:
+                start[b] = prev.end_time + HANDOVER_GAP
+                break
+    return start
+
+
+def _nesting(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of the smaller of two boxes (x1, y1, x2, y2) that lies inside the other."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(max(w, 0.0) * max(h, 0.0) / smaller) if smaller > 0 else 0.0
 
 
 def cannot_link_matrix(cam: np.ndarray, start: np.ndarray, end: np.ndarray,
