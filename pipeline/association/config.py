@@ -15,9 +15,9 @@ Two stages turn tracklets into identities:
    cameras left unlinked whose move (exit to entry foot point) and gap fit where and when that camera
    pair's confident links hand off are linked up to ``handoff_quantile`` of the free negatives
    (pipeline/association/handoffs.py: only for camera pairs whose handoffs keep to one place and time).
-   With ``insert_links``, a tracklet left unlinked that a link skips (a -> c, where a -> b is within the
-   link threshold and b -> c within ``handoff_quantile``: the one-to-one matching prefers one strong link
-   to two where one is weak) goes back in between, a -> b -> c (linking.py step 5).
+   With ``insert_links``, a tracklet (or a chain of them) left unlinked that a link skips (a -> c, where
+   a -> b is within the link threshold and b -> c within ``handoff_quantile``: the one-to-one matching
+   prefers one strong link to two where one is weak) goes back in between, a -> b -> c (linking.py step 5).
    Where two views overlap (``overlap_geometry``), tracklets seen at the same time whose foot points
    agree under a floor homography learned from the run join the same chain group, and those whose
    foot points disagree never share an identity (pipeline/association/overlap.py).
@@ -101,7 +101,7 @@ class AssociationConfig:
     #                                    camera pair's confident handoffs (handoffs.py; bench/mtmc.py 7 Dec:
     #                                    mean +2.1 over 18 footages, none lower; 28 of 28 added links right)
     handoff_quantile: float = 0.25     # ... up to this quantile of the free negative distances
-    insert_links: bool = True          # a tracklet left free that a link skips goes back in between when it
+    insert_links: bool = True          # a tracklet (or chain) left free that a link skips goes back in between when it
     #                                    follows the link's start within the link threshold and leads to its
     #                                    end within the handoff_quantile limit (linking.py step 5)
     overlap_geometry: bool = True      # overlapping views: foot points that agree / disagree under a

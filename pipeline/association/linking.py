@@ -26,7 +26,8 @@ looser appearance threshold than the clustering's (pipeline/association/config.p
    where a -> b -> c is one person but b -> c lies past the link threshold (a blurred piece between two
    views), it links a -> c and leaves b alone. A tracklet b left free (no link in or out) with a -> b
    within its threshold and b -> c within the looser limit of step 4 (``handoff_quantile``) goes back
-   in between: a -> b -> c, the closest first, one per link;
+   in between: a -> b -> c, the closest first, one per link; so does a chain b -> b' left apart (no link
+   into b or out of b': a visit to the other view the tracker broke in two), a -> b -> b' -> c;
 6. mutual links (``mutual_links``): an end and a start of two cameras both left free that are each
    other's nearest candidate, by a margin, below a low quantile of the known different-people distances.
 
@@ -205,19 +206,22 @@ def pair_positions(i: np.ndarray, j: np.ndarray, qi: np.ndarray, qj: np.ndarray,
 
 def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.ndarray, nxt: np.ndarray,
                  cap: float, ok: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """``nxt`` with tracklets it left free put inside the links that skip them (module docstring, step 5):
-    a link a -> c and a free b (no link in or out) with candidates a -> b (``dist`` < ``threshold``) and
-    b -> c (``dist`` < ``cap``) become a -> b -> c, the smallest summed distance first, one b per link
-    and one link per b. ``ok`` (P,): candidates allowed (zones). Returns (next, tracklets inserted)."""
+    """``nxt`` with chains it left apart put inside the links that skip them (module docstring, step 5): a
+    link a -> c and a chain b .. b' with no link into b or out of b' (often one tracklet, b = b'), with
+    candidates a -> b (``dist`` < ``threshold``) and b' -> c (``dist`` < ``cap``), become a -> b .. b' -> c,
+    the smallest summed distance first, one chain per link and one link per chain. ``ok`` (P,): candidates
+    allowed (zones). Returns (next, chains inserted)."""
     n = len(nxt)
     usable = np.isfinite(dist) if ok is None else np.isfinite(dist) & ok
     has_prev = np.zeros(n, bool)
     has_prev[nxt[nxt >= 0]] = True
-    free = (nxt < 0) & ~has_prev
-    first = np.flatnonzero(usable & (nxt[i] >= 0) & free[j] & (dist < threshold))    # a -> b
+    labels = chain_labels(nxt)
+    tail = _chain_tails(nxt, labels)                                                     # (T,) b -> b'
+    first = np.flatnonzero(usable & (nxt[i] >= 0) & ~has_prev[j] & (dist < threshold)
+                           & (labels[i] != labels[j]))                                   # a -> b
     if not len(first):
         return nxt, 0
-    second = pair_positions(i, j, j[first], nxt[i[first]], n)                           # b -> c
+    second = pair_positions(i, j, tail[j[first]], nxt[i[first]], n)                      # b' -> c
     hit = second >= 0
     hit[hit] = usable[second[hit]] & (dist[second[hit]] < cap)
     first, second = first[hit], second[hit]
@@ -228,10 +232,18 @@ def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.n
         a, b = int(i[first[k]]), int(j[first[k]])
         if used_link[a] or used_b[b]:
             continue
-        nxt[b], nxt[a] = nxt[a], b
+        nxt[tail[b]], nxt[a] = nxt[a], b
         used_link[a] = used_b[b] = True
         added += 1
     return nxt, added
+
+
+def _chain_tails(nxt: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(T,) the last tracklet of each tracklet's chain."""
+    last = np.flatnonzero(nxt < 0)
+    tail_of = np.full(labels.max(initial=-1) + 1, -1, np.int64)
+    tail_of[labels[last]] = last
+    return tail_of[labels]
 
 
 def mutual_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, nxt: np.ndarray, cam: np.ndarray,
