@@ -266,6 +266,16 @@ def test_local_to_mot_maps_global_ids_and_drops_unassigned():
                                       [2, 3, 12, 20, 20, 40, 0.8, -1, -1, -1]])
 
 
+def test_local_to_mot_keeps_one_box_per_identity_and_frame():
+    """A handover (two tracklets of one camera, one identity, one shared frame) writes the better box only."""
+    boxes = np.array([[4, 1, 10, 20, 30, 80, 0.2], [5, 1, 11, 20, 31, 80, 0.17],       # the person's track ends
+                      [5, 2, 13, 50, 28, 82, 0.51], [6, 2, 13, 22, 31, 82, 0.6],       # a track starts on their legs
+                      [5, 3, 50, 20, 70, 80, 0.4]])                                     # someone else
+    rows = local_to_mot(boxes, {1: 9, 2: 9, 3: 4})
+    assert [(int(f), int(g)) for f, g in rows[:, :2]] == [(5, 9), (6, 4), (6, 9), (7, 9)]
+    np.testing.assert_allclose(rows[(rows[:, 0] == 6) & (rows[:, 1] == 9), 6], [0.51])
+
+
 def test_attribute_summary_readable():
     names = ["female", "backpack", "age:young", "age:adult", "upper:white", "upper:black"]
     probs = np.array([0.93, 0.2, 0.3, 0.7, 0.88, 0.12])

@@ -34,12 +34,18 @@ def local_to_mot(boxes: np.ndarray, gid_of: Mapping[int, int], world: Optional[n
     """(N, 7) frame0, local id, x1, y1, x2, y2, score -> (M, 10) MOT rows with global ids, 1-based frames;
     ``world`` (N, 2) ground positions go to columns 7-8 (MOT15's world x, y; -1 where unknown).
 
-    Boxes whose local id has no global id (dropped tracklets) are left out.
+    Boxes whose local id has no global id (dropped tracklets) are left out, and so are all but the best scored
+    of one identity's boxes in one frame (two tracklets of one camera share an identity and a frame only at a
+    handover, pipeline/association/constraints.py): an id has one box per frame, as MOTChallenge files require.
     """
     if len(boxes) == 0:
         return np.zeros((0, 10), np.float64)
     gids = map_ids(boxes[:, 1], gid_of)
     keep = gids > 0
+    order = np.lexsort((-boxes[:, 6], gids, boxes[:, 0]))             # by frame, identity, best score first
+    first = np.ones(len(order), bool)
+    first[1:] = (boxes[order[1:], 0] != boxes[order[:-1], 0]) | (gids[order[1:]] != gids[order[:-1]])
+    keep[order[~first]] = False
     b = boxes[keep]
     rows = np.full((len(b), 10), -1.0)
     rows[:, 0] = b[:, 0] + 1
