@@ -70,8 +70,10 @@ def test_the_two_pieces_of_a_handover_are_one_identity():
     looks and times but a box elsewhere in the view they stay two people (seen at once in one camera)."""
     cfg = AssociationConfig()
     ts, truth = _scene(LEGS)
-    ids = associate_detailed(ts, cfg).global_ids
-    assert ids[0] == ids[1] and len(set(ids.tolist())) == 5
+    res = associate_detailed(ts, cfg)
+    ids = res.global_ids
+    assert ids[0] == ids[1] and len(set(ids.tolist())) == 5 and res.stats["handovers"] == 1
     ts, truth = _scene(box_at(420))
-    ids = associate_detailed(ts, cfg).global_ids
-    assert ids[0] != ids[1] and len(set(ids.tolist())) == 6
+    res = associate_detailed(ts, cfg)
+    ids = res.global_ids
+    assert ids[0] != ids[1] and len(set(ids.tolist())) == 6 and res.stats["handovers"] == 0

@@ -37,7 +37,8 @@ from pipeline.association.clustering import (attach_to_clusters, constrained_agg
                                              refine_labels)
 from pipeline.association.config import AUTO, AssociationConfig
 from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_pairs, motion_blocked_pairs,
-                                              overlapping_pairs, topology_validator, tracklet_times)
+                                              handover_starts, overlapping_pairs, topology_validator,
+                                              tracklet_times)
 from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.ground import apply_ground, skip_calibrated
 from pipeline.association.linking import MUTUAL_QUANTILE, chain_labels, link_tracklets
@@ -96,6 +97,7 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     cam, start, end = tracklet_times(tracklets, topology)
     stats = {"tracklets": n, "short": int(short.sum()), "without_features": int((~has_feat).sum()),
              "fallback_features": int(weak.sum()),
+             "handovers": int(sum(s != t.start_time for s, t in zip(handover_starts(tracklets), tracklets))),
              "dropped": int(dropped.sum()), "linkage": cfg.linkage,
              "topology": topology is not None, "cannot_link_pairs": 0, "topology_rejections": 0}
     if not cfg.enabled or n == 0:
