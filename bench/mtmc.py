@@ -51,6 +51,7 @@ VARIANTS = {
     "- overlap geometry": {"overlap_geometry": False},
     "- overlap motion": {"overlap_motion": False},
     "- overlap one-to-one": {"overlap_one_to_one": False},
+    "- overlap link check": {"overlap_link_check": False},
     "- motion, - one-to-one": {"overlap_motion": False, "overlap_one_to_one": False},
     "same-cam ratio 0.5": {"same_camera_ratio": 0.5},
     "same-cam ratio 0": {"same_camera_ratio": 0.0},

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.association.associate import associate_detailed
+from pipeline.association.associate import associate_detailed, with_partner_conflicts
 from pipeline.association.config import AssociationConfig
-from pipeline.association.overlap import AGREE, candidate_pairs, fit_homography, geometry, shared_points
+from pipeline.association.overlap import (AGREE, candidate_pairs, fit_homography, geometry, overlap_evidence,
+                                          shared_points)
 from pipeline.association.constraints import tracklet_times
 from pipeline.tracklet import FOOTPRINTS, Tracklet, attach_footprints
 
@@ -159,3 +160,56 @@ def test_attach_footprints_maps_frames_to_time_and_keeps_at_most_some():
     assert np.all(np.diff(fp[:, 0]) > 0)
     np.testing.assert_allclose(fp[:, 1], (fp[:, 0] - 101.0) * 10 + 10 + 5, atol=1e-3)   # foot x = box centre
     np.testing.assert_allclose(fp[:, 2:], [[80, 60]] * len(fp))
+
+
+def test_no_link_to_someone_the_other_view_shows_elsewhere():
+    """Person 0's view in b ends at 11.5 s while camera a still sees them (until 12 s); at 11.8 s a look-alike
+    appears in a. Linking by appearance and time, b's tracklet would hand off to the look-alike, and that
+    chain then keeps person 0's two views apart (the look-alike and person 0 are seen by a at once). Person
+    0's partner in a (the same person, by the floor) cannot be the look-alike, so neither can b's tracklet:
+    with ``overlap_link_check`` the link is refused and every person gets their own identity."""
+    ts, truth = scene(overlap=True)
+    ts, truth = ts[:-1], truth[:-1]                         # without the scene's look-alike standing elsewhere
+    rng = np.random.default_rng(7)
+    look = unit(ts[1].features[0] + 0.03 * rng.normal(size=32))
+    ts.append(trk("a", 50, 11.8, 20.0, look, footprints(11.8, 20.0, [700.0, 100.0], [-10.0, 5.0], 120.0)))
+    truth = np.append(truth, 7)
+    on = associate_detailed(ts, CFG)
+    assert on.stats["overlap_link_conflicts"] > 0
+    assert same_partition(on.global_ids, truth)
+    off = associate_detailed(ts, AssociationConfig(threshold=0.3, link_threshold=0.4, same_camera_threshold=None,
+                                                   overlap_link_check=False))
+    assert off.global_ids[1] == off.global_ids[-1] and off.global_ids[0] != off.global_ids[1]
+
+
+def test_partner_conflicts_cross_cameras_only_and_from_direct_partners():
+    # tracklets: 0 (a), 1 (b) its partner; 2 (b) seen with 1 at once; 3 (a) a partner of 2
+    cam = np.array([0, 1, 1, 0])
+    cannot = np.zeros((4, 4), bool)
+    cannot[1, 2] = cannot[2, 1] = True
+    out, added = with_partner_conflicts(cannot, np.array([0, 2]), np.array([1, 3]), cam)
+    assert added == 2 and out[0, 2] and out[2, 0] and out[3, 1] and out[1, 3]    # x -> what its partner cannot be
+    assert not out[0, 3] and not out[0, 0]           # partners of partners (0 and 3 both in a) are not followed
+    np.testing.assert_array_equal(cannot, out & cannot)                          # nothing removed, input untouched
+    assert with_partner_conflicts(cannot, np.zeros(0, np.int64), np.zeros(0, np.int64), cam)[1] == 0
+
+
+def test_a_track_that_switched_people_is_no_solid_partner():
+    """Camera b's track follows person 0 for 7 s, then person 1 (a switch at a crossing): it agrees with
+    person 0's view in a most of the time they are both seen, but is not solid (overlap.SOLID); the pairs of
+    people the switch did not touch are."""
+    ts, _ = scene(overlap=True)
+    ts = ts[:-1]
+    fa0, fa1 = ts[0].footprints, ts[2].footprints                 # people 0 (0-12 s) and 1 (2-14 s) in a
+    part0 = fa0[(fa0[:, 0] >= 0.5) & (fa0[:, 0] < 7.5)]
+    part1 = fa1[(fa1[:, 0] >= 7.5) & (fa1[:, 0] <= 11.5)]
+    fb = np.concatenate([part0, part1]).copy()
+    fb[:, 1:3] = project(H, fb[:, 1:3].astype(float))
+    fb[:, 3] *= 0.7
+    ts[1] = trk("b", 1, 0.5, 11.5, ts[1].features[0], fb.astype(np.float32))
+    cam, start, end = tracklet_times(ts)
+    dist = np.full((len(ts), len(ts)), 0.5)
+    si, sj, solid, diff, stats = overlap_evidence(ts, cam, start, end, dist, link_threshold=0.6)
+    pairs = {(int(a), int(b)): bool(s) for a, b, s in zip(si, sj, solid)}
+    assert pairs.get((0, 1)) is False                             # agrees, but not solid
+    assert (2, 3) in pairs and all(pairs.get((2 * p, 2 * p + 1)) for p in (2, 3, 4, 5))

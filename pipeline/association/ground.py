@@ -165,12 +165,14 @@ def apply_ground(ground: GroundCalibration, tracklets: Sequence[Tracklet], cam: 
 
 
 def skip_calibrated(ground: Optional[GroundCalibration], tracklets: Sequence[Tracklet], si: np.ndarray,
-                    sj: np.ndarray, diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The run-learned overlap evidence without the pairs whose two cameras are calibrated (the ground
-    plane decides those); unchanged without a calibration."""
+                    sj: np.ndarray, solid: np.ndarray, diff: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run-learned overlap evidence (same pairs si, sj with their ``solid`` flags, different pairs) without
+    the pairs whose two cameras are calibrated (the ground plane decides those); unchanged without a
+    calibration."""
     if ground is None:
-        return si, sj, diff
+        return si, sj, solid, diff
     calibrated = np.array([t.camera in ground for t in tracklets], bool)
     keep = ~(calibrated[si] & calibrated[sj])
     keep_d = ~(calibrated[diff[:, 0]] & calibrated[diff[:, 1]]) if len(diff) else np.zeros(0, bool)
-    return si[keep], sj[keep], diff[keep_d].reshape(-1, 2)
+    return si[keep], sj[keep], solid[keep], diff[keep_d].reshape(-1, 2)

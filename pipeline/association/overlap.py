@@ -48,6 +48,7 @@ RATIO = 0.5               # a pair agrees only with every rival's error above it
 DISAGREE = 1.5            # above this: two people
 AGREE_LOOSE = 0.4         # one-to-one (default): median error of one person seen twice, at most ...
 MATCHED = 0.5             # ... and matched to each other at this share of the times both are seen
+SOLID = 0.8               # a pair matched at this share of those times is "solid": no switch of people in it
 
 Geometry = tuple[np.ndarray, np.ndarray, np.ndarray]     # src (K, 2), dst (K, 2), dst box height (K,)
 
@@ -150,21 +151,23 @@ def _unambiguous(i: np.ndarray, j: np.ndarray, err: np.ndarray, start: np.ndarra
 
 
 def _agreeing(tracklets, i, j, err, h, dist, start, end, one_to_one: bool = True
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(P,) bool: pair p is one person seen twice (module docstring, step 3), and (P,) the strength of
-    that evidence (higher first: the longest time matched)."""
-    if not one_to_one:
-        return _unambiguous(i, j, err, start, end), -err
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(P,) bool: pair p is one person seen twice (module docstring, step 3), (P,) the strength of that
+    evidence (higher first: the longest time matched) and (P,) the share of the times both are seen that
+    they are matched to each other."""
     share, seen = matched_share(tracklets, i, j, h, dist)
-    return (err <= AGREE_LOOSE) & (share >= MATCHED) & (seen >= MIN_SHARED), share * seen
+    if not one_to_one:
+        return _unambiguous(i, j, err, start, end), -err, share
+    return (err <= AGREE_LOOSE) & (share >= MATCHED) & (seen >= MIN_SHARED), share * seen, share
 
 
 def overlap_evidence(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.ndarray, end: np.ndarray,
                      dist: np.ndarray, link_threshold: float, motion: bool = True, one_to_one: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """(same_i, same_j) pairs that are one person (best first), (K, 2) pairs that are two people, and
-    statistics (module docstring). ``dist`` (T, T) appearance distances, ``link_threshold`` for the seeds;
-    ``motion``: without appearance seeds, seek the model from co-visibility and motion."""
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(same_i, same_j) pairs that are one person (best first), (same,) bool: those matched at ``SOLID`` of
+    their shared times, (K, 2) pairs that are two people, and statistics (module docstring). ``dist``
+    (T, T) appearance distances, ``link_threshold`` for the seeds; ``motion``: without appearance seeds,
+    seek the model from co-visibility and motion."""
     i, j = candidate_pairs(tracklets, cam, start, end)
     stats = {"overlap_pairs": int(len(i)), "overlap_models": 0, "overlap_motion_models": 0, "overlap_same": 0,
              "overlap_different": 0}
@@ -194,10 +197,13 @@ def overlap_evidence(tracklets: Sequence[Tracklet], cam: np.ndarray, start: np.n
                 break
             h = refit
         err = np.array([np.median(_errors(h, *g)) for g in sgeo])
-        agree, strength = _agreeing(tracklets, si, sj, err, h, dist, start, end, one_to_one)
+        agree, strength, share = _agreeing(tracklets, si, sj, err, h, dist, start, end, one_to_one)
         stats["overlap_models"] += 1
-        same += list(zip((-strength[agree]).tolist(), si[agree].tolist(), sj[agree].tolist()))
+        same += list(zip((-strength[agree]).tolist(), si[agree].tolist(), sj[agree].tolist(),
+                         (share[agree] >= SOLID).tolist()))
         different += list(zip(si[err > DISAGREE].tolist(), sj[err > DISAGREE].tolist()))
     stats["overlap_same"], stats["overlap_different"] = len(same), len(different)
-    same_arr = np.array([(a, b) for _, a, b in sorted(same)], np.int64).reshape(-1, 2)
-    return same_arr[:, 0], same_arr[:, 1], np.array(different, np.int64).reshape(-1, 2), stats
+    same.sort()
+    same_arr = np.array([(a, b) for _, a, b, _ in same], np.int64).reshape(-1, 2)
+    solid = np.array([ok for *_, ok in same], bool)
+    return same_arr[:, 0], same_arr[:, 1], solid, np.array(different, np.int64).reshape(-1, 2), stats
