@@ -385,6 +385,7 @@ def test_thresholds_recorded_in_run_json_and_identities_summary(tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["association"]["thresholds"] == shown
     assert run["association"]["calibration"]["negatives"] > 0
+    assert run["association"]["handovers"] == 0                    # no track taken over in one frame here
 
 
 def test_a_chain_never_joins_two_incompatible_tracklets():

@@ -45,5 +45,6 @@ def record_association(run_dir: Path, thresholds: dict, stats: dict, calibration
         return
     geometry = {k: v for k, v in stats.items() if k.startswith(("ground_", "overlap_"))}
     doc["association"] = {"thresholds": thresholds, "calibration": stats.get("calibration", {}),
-                          "ground": calibration, "geometry": geometry}   # ground: camera calibration used
+                          "ground": calibration, "geometry": geometry,   # ground: camera calibration used
+                          "handovers": int(stats.get("handovers", 0))}   # tracks taken over in one frame, joined
     atomic_write_json(Path(run_dir) / RUN_FILE, doc)
