@@ -59,8 +59,8 @@ def handover_starts(tracklets: Sequence[Tracklet]) -> np.ndarray:
     occluder, a blurred half) while the person's own track took a weak box there for the last time:
     one person, two boxes for one frame. Counted as overlapping in time, the two tracklets would be
     two different people (a cannot-link, and a "known negative" for the calibration); moved, b is a
-    candidate to link after a like any track the tracker broke (PETS09 blurred: one such pair in 27
-    bench footages, each of its 85 and 198 boxes the same person). Tracklets without boxes keep their times.
+    candidate to link after a like any track the tracker broke (PETS09 blurred: one such pair in the 38
+    footages of bench/mtmc.py, its 85 and 198 boxes one person). Tracklets without boxes keep their times.
     """
     start = np.array([t.start_time for t in tracklets], np.float64)
     ending: dict[tuple[str, int], list[int]] = {}
