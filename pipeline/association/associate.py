@@ -37,7 +37,7 @@ from pipeline.association.clustering import (attach_to_clusters, constrained_agg
                                              refine_labels)
 from pipeline.association.config import AUTO, AssociationConfig
 from pipeline.association.constraints import (box_ends, cannot_link_matrix, gap_pairs, motion_blocked_pairs,
-                                              handover_starts, overlapping_pairs, topology_validator,
+                                              HANDOVER_GAP, overlapping_pairs, topology_validator,
                                               tracklet_times)
 from pipeline.association.distance import fused_distance as _fused
 from pipeline.association.ground import apply_ground, skip_calibrated
@@ -97,7 +97,7 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     cam, start, end = tracklet_times(tracklets, topology)
     stats = {"tracklets": n, "short": int(short.sum()), "without_features": int((~has_feat).sum()),
              "fallback_features": int(weak.sum()),
-             "handovers": int(sum(s != t.start_time for s, t in zip(handover_starts(tracklets), tracklets))),
+             "handovers": _handovers(tracklets, start, end),
              "dropped": int(dropped.sum()), "linkage": cfg.linkage,
              "topology": topology is not None, "cannot_link_pairs": 0, "topology_rejections": 0}
     if not cfg.enabled or n == 0:
@@ -110,6 +110,13 @@ def associate_detailed(tracklets: Sequence[Tracklet], cfg: AssociationConfig | N
     log.info("association: %d tracklets -> %d identities (%d short, %d cannot-link pairs, %.2f s)",
              n, stats["identities"], stats["short"], stats["cannot_link_pairs"], stats["seconds"])
     return AssociationResult(ids, flagged, stats)
+
+
+def _handovers(tracklets: Sequence[Tracklet], start: np.ndarray, end: np.ndarray) -> int:
+    """How many tracklets :func:`tracklet_times` moved to start after the one they took over from: their start
+    lies past their end minus their own duration (topology offsets cancel)."""
+    duration = np.array([t.end_time - t.start_time for t in tracklets], np.float64)
+    return int(np.sum(start - (end - duration) > HANDOVER_GAP / 2))
 
 
 def _cluster(tracklets, cfg, topology, cam, start, end, short, has_feat, weak, stats, ground=None) -> np.ndarray:

@@ -218,7 +218,7 @@ def insert_links(i: np.ndarray, j: np.ndarray, dist: np.ndarray, threshold: np.n
     labels = chain_labels(nxt)
     tail = _chain_tails(nxt, labels)                                                     # (T,) b -> b'
     first = np.flatnonzero(usable & (nxt[i] >= 0) & ~has_prev[j] & (dist < threshold)
-                           & (labels[i] != labels[j]))                                   # a -> b
+                           & (labels[i] != labels[j]))      # a -> b; never b's own chain (a cycle) whatever i, j
     if not len(first):
         return nxt, 0
     second = pair_positions(i, j, tail[j[first]], nxt[i[first]], n)                      # b' -> c
